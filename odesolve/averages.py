@@ -1,0 +1,779 @@
+"""Gaussian averages of activation functions: closed forms and numeric quadrature.
+
+The derivation (:mod:`odesolve.derive`) reduces the order-parameter equations to
+averages over at most two jointly Gaussian pre-activations,
+
+    E[f(λ)],            λ ~ N(m, q),
+    E[f(λ1) h(λ2)],     (λ1, λ2) ~ N((m1, m2), [[q1, c], [c, q2]]),
+
+where f and h are sympy expressions in :data:`odesolve.activations.X` (products of
+derivatives of the activation, with Heaviside steps and DiracDelta distributions
+for non-smooth activations).  This module turns them into numbers.
+
+**Closed forms** (:func:`gaussian_average_1`, :func:`gaussian_average_2`) are
+derived exactly, never by open-ended ``integrate`` calls (which can hang):
+
+* 1-D: every term ``x^k exp(αx² + βx) Π erf(ax + b) 1[x > r]`` is reduced by
+  completing the square to truncated normal moments, and erf factors are removed
+  by Stein's lemma ``E[t F(t)] = E[F'(t)]`` down to ``E[erf(at + b)]`` and
+  ``E[erf(a1 t) erf(a2 t)]`` (an arcsine).  ``DiracDelta(x - r, n)`` terms give
+  ``(-1)^n p^(n)(r)``, p the density.
+* 2-D: a delta factor is integrated exactly (its field is fixed at the root and the
+  other is conditionally Gaussian); otherwise one field is averaged in closed form
+  given the other, then the outer average is taken; failing that (ReLU-type
+  pairs) Price's theorem ``∂_c E[f h] = E[f' h']`` is integrated in c from
+  ``E[f] E[h]`` at c = 0, when the integrand is algebraic or inverse-trigonometric
+  in c (zero means).  Whatever needs Owen's T or the bivariate normal CDF (ReLU or
+  erf pairs with means) has no closed form: None.
+
+**Numeric averages** (:func:`numeric_average_source`) are numba functions: delta
+terms exact, closed-form pieces printed, the rest composite Gauss-Legendre
+quadrature of the standardised field(s) on [-10, 10], panels cut at kinks and at
+the activation's unit scale; in 2-D the inner (conditional) average is a closed
+form whenever the 1-D engine finds one.
+
+**Contract with the derivation and the code generator.**  :func:`expect_1` and
+:func:`expect_2` return a sympy expression: the closed form, or (when there is
+none, or always when ``mode="numeric"`` or ``$ODESOLVE_AVERAGES=numeric``) a
+placeholder call
+
+    gauss_avg1_<hash>(q, m)                 gauss_avg2_<hash>(q1, q2, c, m1, m2)
+
+of an undefined sympy function, one name per integrand (the hash is of the
+normalized f, h, so equal integrands share a function; zero means are passed as
+0).  :func:`numeric_sources` finds the placeholders in any expression tree and
+returns ``{name: source}``; each source defines one ``@njit`` function of that
+name using only ``math`` and ``njit`` from the host module, so the generator pastes
+it after ``import math`` / ``from numba import njit`` and prints placeholders as
+plain calls.  Placeholders also evaluate through ``evalf`` and ``lambdify``
+(scalars).  The registry lives in the process that created the placeholders.
+
+>>> import math, sympy
+>>> from odesolve.activations import resolve_activation
+>>> q1, q2, c = sympy.symbols("q1 q2 c", real=True)
+>>> erf = resolve_activation("erf").expr
+>>> expect_2(erf, erf, q1, q2, c)
+2*asin(c/(sqrt(q1 + 1)*sqrt(q2 + 1)))/pi
+>>> tanh = resolve_activation("tanh").expr
+>>> e = expect_2(tanh, tanh, q1, q2, c)
+>>> e
+gauss_avg2_...(q1, q2, c, 0, 0)
+>>> sources = numeric_sources(2 * e + 1)
+>>> list(sources) == [e.func.__name__]
+True
+>>> namespace = {"math": math, "njit": lambda fn: fn}  # numba.njit in generated code
+>>> exec(sources[e.func.__name__], namespace)
+>>> round(namespace[e.func.__name__](1.0, 1.0, 0.5, 0.0, 0.0), 10)
+0.1863244132
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import os
+from math import comb
+
+import numpy as np
+import sympy
+from sympy.core.function import AppliedUndef
+from sympy.integrals.manualintegrate import manualintegrate
+from sympy.utilities.lambdify import implemented_function
+
+from .activations import X, normalize, print_code
+
+# Internal symbols of the derivations; results are re-expressed in the caller's.
+_q1, _q2 = sympy.symbols("q1 q2", positive=True)
+_c = sympy.Symbol("c", real=True)
+_m1, _m2 = sympy.symbols("m1 m2", real=True)
+_det = sympy.Dummy("det", positive=True)  # q1*q2 - c**2, positive keeps square roots apart
+_xo = sympy.Dummy("xo", real=True)  # the conditioning variable
+_SQRT2 = sympy.sqrt(2)
+_MAX_PRICE_DEPTH = 3  # ReLU pairs need 2: (g, g) -> (H, H) -> (δ, δ)
+_MAX_OPS = 3000  # larger raw closed forms are left to quadrature
+
+
+def _is_zero(e):
+    return e == 0 or sympy.cancel(sympy.expand(e)) == 0
+
+
+def _density(x, mean, var):
+    return sympy.exp(-(x - mean) ** 2 / (2 * var)) / sympy.sqrt(2 * sympy.pi * var)
+
+
+# --------------------------------------------------------------------------- #
+# 1-D closed forms
+# --------------------------------------------------------------------------- #
+def _parse_term(term):
+    """``(coeff, k, alpha, beta, erfs, lo)`` for ``coeff x^k exp(alpha x^2 + beta x)
+    prod erf(a x + b) 1[x > lo]``, or None when a factor is outside that family."""
+    coeff, k, exponent, erfs, lo = sympy.Integer(1), 0, sympy.Integer(0), [], -sympy.oo
+    for fac in sympy.Mul.make_args(term):
+        if not fac.has(X):
+            coeff *= fac
+            continue
+        if isinstance(fac, sympy.exp):
+            if not fac.args[0].is_polynomial(X) or sympy.degree(fac.args[0], X) > 2:
+                return None
+            exponent += fac.args[0]
+            continue
+        base, power = fac.as_base_exp()
+        if not (power.is_Integer and power > 0):
+            return None
+        if base == X:
+            k += int(power)
+        elif isinstance(base, sympy.erf) and base.args[0].is_polynomial(X) and sympy.degree(base.args[0], X) == 1:
+            a, b = sympy.Poly(base.args[0], X).all_coeffs()
+            erfs += [(a, b)] * int(power)
+        elif isinstance(base, sympy.Heaviside):  # normalize() leaves Heaviside(x - r) only
+            r = -base.args[0].subs(X, 0)
+            if not r.is_number:
+                return None
+            lo = r if lo == -sympy.oo else sympy.Max(lo, r)
+        else:
+            return None
+    poly = sympy.Poly(exponent, X)
+    alpha, beta, gamma = (poly.coeff_monomial(X ** i) for i in (2, 1, 0))
+    return coeff * sympy.exp(gamma), k, alpha, beta, tuple(erfs), lo
+
+
+def _tail_moments(k, lo):
+    """``E[t^j 1[t > lo]]`` for j = 0..k, t standard normal."""
+    if lo == -sympy.oo:
+        J = [sympy.Integer(1), sympy.Integer(0)]
+        for j in range(2, k + 1):
+            J.append((j - 1) * J[j - 2])
+        return J[: k + 1]
+    phi = sympy.exp(-lo ** 2 / 2) / sympy.sqrt(2 * sympy.pi)
+    J = [sympy.erfc(lo / _SQRT2) / 2, phi]
+    for j in range(2, k + 1):
+        J.append((j - 1) * J[j - 2] + lo ** (j - 1) * phi)
+    return J[: k + 1]
+
+
+def _erf_base(erfs):
+    """``E[prod erf(a t + b)]`` for t standard normal (None when not elementary)."""
+    if not erfs:
+        return sympy.Integer(1)
+    if len(erfs) == 1:
+        a, b = erfs[0]
+        return sympy.erf(b / sympy.sqrt(1 + 2 * a ** 2))
+    if len(erfs) == 2 and _is_zero(erfs[0][1]) and _is_zero(erfs[1][1]):
+        (a1, _), (a2, _) = erfs
+        return 2 / sympy.pi * sympy.asin(2 * a1 * a2 / sympy.sqrt((1 + 2 * a1 ** 2) * (1 + 2 * a2 ** 2)))
+    return None
+
+
+def _stein(j, erfs):
+    """``E[t^j prod erf(a t + b)]``, t standard normal, by Stein's lemma
+    E[t F(t)] = E[F'(t)]: each step trades a power of t for an erf derivative."""
+    if j == 0:
+        return _erf_base(erfs)
+    out = (j - 1) * _stein(j - 2, erfs) if j >= 2 else sympy.Integer(0)
+    if out is None:
+        return None
+    for i, (a, b) in enumerate(erfs):
+        others = erfs[:i] + erfs[i + 1:]
+        part = _term_average(2 * a / sympy.sqrt(sympy.pi) * sympy.exp(-b ** 2), j - 1, -a ** 2, -2 * a * b,
+                             others, -sympy.oo, sympy.Integer(0), sympy.Integer(1))
+        if part is None:
+            return None
+        out += part
+    return out
+
+
+def _term_average(coeff, k, alpha, beta, erfs, lo, mean, var):
+    """E of one parsed term over x ~ N(mean, var)."""
+    if alpha == 0 and beta == 0:
+        mu, sd, pref = mean, sympy.sqrt(var), coeff
+    else:  # absorb the exponential into the Gaussian weight: N(mu, sd^2) times pref
+        A = 1 / (2 * var) - alpha
+        B = beta + mean / var
+        mu, sd = B / (2 * A), 1 / sympy.sqrt(2 * A)
+        pref = coeff * sympy.exp(B ** 2 / (4 * A) - mean ** 2 / (2 * var)) / sympy.sqrt(2 * A * var)
+    t_lo = lo if lo == -sympy.oo else (lo - mu) / sd
+    if not erfs:
+        J = _tail_moments(k, t_lo)
+    elif t_lo == -sympy.oo:
+        t_erfs = tuple((a * sd, a * mu + b) for a, b in erfs)
+        J = [_stein(j, t_erfs) for j in range(k + 1)]
+        if any(v is None for v in J):
+            return None
+    else:  # erf on a half line: Owen's T function, not elementary
+        return None
+    return pref * sympy.Add(*[comb(k, j) * mu ** (k - j) * sd ** j * J[j] for j in range(k + 1)])
+
+
+def _delta_at(delta_term, weight):
+    """Integral of ``a delta^(n)(x - r)`` (normalized: constant a) against a smooth
+    weight written in _xo: (-1)^n a weight^(n)(r)."""
+    delta = next(f for f in sympy.Mul.make_args(delta_term) if isinstance(f, sympy.DiracDelta))
+    n = int(delta.args[1]) if len(delta.args) > 1 else 0
+    r = -delta.args[0].subs(X, 0)
+    return delta_term / delta * (-1) ** n * sympy.diff(weight, _xo, n).subs(_xo, r)
+
+
+@functools.lru_cache(maxsize=None)
+def _avg1(expr, mean, var):
+    """Closed form of E[expr(x)], x ~ N(mean, var), or None."""
+    expr = normalize(expr.replace(sympy.erfc, lambda u: 1 - sympy.erf(u)))
+    total = sympy.Integer(0)
+    for term in sympy.Add.make_args(expr):
+        if term.has(sympy.DiracDelta):
+            total += _delta_at(term, _density(_xo, mean, var))
+            continue
+        parsed = _parse_term(term)
+        part = None if parsed is None else _term_average(*parsed, mean, var)
+        if part is None:
+            return None
+        total += part
+    return total
+
+
+# --------------------------------------------------------------------------- #
+# 2-D closed forms
+# --------------------------------------------------------------------------- #
+def _split_delta(expr):
+    terms = sympy.Add.make_args(expr)
+    return ([t for t in terms if t.has(sympy.DiracDelta)],
+            sympy.Add(*[t for t in terms if not t.has(sympy.DiracDelta)]))
+
+
+def _conditional(which, m1, m2):
+    """(mean, var) of the other field given field ``which`` equals _xo."""
+    if which == 1:
+        return m2 + _c / _q1 * (_xo - m1), _det / _q1
+    return m1 + _c / _q2 * (_xo - m2), _det / _q2
+
+
+def _delta_pair(delta_term, other, which, m1, m2):
+    """E[a delta^(n)(x_which - r) other(x_other)]: integrate the delta exactly."""
+    mean, var = _conditional(which, m1, m2)
+    inner = _avg1(other, mean, var)
+    if inner is None:
+        return None
+    own_mean, own_var = (m1, _q1) if which == 1 else (m2, _q2)
+    return _delta_at(delta_term, inner * _density(_xo, own_mean, own_var))
+
+
+def _conditioned(f, h, which, m1, m2):
+    """Average the ``which``-th-free field exactly given the other, then the other."""
+    inner_fn, outer_fn = (h, f) if which == 1 else (f, h)
+    mean, var = _conditional(which, m1, m2)
+    inner = _avg1(inner_fn, mean, var)
+    if inner is None:
+        return None
+    return _avg1(outer_fn * inner.subs(_xo, X), *((m1, _q1) if which == 1 else (m2, _q2)))
+
+
+def _c_dependent_ok(expr):
+    """True when ``expr`` depends on c only algebraically or through inverse trig
+    functions: integrands sympy integrates in closed form quickly and reliably."""
+    for sub in sympy.preorder_traversal(expr):
+        if sub.has(_c):
+            if sub.is_Function and not isinstance(sub, (sympy.asin, sympy.acos, sympy.atan)):
+                return False
+            if sub.is_Pow and sub.exp.has(_c):
+                return False
+    return True
+
+
+def _price(f, h, m1, m2, depth):
+    """Price's theorem: E[f h](c) = E[f] E[h] + int_0^c E[f' h'](c') dc'."""
+    if depth >= _MAX_PRICE_DEPTH:
+        return None
+    ef, eh = _avg1(f, m1, _q1), _avg1(h, m2, _q2)
+    if ef is None or eh is None:
+        return None
+    d = _pair(normalize(sympy.diff(f, X)), normalize(sympy.diff(h, X)), m1, m2, depth + 1)
+    if d is None:
+        return None
+    d = d.subs(_det, _q1 * _q2 - _c ** 2)
+    if not _c_dependent_ok(d):
+        return None
+    F = manualintegrate(d, _c)
+    if F.has(sympy.Integral, sympy.Piecewise) or not _is_antiderivative(F, d):
+        return None
+    return ef * eh + sympy.expand_mul(F - F.subs(_c, 0))
+
+
+def _is_antiderivative(F, d):
+    """Spot check dF/dc = d at an admissible point (guards against branch slips)."""
+    point = {_q1: 0.7, _q2: 1.3, _c: -0.4, _m1: 0.3, _m2: -0.2}
+    lhs, rhs = complex(sympy.diff(F, _c).evalf(subs=point)), complex(d.evalf(subs=point))
+    return abs(lhs - rhs) <= 1e-10 * (1 + abs(rhs))
+
+
+@functools.lru_cache(maxsize=None)
+def _pair(f, h, m1, m2, depth=0):
+    """Closed form of E[f(x1) h(x2)] (f, h normalized), in _q1, _q2, _c, _det, or None."""
+    if f == 0 or h == 0:
+        return sympy.Integer(0)
+    if not f.has(X) or not h.has(X):
+        ef, eh = _avg1(f, m1, _q1), _avg1(h, m2, _q2)
+        return None if ef is None or eh is None else ef * eh
+    f_deltas, f_reg = _split_delta(f)
+    h_deltas, h_reg = _split_delta(h)
+    total = sympy.Integer(0)
+    for t in f_deltas:
+        part = _delta_pair(t, h, 1, m1, m2)
+        if part is None:
+            return None
+        total += part
+    for t in h_deltas:
+        part = _delta_pair(t, f_reg, 2, m1, m2)
+        if part is None:
+            return None
+        total += part
+    if f_reg == 0 or h_reg == 0:
+        return total
+    part = _regular_pair(f_reg, h_reg, m1, m2, depth)
+    return None if part is None else total + part
+
+
+def _regular_pair(f, h, m1, m2, depth):
+    if not f.has(X) or not h.has(X):
+        return _pair(f, h, m1, m2, depth)
+    # conditioning on either field can succeed; the two results differ in size
+    # (the inner average should be the harder function), keep the smaller
+    found = [r for r in (_conditioned(f, h, 1, m1, m2), _conditioned(f, h, 2, m1, m2)) if r is not None]
+    if found:
+        return min(found, key=sympy.count_ops)
+    f_terms, h_terms = sympy.Add.make_args(f), sympy.Add.make_args(h)
+    if len(f_terms) > 1 or len(h_terms) > 1:
+        total = sympy.Integer(0)
+        for a in f_terms:
+            for b in h_terms:
+                part = _regular_pair(a, b, m1, m2, depth)
+                if part is None:
+                    return None
+                total += part
+        return total
+    return _price(f, h, m1, m2, depth)
+
+
+# --------------------------------------------------------------------------- #
+# Presentation of closed forms
+# --------------------------------------------------------------------------- #
+def _reduce_c(e):
+    """Even powers of c in terms of det = q1 q2 - c^2, whose positivity sympy knows."""
+    return e.replace(lambda p: p.is_Pow and p.base == _c and p.exp.is_Integer and abs(p.exp) >= 2,
+                     lambda p: _c ** (p.exp % 2) * (_q1 * _q2 - _det) ** (p.exp // 2))
+
+
+def _tidy(e):
+    """Cheap simplification: factor radicands and function arguments.
+
+    Written in det (positive) instead of c^2, radicands are recognisably positive,
+    so sympy merges and splits square roots without ``force`` (which would be
+    wrong for the sign of c).
+    """
+    e = _reduce_c(e)
+    for _ in range(2):
+        e = sympy.powsimp(e)
+        e = e.replace(lambda p: p.is_Pow and not p.exp.is_Integer,
+                      lambda p: sympy.Pow(sympy.factor(sympy.cancel(p.base)), p.exp))
+        e = e.replace(lambda p: isinstance(p, (sympy.exp, sympy.erf, sympy.erfc, sympy.asin)),
+                      lambda p: p.func(sympy.factor(sympy.cancel(sympy.powsimp(p.args[0])))))
+        e = _reduce_c(e)
+    return e.subs(_det, _q1 * _q2 - _c ** 2)
+
+
+def _presentable(out):
+    # a huge closed form is slow to tidy and to evaluate: quadrature serves better
+    if out is None or sympy.count_ops(out) > _MAX_OPS:
+        return None
+    return _tidy(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _closed_1(f, zero_mean):
+    return _presentable(_avg1(f, sympy.Integer(0) if zero_mean else _m1, _q1))
+
+
+@functools.lru_cache(maxsize=None)
+def _closed_2(f, h, zero_mean_1, zero_mean_2):
+    zero = sympy.Integer(0)
+    return _presentable(_pair(f, h, zero if zero_mean_1 else _m1, zero if zero_mean_2 else _m2))
+
+
+def _is_zero_mean(m):
+    return sympy.sympify(m) == 0
+
+
+def gaussian_average_1(f, q, m=0):
+    """Closed form of E[f(λ)], λ ~ N(m, q), or None.
+
+    Parameters
+    ----------
+    f : sympy.Expr
+        Function of :data:`~odesolve.activations.X` (may contain Heaviside and
+        DiracDelta, derivatives included).
+    q, m : sympy.Expr or number
+        Variance and mean.  ``m = 0`` (exactly) selects zero-mean formulas.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> from odesolve.activations import X
+    >>> q = sympy.Symbol("q", positive=True)
+    >>> gaussian_average_1(sympy.sqrt(2 / sympy.pi) * sympy.exp(-X**2 / 2), q)
+    sqrt(2)/(sqrt(pi)*sqrt(q + 1))
+    >>> gaussian_average_1(sympy.DiracDelta(X, 1), q, 1)  # -p'(0), p the N(1, q) density
+    -sqrt(2)*exp(-1/(2*q))/(2*sqrt(pi)*q**(3/2))
+    """
+    out = _closed_1(normalize(sympy.sympify(f)), _is_zero_mean(m))
+    return None if out is None else out.xreplace({_q1: sympy.sympify(q), _m1: sympy.sympify(m)})
+
+
+def gaussian_average_2(f, h, q1, q2, c, m1=0, m2=0):
+    """Closed form of E[f(λ1) h(λ2)] or None.
+
+    (λ1, λ2) is Gaussian with means (m1, m2), variances (q1, q2), covariance c.
+    Zero means (passed as 0) give more closed forms (ReLU pairs); with means,
+    averages that need the bivariate normal CDF return None.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> from odesolve.activations import X
+    >>> q1, q2, c = sympy.symbols("q1 q2 c", real=True)
+    >>> gaussian_average_2(sympy.Heaviside(X), sympy.Heaviside(X), q1, q2, c)
+    asin(c/(sqrt(q1)*sqrt(q2)))/(2*pi) + 1/4
+    >>> print(gaussian_average_2(X * sympy.Heaviside(X), X * sympy.Heaviside(X), q1, q2, c, 0.5, 0))
+    None
+    """
+    f, h = normalize(sympy.sympify(f)), normalize(sympy.sympify(h))
+    out = _closed_2(f, h, _is_zero_mean(m1), _is_zero_mean(m2))
+    if out is None:
+        return None
+    values = (q1, q2, c, m1, m2)
+    return out.xreplace({s: sympy.sympify(v) for s, v in zip((_q1, _q2, _c, _m1, _m2), values)})
+
+
+def closed_form_available(f, h=None, with_means=False):
+    """Whether E[f] (or E[f(λ1) h(λ2)]) has a closed form, at zero or general means.
+
+    >>> from odesolve.activations import X
+    >>> import sympy
+    >>> relu = X * sympy.Heaviside(X)
+    >>> closed_form_available(relu, relu), closed_form_available(relu, relu, with_means=True)
+    (True, False)
+    """
+    m = _m1 if with_means else 0
+    if h is None:
+        return gaussian_average_1(f, _q1, m) is not None
+    return gaussian_average_2(f, h, _q1, _q2, _c, m, _m2 if with_means else 0) is not None
+
+
+# --------------------------------------------------------------------------- #
+# Numeric quadrature: numba source
+# --------------------------------------------------------------------------- #
+_L = 10.0  # standardised range [-L, L]; the normal tail beyond carries < 1e-22
+_PANELS = 4  # uniform panels of [-L, L], cut further at the points below
+_NODES = 16  # Gauss-Legendre nodes per panel
+# Pre-activation values where activations of unit scale change shape: panels end
+# there (and at kinks), so g(m + sqrt(q) t) is resolved for small and large q alike.
+_FEATURES = (-4.0, -1.0, -0.25, 0.0, 0.25, 1.0, 4.0)
+_VAR_FLOOR = 1e-14  # conditional variances >= this times the variance (|corr| -> 1)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GX, _GW = np.polynomial.legendre.leggauss(_NODES)
+_MU = sympy.Symbol("mu", real=True)
+_V = sympy.Symbol("v", positive=True)
+
+
+class _Source:
+    """Lines of one generated function, with fresh local names."""
+
+    def __init__(self):
+        self.lines, self.count = [], 0
+
+    def name(self, stem):
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def emit(self, indent, text):
+        self.lines.append("    " * indent + text)
+
+
+def _code(expr, names):
+    """Source of ``expr`` with symbols renamed to local variable names."""
+    return print_code(sympy.sympify(expr).xreplace({s: sympy.Symbol(n) for s, n in names.items()}))
+
+
+def _points(expr):
+    """Panel ends in pre-activation space: the features and the kinks of expr."""
+    kinks = {float(-a.args[0].subs(X, 0)) for a in expr.atoms(sympy.Heaviside)}
+    return sorted(set(_FEATURES) | kinks)
+
+
+def _emit_panels(src, ind, point_tuples, body):
+    """Gauss-Legendre loop over [-L, L] against the standard normal weight.
+
+    Panels end at the uniform grid and at every point of the named tuples (in
+    any order: each step looks for the nearest point ahead).  ``body(ind, t, w)``
+    emits the accumulation at node ``t`` with weight ``w`` (Gaussian included).
+    """
+    lo, hi, k, g, p, hw, mid, i, t, w = (src.name(s) for s in ("lo", "hi", "k", "g", "p", "hw", "mid", "i", "t", "w"))
+    src.emit(ind, f"{lo} = {-_L!r}")
+    src.emit(ind, f"while {lo} < {_L!r}:")
+    src.emit(ind + 1, f"{hi} = {_L!r}")
+    src.emit(ind + 1, f"for {k} in range(1, {_PANELS + 1}):")
+    src.emit(ind + 2, f"{g} = {-_L!r} + {k} * {2 * _L / _PANELS!r}")
+    src.emit(ind + 2, f"if {g} > {lo}:")
+    src.emit(ind + 3, f"{hi} = {g}")
+    src.emit(ind + 3, "break")
+    for tup in point_tuples:
+        src.emit(ind + 1, f"for {p} in {tup}:")
+        src.emit(ind + 2, f"if {lo} < {p} < {hi}:")
+        src.emit(ind + 3, f"{hi} = {p}")
+    src.emit(ind + 1, f"{hw} = 0.5 * ({hi} - {lo})")
+    src.emit(ind + 1, f"{mid} = 0.5 * ({hi} + {lo})")
+    src.emit(ind + 1, f"for {i} in range({_NODES}):")
+    src.emit(ind + 2, f"{t} = {mid} + {hw} * gx[{i}]")
+    src.emit(ind + 2, f"{w} = {hw} * gw[{i}] * math.exp(-0.5 * {t} * {t})")
+    body(ind + 2, t, w)
+    src.emit(ind + 1, f"{lo} = {hi}")
+
+
+def _emit_avg1(src, ind, expr, mean, var, out):
+    """Emit ``out = E[expr(λ)]``, λ ~ N(mean, var) (mean, var: local names).
+
+    Terms with a closed form (DiracDelta terms always have one) are printed;
+    the rest is integrated by quadrature in the standardised variable.
+    """
+    closed, numeric = sympy.Integer(0), []
+    for term in sympy.Add.make_args(normalize(expr)):
+        part = _avg1(term, _MU, _V)
+        if part is None:
+            numeric.append(term)
+        else:
+            closed += part
+    src.emit(ind, f"{out} = {_code(closed, {_MU: mean, _V: var})}")
+    if not numeric:
+        return
+    integrand = sympy.Add(*numeric)
+    sd, bp, acc, lam = (src.name(s) for s in ("sd", "bp", "acc", "lam"))
+    src.emit(ind, f"{sd} = math.sqrt({var})")
+    src.emit(ind, f"{bp} = ({', '.join(f'({p!r} - {mean}) / {sd}' for p in _points(integrand))},)")
+    src.emit(ind, f"{acc} = 0.0")
+
+    def body(i, t, w):
+        src.emit(i, f"{lam} = {mean} + {sd} * {t}")
+        src.emit(i, f"{acc} += {w} * ({_code(integrand, {X: lam})})")
+
+    _emit_panels(src, ind, [bp], body)
+    src.emit(ind, f"{out} += {acc} * {_INV_SQRT_2PI!r}")
+
+
+def _emit_delta_pair(src, term, other, which):
+    """E[a δ^(n)(λw − r) other(λo)] = a (−1)^n Σ_j C(n,j) p_w^(n−j)(r) (c/qw)^j E[other^(j) | λw = r]:
+    the delta's field is integrated exactly; ``other`` given it is N(mean, v)."""
+    delta = next(f for f in sympy.Mul.make_args(term) if isinstance(f, sympy.DiracDelta))
+    n = int(delta.args[1]) if len(delta.args) > 1 else 0
+    r = -delta.args[0].subs(X, 0)
+    a = term / delta
+    (qw, mw), mo = ((_q1, _m1), _m2) if which == 1 else ((_q2, _m2), _m1)
+    mean = src.name("mean")
+    src.emit(1, f"{mean} = {_code(mo + _c / qw * (r - mw), {})}")
+    for j in range(n + 1):
+        coeff = a * (-1) ** n * comb(n, j) * sympy.diff(_density(X, mw, qw), X, n - j).subs(X, r) * (_c / qw) ** j
+        out = src.name("e")
+        _emit_avg1(src, 1, sympy.diff(other, X, j), mean, "v1" if which == 1 else "v2", out)
+        src.emit(1, f"total += ({_code(coeff, {})}) * {out}")
+
+
+def _emit_regular_pair(src, f, h):
+    """E[f(λ1) h(λ2)] for f, h free of deltas: quadrature over λ1, inner average of h."""
+    if not f.has(X) or not h.has(X):
+        e1, e2 = src.name("e"), src.name("e")
+        _emit_avg1(src, 1, f, "m1", "q1", e1)
+        _emit_avg1(src, 1, h, "m2", "q2", e2)
+        src.emit(1, f"total += {e1} * {e2}")
+        return
+    src.emit(1, "s1 = math.sqrt(q1)")
+    src.emit(1, "cs = c / s1")
+    src.emit(1, f"bp_f = ({', '.join(f'({p!r} - m1) / s1' for p in _points(f))},)")
+    # when λ2 | λ1 is narrow, h(λ2) is nearly a function of λ1: cut panels where the
+    # conditional mean crosses h's features too (scale 0 folds them onto t = 0)
+    src.emit(1, "sc = s1 / c if (c != 0.0 and v1 < 0.25 * q2) else 0.0")
+    src.emit(1, f"bp_h = ({', '.join(f'sc * ({p!r} - m2)' for p in _points(h))},)")
+    src.emit(1, "acc = 0.0")
+
+    def body(i, t, w):
+        inner = src.name("inner")
+        src.emit(i, f"lam1 = m1 + s1 * {t}")
+        src.emit(i, f"mu = m2 + cs * {t}")
+        _emit_avg1(src, i, h, "mu", "v1", inner)
+        src.emit(i, f"acc += {w} * ({_code(f, {X: 'lam1'})}) * {inner}")
+
+    _emit_panels(src, 1, ["bp_f", "bp_h"], body)
+    src.emit(1, f"total += acc * {_INV_SQRT_2PI!r}")
+
+
+def numeric_average_source(kind, f, h, func_name):
+    """Source of a numba function evaluating a Gaussian average by quadrature.
+
+    Parameters
+    ----------
+    kind : {1, 2}
+        1: ``func_name(q, m)`` = E[f(λ)], λ ~ N(m, q) (``h`` must be None).
+        2: ``func_name(q1, q2, c, m1, m2)`` = E[f(λ1) h(λ2)].
+    f, h : sympy.Expr
+        Functions of :data:`~odesolve.activations.X`.
+    func_name : str
+
+    Returns
+    -------
+    str
+        One ``@njit``-decorated function using only ``math`` and ``njit`` from
+        the host namespace.  DiracDelta terms are integrated exactly (density
+        derivatives times conditional averages), terms with a closed form are
+        printed, the rest is composite Gauss-Legendre quadrature on [-10, 10]
+        (standardised), with panels cut at kinks and at the activation scale.
+    """
+    if kind not in (1, 2) or (kind == 1) != (h is None):
+        raise ValueError("kind 1 takes f only, kind 2 takes f and h")
+    if not str(func_name).isidentifier():
+        raise ValueError(f"{func_name!r} is not a Python identifier")
+    f = normalize(sympy.sympify(f))
+    src = _Source()
+    src.emit(0, "@njit")
+    src.emit(0, f"def {func_name}({'q, m' if kind == 1 else 'q1, q2, c, m1, m2'}):")
+    src.emit(1, f"gx = ({', '.join(map(repr, _GX.tolist()))})")
+    src.emit(1, f"gw = ({', '.join(map(repr, _GW.tolist()))})")
+    if kind == 1:
+        _emit_avg1(src, 1, f, "m", "q", "total")
+    else:
+        h = normalize(sympy.sympify(h))
+        src.emit(1, f"det = max(q1 * q2 - c * c, {_VAR_FLOOR!r} * q1 * q2)")
+        src.emit(1, "v1 = det / q1")  # variance of λ2 given λ1
+        src.emit(1, "v2 = det / q2")  # variance of λ1 given λ2
+        src.emit(1, "total = 0.0")
+        f_deltas, f_reg = _split_delta(f)
+        h_deltas, h_reg = _split_delta(h)
+        for term in f_deltas:
+            _emit_delta_pair(src, term, h, 1)
+        for term in h_deltas:
+            _emit_delta_pair(src, term, f_reg, 2)
+        if f_reg != 0 and h_reg != 0:
+            _emit_regular_pair(src, f_reg, h_reg)
+    src.emit(1, "return total")
+    return "\n".join(src.lines) + "\n"
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(kind, f, h, jit):
+    import numba
+
+    source = numeric_average_source(kind, f, h, "average")
+    namespace = {"math": math, "njit": numba.njit if jit else (lambda fn: fn)}
+    exec(compile(source, "<odesolve.averages>", "exec"), namespace)
+    return namespace["average"]
+
+
+def numeric_average_1(f, q, m=0.0, jit=True):
+    """E[f(λ)], λ ~ N(m, q), by the quadrature of :func:`numeric_average_source`.
+
+    ``jit=False`` runs the same source as plain Python (no compile time).
+
+    >>> from odesolve.activations import X
+    >>> round(numeric_average_1(X**4, 2.0, 0.0, jit=False), 10)
+    12.0
+    """
+    return _compiled(1, normalize(sympy.sympify(f)), None, jit)(float(q), float(m))
+
+
+def numeric_average(f, h, q1, q2, c, m1=0.0, m2=0.0, jit=True):
+    """E[f(λ1) h(λ2)] by the quadrature of :func:`numeric_average_source`.
+
+    >>> from odesolve.activations import X
+    >>> round(numeric_average(X**2, X**2, 1.0, 2.0, 0.5, jit=False), 10)  # q1 q2 + 2 c^2
+    2.5
+    """
+    fn = _compiled(2, normalize(sympy.sympify(f)), normalize(sympy.sympify(h)), jit)
+    return fn(float(q1), float(q2), float(c), float(m1), float(m2))
+
+
+# --------------------------------------------------------------------------- #
+# Entry points of the derivation: closed form or placeholder
+# --------------------------------------------------------------------------- #
+_PREFIX = "gauss_avg"
+_PLACEHOLDERS = {}  # name -> (kind, f, h, sympy function class)
+
+
+def _placeholder(f, h):
+    kind = 1 if h is None else 2
+    digest = hashlib.sha256(f"{sympy.srepr(f)}|{sympy.srepr(h)}".encode()).hexdigest()[:12]
+    name = f"{_PREFIX}{kind}_{digest}"
+    if name not in _PLACEHOLDERS:
+        # _imp_ lets lambdify and evalf evaluate the placeholder (scalars only)
+        if kind == 1:
+            def value(q, m):
+                return numeric_average_1(f, q, m)
+        else:
+            def value(q1, q2, c, m1, m2):
+                return numeric_average(f, h, q1, q2, c, m1, m2)
+        _PLACEHOLDERS[name] = (kind, f, h, implemented_function(sympy.Function(name), value))
+    return _PLACEHOLDERS[name][3]
+
+
+def _mode(mode):
+    mode = mode or os.environ.get("ODESOLVE_AVERAGES", "auto")
+    if mode not in ("auto", "numeric"):
+        raise ValueError(f"unknown averages mode {mode!r}: expected 'auto' or 'numeric'")
+    return mode
+
+
+def expect_1(f, q, m=0, mode=None):
+    """E[f(λ)], λ ~ N(m, q), as a sympy expression.
+
+    The closed form when there is one (``mode="auto"``), otherwise, or always with
+    ``mode="numeric"`` (default: ``$ODESOLVE_AVERAGES``, else ``"auto"``), the
+    placeholder call ``gauss_avg1_<hash>(q, m)``; see the module docstring.
+    """
+    f = normalize(sympy.sympify(f))
+    if not f.has(X):
+        return f
+    if _mode(mode) == "auto":
+        out = gaussian_average_1(f, q, m)
+        if out is not None:
+            return out
+    return _placeholder(f, None)(sympy.sympify(q), sympy.sympify(m))
+
+
+def expect_2(f, h, q1, q2, c, m1=0, m2=0, mode=None):
+    """E[f(λ1) h(λ2)] as a sympy expression: closed form or ``gauss_avg2_<hash>(q1, q2, c, m1, m2)``.
+
+    Products on one field belong in :func:`expect_1`; a constant f or h reduces
+    to it here.
+    """
+    f, h = normalize(sympy.sympify(f)), normalize(sympy.sympify(h))
+    if not f.has(X):
+        return f * expect_1(h, q2, m2, mode)
+    if not h.has(X):
+        return h * expect_1(f, q1, m1, mode)
+    if _mode(mode) == "auto":
+        out = gaussian_average_2(f, h, q1, q2, c, m1, m2)
+        if out is not None:
+            return out
+    return _placeholder(f, h)(*map(sympy.sympify, (q1, q2, c, m1, m2)))
+
+
+def numeric_sources(expr):
+    """``{name: source}`` of the numba functions behind the placeholders in ``expr``.
+
+    Raises KeyError for a placeholder this process did not create (for example
+    one read back from disk): its integrand is only known to the process that
+    called :func:`expect_1` / :func:`expect_2`.
+    """
+    out = {}
+    for app in sorted(sympy.sympify(expr).atoms(AppliedUndef), key=str):
+        name = app.func.__name__
+        if not name.startswith(_PREFIX) or name in out:
+            continue
+        if name not in _PLACEHOLDERS:
+            raise KeyError(f"unknown average placeholder {name}: re-derive the expression in this process")
+        kind, f, h, _ = _PLACEHOLDERS[name]
+        out[name] = numeric_average_source(kind, f, h, name)
+    return out
