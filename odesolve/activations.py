@@ -252,7 +252,7 @@ class Activation:
     name : str
         Label used in messages and file names.
     expr : sympy.Expr
-        g as an expression in ``X``; stored in :func:`normalize` d form.
+        g as an expression in ``X``; stored in :func:`normalize` form.
 
     Examples
     --------

@@ -88,6 +88,7 @@ _c = sympy.Symbol("c", real=True)
 _m1, _m2 = sympy.symbols("m1 m2", real=True)
 _det = sympy.Dummy("det", positive=True)  # q1*q2 - c**2, positive keeps square roots apart
 _xo = sympy.Dummy("xo", real=True)  # the conditioning variable
+_u = sympy.Dummy("u", real=True)  # integration variable of 1-D delta terms
 _SQRT2 = sympy.sqrt(2)
 _MAX_PRICE_DEPTH = 3  # ReLU pairs need 2: (g, g) -> (H, H) -> (δ, δ)
 _MAX_OPS = 3000  # larger raw closed forms are left to quadrature
@@ -204,13 +205,13 @@ def _term_average(coeff, k, alpha, beta, erfs, lo, mean, var):
     return pref * sympy.Add(*[comb(k, j) * mu ** (k - j) * sd ** j * J[j] for j in range(k + 1)])
 
 
-def _delta_at(delta_term, weight):
+def _delta_at(delta_term, weight, var):
     """Integral of ``a delta^(n)(x - r)`` (normalized: constant a) against a smooth
-    weight written in _xo: (-1)^n a weight^(n)(r)."""
+    weight written in the symbol ``var``: (-1)^n a weight^(n)(r)."""
     delta = next(f for f in sympy.Mul.make_args(delta_term) if isinstance(f, sympy.DiracDelta))
     n = int(delta.args[1]) if len(delta.args) > 1 else 0
     r = -delta.args[0].subs(X, 0)
-    return delta_term / delta * (-1) ** n * sympy.diff(weight, _xo, n).subs(_xo, r)
+    return delta_term / delta * (-1) ** n * sympy.diff(weight, var, n).subs(var, r)
 
 
 @functools.lru_cache(maxsize=None)
@@ -220,7 +221,8 @@ def _avg1(expr, mean, var):
     total = sympy.Integer(0)
     for term in sympy.Add.make_args(expr):
         if term.has(sympy.DiracDelta):
-            total += _delta_at(term, _density(_xo, mean, var))
+            # integration variable distinct from _xo, on which mean may depend
+            total += _delta_at(term, _density(_xo, mean, var), _xo)
             continue
         parsed = _parse_term(term)
         part = None if parsed is None else _term_average(*parsed, mean, var)
@@ -253,11 +255,12 @@ def _delta_pair(delta_term, other, which, m1, m2):
     if inner is None:
         return None
     own_mean, own_var = (m1, _q1) if which == 1 else (m2, _q2)
-    return _delta_at(delta_term, inner * _density(_xo, own_mean, own_var))
+    return _delta_at(delta_term, inner * _density(_xo, own_mean, own_var), _xo)
 
 
 def _conditioned(f, h, which, m1, m2):
-    """Average the ``which``-th-free field exactly given the other, then the other."""
+    """Condition on field ``which``: average the other field in closed form given
+    it (a Gaussian with mean linear in it), then average over field ``which``."""
     inner_fn, outer_fn = (h, f) if which == 1 else (f, h)
     mean, var = _conditional(which, m1, m2)
     inner = _avg1(inner_fn, mean, var)
@@ -474,7 +477,7 @@ _PANELS = 4  # uniform panels of [-L, L], cut further at the points below
 _NODES = 16  # Gauss-Legendre nodes per panel
 # Pre-activation values where activations of unit scale change shape: panels end
 # there (and at kinks), so g(m + sqrt(q) t) is resolved for small and large q alike.
-_FEATURES = (-4.0, -1.0, -0.25, 0.0, 0.25, 1.0, 4.0)
+_FEATURES = (-8.0, -4.0, -1.0, -0.25, 0.0, 0.25, 1.0, 4.0, 8.0)
 _VAR_FLOOR = 1e-14  # conditional variances >= this times the variance (|corr| -> 1)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GX, _GW = np.polynomial.legendre.leggauss(_NODES)
@@ -501,10 +504,13 @@ def _code(expr, names):
     return print_code(sympy.sympify(expr).xreplace({s: sympy.Symbol(n) for s, n in names.items()}))
 
 
+def _kinks(expr):
+    return sorted({float(-a.args[0].subs(X, 0)) for a in expr.atoms(sympy.Heaviside)})
+
+
 def _points(expr):
     """Panel ends in pre-activation space: the features and the kinks of expr."""
-    kinks = {float(-a.args[0].subs(X, 0)) for a in expr.atoms(sympy.Heaviside)}
-    return sorted(set(_FEATURES) | kinks)
+    return sorted(set(_FEATURES) | set(_kinks(expr)))
 
 
 def _emit_panels(src, ind, point_tuples, body):
@@ -595,9 +601,12 @@ def _emit_regular_pair(src, f, h):
     src.emit(1, "cs = c / s1")
     src.emit(1, f"bp_f = ({', '.join(f'({p!r} - m1) / s1' for p in _points(f))},)")
     # when λ2 | λ1 is narrow, h(λ2) is nearly a function of λ1: cut panels where the
-    # conditional mean crosses h's features too (scale 0 folds them onto t = 0)
+    # conditional mean crosses h's features, and around h's kinks at the scale of the
+    # conditional spread, where the inner average steps (scale 0 folds them onto t = 0)
     src.emit(1, "sc = s1 / c if (c != 0.0 and v1 < 0.25 * q2) else 0.0")
-    src.emit(1, f"bp_h = ({', '.join(f'sc * ({p!r} - m2)' for p in _points(h))},)")
+    src.emit(1, "sv = math.sqrt(v1)")
+    near_kinks = [f"{r!r} + {k!r} * sv" for r in _kinks(h) for k in _FEATURES if k != 0.0]
+    src.emit(1, f"bp_h = ({', '.join(f'sc * ({p} - m2)' for p in [*map(repr, _points(h)), *near_kinks])},)")
     src.emit(1, "acc = 0.0")
 
     def body(i, t, w):

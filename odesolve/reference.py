@@ -22,17 +22,18 @@ __all__ = ["reference_rhs"]
 @lru_cache(maxsize=32)
 def _coefficient_functions(model: Autoencoder):
     eq = derive_equations(model)
-    args = [eq.symbols["Q"], eq.symbols["R"], eq.symbols["T0"], eq.symbols["m"]]
+    args = [list(eq.symbols[name]) for name in ("Q", "R", "T0", "m")]   # flattened, row-major
     modules = [_placeholder_functions(sp.Tuple(eq.S, eq.N, eq.bias_drift)), "math", "numpy"]
     return sp.lambdify(args, [eq.S, eq.N, eq.bias_drift], modules=modules)
 
 
 def reference_rhs(state: State, lr: float, bulk: str = "limit") -> np.ndarray:
     """d(state vector)/dt, computed without generated code."""
-    spec, K = state.spectrum, state.model.K
+    spec = state.spectrum
     ops = state.order_parameters()
     S, N, drift = (np.array(x, dtype=float) for x in
-                   _coefficient_functions(state.model)(ops.Q, ops.R, ops.T0, ops.m.reshape(K, 1)))
+                   _coefficient_functions(state.model)(ops.Q.ravel(), ops.R.ravel(),
+                                                       ops.T0.ravel(), ops.m))
     s_bulk_dynamics = spec.bulk / spec.D if bulk == "finite" else 0.0
     # every tracked mode τ: dy_τ/dt = η (s_τ S + N) y_τ
     dY = lr * (S @ state.Y * spec.s + N @ state.Y)

@@ -31,9 +31,13 @@ def test_erf_learns_components_one_after_another_in_order_of_eigenvalues():
     # the k-th exit time scales like 1/s_k (up to the log of the initial overlap)
     ratio = times / (1.0 / np.array(spikes))
     assert ratio.max() / ratio.min() < 3.0
-    # close to the PCA error, above it (erf is not linear)
-    excess = traj.error[-1] - spec.pca_error(3)
-    assert 0 < excess < 0.05 * spec.pca_error(3)
+    # approaches the PCA error from above (erf is not linear), slowly: the last step is the
+    # rescaling of the units into the linear regime of erf
+    excess = traj.error - spec.pca_error(3)
+    decade_earlier = np.searchsorted(traj.t, traj.t[-1] / 10)
+    assert 0 < excess[-1] < 0.5 * spec.pca_error(3)
+    assert excess[-1] < excess[decade_earlier]       # still approaching
+    assert np.diag(traj.Q[-1]).max() < 0.2          # units driven into the linear regime
 
 
 def test_erf_untied_reaches_pca_by_rescaling():
@@ -68,7 +72,7 @@ def test_tied_erf_stays_above_pca_by_the_predicted_gap(s, fraction):
                      1.0, 3000.0)
     gain = spec.initial_error - traj.error[-1]
     assert gain / (s / 2) == pytest.approx(tied_erf_optimum(s), abs=2e-3)
-    assert traj.error[-1] > spec.pca_error(1) + 0.02 * s
+    assert traj.error[-1] - spec.pca_error(1) > 0.5 * (1 - fraction) * s / 2
 
 
 def test_why_tied_erf_fails_the_tied_constraint_blocks_rescaling():
@@ -95,22 +99,36 @@ def test_relu_without_bias_reconstructs_half_the_variance():
     assert traj.error[-1] == pytest.approx(spec.initial_error - s / 4, abs=1e-4)
 
 
-def test_relu_trained_bias_does_better_and_bias_free_point_is_unstable():
+def test_relu_bias_what_the_equations_give():
+    """One ReLU unit on one spike (no bulk).  The equations say: the best error with a
+    trained bias is the bias-free one, E0 − s/4, at m = 0, and m = 0 is a stable fixed
+    point of the flow with a trained bias; a trained bias started away from 0 returns
+    there, a fixed non-zero bias stays measurably worse, and a negative bias kills the
+    unit (it never learns).  We could not confirm a stronger claim about the bias."""
     s = 1.0
     biased = Autoencoder(K=1, activation="relu", bias="trained")
     plain_fp = fixed_point(Autoencoder(K=1, activation="relu"), [s], guess=[1.0, 1.0])
     assert plain_fp.error == pytest.approx(s / 2 - s / 4, abs=1e-8)
-    # the same point with m = 0 in the flow with a trained bias: unstable direction
     reduced = reduced_equations(biased, [s])
-    flow, jacobian, error = reduced.lambdified()
+    flow, jacobian, _ = reduced.lambdified()
     y0 = np.append(plain_fp.y, 0.0)
     assert np.max(np.abs(flow(y0))) < 1e-8
-    assert np.linalg.eigvals(jacobian(y0)).real.max() > 0
-    best, _ = minimum_error(biased, [s], guess=[1.0, 1.0, 0.5], reduced=reduced)
-    assert best < plain_fp.error - 0.01
+    eig = np.linalg.eigvals(jacobian(y0)).real
+    assert eig.max() < 1e-9 and np.sort(eig)[-2] < -1e-3   # one neutral (rescaling) mode
+    for guess in ([1.0, 1.0, 0.5], [1.0, 1.0, 2.0], [1.0, 1.0, -0.5]):
+        best, y = minimum_error(biased, [s], guess=guess, reduced=reduced)
+        assert best == pytest.approx(s / 4, abs=1e-9) and abs(y[-1]) < 1e-6
+
     spec = spiked_covariance(D=1000, spikes=[s], bulk=0.0)
-    traj = integrate(State.random(biased, spec, seed=0, bias=0.1), 1.0, 2000.0)
-    assert traj.error[-1] == pytest.approx(spec.initial_error - s / 2 + best, abs=2e-3)
+    end = {}
+    for mode, m0 in (("trained", 1.0), ("fixed", 1.0), ("trained", -0.5)):
+        state = State.random(Autoencoder(K=1, activation="relu", bias=mode), spec, seed=0, bias=m0)
+        traj = integrate(state, 1.0, 2000.0)
+        end[mode, m0] = (traj.error[-1] - spec.initial_error, traj.m[-1, 0])
+    assert end["trained", 1.0][0] == pytest.approx(-s / 4, abs=1e-7)
+    assert abs(end["trained", 1.0][1]) < 1e-6
+    assert end["fixed", 1.0][0] > -s / 4 + 1e-3 and end["fixed", 1.0][1] == 1.0
+    assert end["trained", -0.5][0] == pytest.approx(0.0, abs=1e-6)       # dead unit
 
 
 @pytest.mark.parametrize("rule,tied", [("truncated", False), ("sanger", True)])

@@ -1,0 +1,327 @@
+"""Fundamental limits of two-layer autoencoders (``odesolve.limits``).
+
+Every oracle here is independent of the formula it checks: Monte Carlo averages with
+≥ 10⁵ samples, the bound's closed-form values, exact quadratic identities, and
+structural facts about frames.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+from scipy.special import erf
+from threadpoolctl import threadpool_limits
+
+from odesolve import limits as L
+
+C = np.pi / 2 - 1
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """The machine is shared: one BLAS thread is faster than oversubscribed ones."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _activation_values(name, pre):
+    return {"sign": np.sign, "erf": lambda u: erf(u / np.sqrt(2)),
+            "relu": lambda u: np.maximum(u, 0), "linear": lambda u: u}[name](pre)
+
+
+def _monte_carlo_risk(A, B, g, rng, n_samples, covariance=None):
+    """Mean and standard error of ‖x − A g(Bx)‖²/d over Gaussian samples."""
+    d = B.shape[1]
+    x = rng.standard_normal((n_samples, d))
+    if covariance is not None:
+        x = x @ np.linalg.cholesky(covariance).T
+    loss = np.sum((x - g(x @ B.T) @ A.T) ** 2, axis=1) / d
+    return loss.mean(), loss.std() / np.sqrt(n_samples)
+
+
+def _random_pair(rng, n, d):
+    return rng.standard_normal((d, n)) / np.sqrt(n), rng.standard_normal((n, d)) / np.sqrt(d)
+
+
+# --------------------------------------------------------------------------- closed forms
+@pytest.mark.parametrize("n, d", [(4, 6), (9, 5)])
+def test_sign_risk_matches_monte_carlo(n, d):
+    rng = np.random.default_rng(n * d)
+    A, B = _random_pair(rng, n, d)
+    mean, se = _monte_carlo_risk(A, B, np.sign, rng, 200_000)
+    assert abs(L.population_risk(A, B) - mean) < 4 * se
+    # the optimal decoder's risk is the risk of the pair (A*, B)
+    A_star = L.optimal_decoder(B)
+    mean, se = _monte_carlo_risk(A_star, B, np.sign, rng, 200_000)
+    assert abs(L.optimal_risk(B) - mean) < 4 * se
+
+
+def test_sign_risk_with_a_covariance_matches_monte_carlo():
+    rng = np.random.default_rng(7)
+    n, d = 5, 6
+    root = rng.standard_normal((d, d))
+    covariance = root @ root.T / d + 0.2 * np.eye(d)
+    A, B = _random_pair(rng, n, d)
+    mean, se = _monte_carlo_risk(A, B, np.sign, rng, 200_000, covariance)
+    assert abs(L.population_risk(A, B, covariance=covariance) - mean) < 4 * se
+    # the kernels themselves, entry by entry
+    x = rng.standard_normal((200_000, d)) @ np.linalg.cholesky(covariance).T
+    codes = np.sign(x @ B.T)
+    K, H = L.sign_kernel(B, covariance)
+    np.testing.assert_allclose(K, codes.T @ codes / len(x), atol=0.01)
+    np.testing.assert_allclose(H, x.T @ codes / len(x), atol=0.02)
+
+
+@pytest.mark.parametrize("activation", ["erf", "relu", "linear"])
+def test_named_activation_risks_match_monte_carlo(activation):
+    rng = np.random.default_rng(len(activation))
+    n, d = 4, 6
+    A, B = _random_pair(rng, n, d)
+    B *= 2.0                                  # pre-activation variances away from 1
+    g = lambda u: _activation_values(activation, u)  # noqa: E731
+    mean, se = _monte_carlo_risk(A, B, g, rng, 200_000)
+    assert abs(L.population_risk(A, B, activation) - mean) < 4 * se
+
+
+def test_user_activations_by_quadrature_match_monte_carlo():
+    rng = np.random.default_rng(11)
+    n, d = 3, 5
+    A, B = _random_pair(rng, n, d)
+    x = sympy.Symbol("x")
+    for activation, g in [(np.tanh, np.tanh), (x**3 - x, lambda u: u**3 - u)]:
+        mean, se = _monte_carlo_risk(A, B, g, rng, 200_000)
+        assert abs(L.population_risk(A, B, activation) - mean) < 4 * se
+
+
+def test_quadrature_reproduces_the_closed_forms():
+    rng = np.random.default_rng(3)
+    covariance = np.diag([2.0, 1.0, 0.5, 0.1])
+    B = rng.standard_normal((5, 4))
+    B *= np.sqrt(np.linspace(0.5, 2, 5) / np.sum(B**2 * np.diag(covariance), axis=1))[:, None]
+    for name, g, tol in [("erf", lambda u: erf(u / np.sqrt(2)), 1e-8),
+                         ("linear", lambda u: u, 1e-10),
+                         ("relu", lambda u: np.maximum(u, 0), 6e-3)]:  # kink: ∝ 1/order
+        K, H = L.activation_kernels(B, name, covariance)
+        K_q, H_q = L.activation_kernels(B, g, covariance)
+        np.testing.assert_allclose(K_q, K, atol=tol * np.abs(K).max())
+        np.testing.assert_allclose(H_q, H, atol=tol * np.abs(H).max())
+
+
+def test_optimal_decoder_beats_perturbed_decoders():
+    rng = np.random.default_rng(5)
+    n, d = 12, 8
+    B = rng.standard_normal((n, d))
+    for activation in ["sign", "erf", "relu"]:
+        A_star = L.optimal_decoder(B, activation)
+        best = L.population_risk(A_star, B, activation)
+        assert best == pytest.approx(L.optimal_risk(B, activation), abs=1e-12)
+        K, _ = L.activation_kernels(B, activation)
+        for scale in [1e-3, 1e-1, 1.0]:
+            E = scale * rng.standard_normal((d, n))
+            # the risk is quadratic in A with its minimum at A*: the excess is exact
+            excess = L.population_risk(A_star + E, B, activation) - best
+            assert excess > 0
+            assert excess == pytest.approx(np.sum((E @ K) * E) / d, rel=1e-6, abs=1e-15)
+
+
+# --------------------------------------------------------------------------- the bound
+def test_bound_values_from_the_spec():
+    rates = [0.25, 0.5, 1.0, 2.0]
+    np.testing.assert_allclose(L.sign_risk_lower_bound(rates),
+                               [0.840845, 0.681690, 0.363380, 0.222031], atol=6e-7)
+    assert L.sign_risk_lower_bound(1.0) == pytest.approx(C / (1 + C))   # branches meet
+    assert L.sign_risk_lower_bound(1 + 1e-12) == pytest.approx(1 - 2 / np.pi)
+
+
+def test_bound_lies_between_shannon_and_the_trivial_risk():
+    rates = np.linspace(0.05, 6, 120)
+    bound = L.sign_risk_lower_bound(rates)
+    assert np.all(L.rate_distortion(rates) < bound) and np.all(bound < 1)
+    assert np.all(np.diff(bound) < 0)
+
+
+@pytest.mark.parametrize("r", [0.5, 2.0])
+def test_explicit_minimiser_reaches_the_bound_at_d_1000(r):
+    B = L.tight_frame_encoder(1000, r, np.random.default_rng(0))
+    gap = L.optimal_risk(B) - L.sign_risk_lower_bound(r)
+    assert -1e-9 < gap < 1e-2
+    if r <= 1:
+        assert abs(gap) < 1e-10                   # orthonormal rows: exact at every d
+
+
+def test_tight_frame_gap_shrinks_like_one_over_d():
+    gaps = [L.optimal_risk(L.tight_frame_encoder(d, 2.0, np.random.default_rng(d)))
+            - L.sign_risk_lower_bound(2.0) for d in (50, 200)]
+    assert 0 < gaps[1] < gaps[0]
+    assert gaps[0] / gaps[1] == pytest.approx(4, rel=0.3)
+
+
+def test_frame_structure_explains_the_minimiser():
+    rng = np.random.default_rng(2)
+    d, r = 100, 2.0
+    bound = L.sign_risk_lower_bound(r)
+    haar = L.tight_frame_encoder(d, r, rng)
+    stacked = np.vstack([np.linalg.qr(rng.standard_normal((d, d)))[0]] * 2)
+    gaussian = rng.standard_normal((2 * d, d))
+    s_haar, s_stacked, s_gauss = map(L.frame_structure, (haar, stacked, gaussian))
+    # the Haar frame is nearly tight and incoherent, close to the Welch bound
+    assert s_haar.tightness_error < 0.5 and s_haar.coherence < 0.5
+    assert s_haar.rms_overlap == pytest.approx(s_haar.welch_bound, rel=0.05)
+    # stacked copies of a basis: exactly tight but fully coherent -> r = 1 risk
+    assert s_stacked.tightness_error < 1e-10 and s_stacked.coherence == pytest.approx(1)
+    assert L.optimal_risk(stacked) == pytest.approx(1 - 2 / np.pi, abs=1e-9)
+    # Gaussian rows: incoherent-ish but far from tight (Marchenko–Pastur spectrum)
+    assert s_gauss.tightness_error > 1
+    risks = [L.optimal_risk(B) for B in (haar, stacked, gaussian)]
+    assert bound < risks[0] < bound + 3e-3 < risks[2] < risks[1]
+    # coherence of the Haar frame shrinks with d
+    coherence = [L.frame_structure(L.tight_frame_encoder(k, r, rng)).coherence
+                 for k in (50, 400)]
+    assert coherence[1] < 0.6 * coherence[0]
+
+
+def test_gaussian_rows_value_from_the_spec():
+    B = np.random.default_rng(0).standard_normal((600, 300))
+    assert L.optimal_risk(B) == pytest.approx(0.304, abs=0.005)
+
+
+# --------------------------------------------------------------------------- gradient methods
+def test_gradient_descent_reaches_the_bound_at_r_half_d_500():
+    res = L.train_population_gd(500, 0.5, steps=30, lr=0.5, rng=np.random.default_rng(0))
+    assert res.risk_history[0] - res.limit > 2e-2          # a random start is not there
+    assert abs(res.optimal_decoder_risk - L.sign_risk_lower_bound(0.5)) < 2e-2
+    assert abs(res.gap) < 1e-8
+    assert np.all(np.diff(res.risk_history) <= 1e-12)
+    np.testing.assert_allclose(res.encoder @ res.encoder.T, np.eye(250), atol=1e-6)
+
+
+@pytest.mark.parametrize("decoder, lr", [("optimal", 0.5), ("joint", 0.1)])
+def test_gradient_descent_above_rate_one(decoder, lr):
+    res = L.train_population_gd(40, 2.0, steps=300, lr=lr, rng=np.random.default_rng(1),
+                                decoder=decoder)
+    assert res.risk_history[0] - res.limit > 0.05
+    assert 0 < res.gap < 3e-3
+    assert res.risk == pytest.approx(L.population_risk(res.decoder, res.encoder), abs=1e-12)
+    assert L.frame_structure(res.encoder).tightness_error < 0.5
+
+
+def test_joint_gradient_descent_with_a_large_step_diverges_clearly():
+    from odesolve.errors import DivergenceError
+
+    with pytest.raises(DivergenceError, match="learning rate"):
+        L.train_population_gd(40, 2.0, steps=300, lr=2.0, rng=np.random.default_rng(1),
+                              decoder="joint")
+
+
+def test_waterfilling_matches_gradient_descent_on_anisotropic_data():
+    d = 60
+    eigenvalues = np.r_[4.0 * np.ones(15), 0.25 * np.ones(45)]
+    eigenvalues /= eigenvalues.mean()
+    covariance = np.diag(eigenvalues)
+    for r in (0.5, 2.0):
+        n = int(r * d)
+        mu = L.waterfilling_allocation(eigenvalues, n)
+        assert mu.sum() == pytest.approx(n) and np.all(mu >= 0)
+        res = L.train_population_gd(d, r, steps=400, lr=0.5 / eigenvalues.max(),
+                                    rng=np.random.default_rng(2), covariance=covariance)
+        assert res.limit == pytest.approx(L.waterfilling_risk(eigenvalues, n))
+        assert -1e-3 < res.gap < 4e-3
+    # orthogonal sign units on the top principal components are not optimal
+    top = np.eye(d)[: d // 2]
+    assert L.optimal_risk(top, covariance=covariance) > \
+        L.waterfilling_risk(eigenvalues, d // 2) + 0.05
+
+
+def test_waterfilling_reduces_to_the_bound_for_isotropic_data():
+    for d, n in [(100, 25), (100, 50), (100, 100), (100, 200), (50, 150)]:
+        assert L.waterfilling_risk(np.ones(d), n) == pytest.approx(
+            L.sign_risk_lower_bound(n / d), abs=1e-12)
+
+
+@pytest.mark.parametrize("method", L.SGD_METHODS)
+def test_sgd_from_samples_approaches_the_bound(method):
+    res = L.train_sgd(30, 0.5, steps=800, lr=0.02, rng=np.random.default_rng(4),
+                      method=method, batch_size=128)
+    assert res.risk_history[0] - res.limit > 0.03
+    assert res.gap < {"kernel": 1e-4, "straight_through": 1e-3, "tanh": 3e-3}[method]
+    assert res.risk - res.limit < 1e-2                     # with the decoder SGD learnt
+
+
+def test_sgd_on_a_data_array():
+    rng = np.random.default_rng(6)
+    data = rng.standard_normal((2000, 10)) * np.sqrt(np.linspace(2, 0.5, 10))
+    res = L.train_sgd(10, 1.0, steps=300, lr=0.05, rng=rng, data=data)
+    covariance = data.T @ data / len(data)
+    assert res.limit == pytest.approx(L.waterfilling_risk(np.linalg.eigvalsh(covariance), 10))
+    assert res.gap < 0.02
+
+
+# --------------------------------------------------------------------------- references
+def test_pca_and_rate_distortion_references():
+    np.testing.assert_allclose(L.pca_risk([0.25, 1.0, 3.0]), [0.75, 0.0, 0.0])
+    np.testing.assert_allclose(L.rate_distortion([0.0001, 1.0, 2.0]),
+                               [2 ** -0.0002, 0.25, 1 / 16])
+    # reverse water-filling: the rate of the returned distortion is the requested rate
+    eigenvalues = np.array([5.0, 2.0, 0.6, 0.3, 0.1, 0.0])
+    for r in (0.1, 0.5, 1.5):
+        D = L.rate_distortion(r, eigenvalues) * eigenvalues.size
+        theta = _solve_water_level(eigenvalues, D)
+        bits = np.sum(np.maximum(0, 0.5 * np.log2(eigenvalues[eigenvalues > 0] / theta)))
+        assert bits == pytest.approx(r * eigenvalues.size, rel=1e-9)
+    assert float(L.pca_risk(0.5, eigenvalues)) == pytest.approx(0.4 / 6)
+
+
+def _solve_water_level(eigenvalues, total_distortion):
+    """θ with Σ min(θ, λ_j) = total_distortion, by bisection."""
+    low, high = 0.0, eigenvalues.max()
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if np.minimum(mid, eigenvalues).sum() < total_distortion \
+            else (low, mid)
+    return (low + high) / 2
+
+
+def test_comparisons_return_consistent_curves():
+    cmp = L.compare_isotropic(np.linspace(0.1, 3, 30), d=20, rng=np.random.default_rng(0),
+                              trained_rates=[0.5, 2.0], steps=100)
+    bound = cmp.curves["sign AE lower bound"]
+    assert np.all(cmp.curves[next(k for k in cmp.curves if "Shannon" in k)] < bound)
+    trained = next(iter(cmp.trained.values()))
+    assert np.all(trained >= L.sign_risk_lower_bound(cmp.trained_rates) - 1e-12)
+    assert np.all(trained < L.sign_risk_lower_bound(cmp.trained_rates) + 5e-3)
+
+    images = L.compare_image_data([0.5, 1.0], np.random.default_rng(0), dataset="digits",
+                                  trained_rates=[0.5], steps=100, sgd_steps=0)
+    closed = images.trained["sign AE, GD on the Gaussian risk: closed form"]
+    held_out = images.trained["sign AE, GD on the Gaussian risk: held-out images"]
+    limit = images.curves["sign AE limit, water-filling (Gaussian, same covariance)"]
+    assert abs(held_out[0] - closed[0]) < 0.03              # universality of the risk
+    assert limit[0] < closed[0] < limit[0] + 0.02
+
+
+# --------------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize("call, message", [
+    (lambda: L.sign_risk_lower_bound(0.0), "rate"),
+    (lambda: L.sign_risk_lower_bound([0.5, -1.0]), "rate"),
+    (lambda: L.tight_frame_encoder(10.5, 2.0, np.random.default_rng()), "positive integer"),
+    (lambda: L.tight_frame_encoder(10, 0.33, np.random.default_rng()), "integer number"),
+    (lambda: L.tight_frame_encoder(10, 2.0, 0), "Generator"),
+    (lambda: L.train_population_gd(True, 1.0, 5, 0.1, np.random.default_rng()),
+     "positive integer"),
+    (lambda: L.sign_kernel(np.array([[1.0, 0.0], [0.0, 0.0]])), r"rows \[1\] have zero norm"),
+    (lambda: L.sign_kernel(np.eye(2), np.diag([1.0, 0.0])), "zero variance"),
+    (lambda: L.population_risk(np.zeros((3, 2)), np.eye(2)), r"shape \(2, 2\)"),
+    (lambda: L.optimal_risk(np.ones(3)), "2-D"),
+    (lambda: L.optimal_risk(np.eye(2), covariance=np.array([[1.0, 2.0], [2.0, 1.0]])),
+     "positive semi-definite"),
+    (lambda: L.optimal_risk(np.eye(2), covariance=np.array([[1.0, 0.5], [0.0, 1.0]])),
+     "symmetric"),
+    (lambda: L.optimal_risk(np.eye(2), covariance=np.eye(3)), r"shape \(2, 2\)"),
+    (lambda: L.optimal_risk(np.eye(2), "softplus"), "unknown activation"),
+    (lambda: L.train_sgd(10, 1.0, 5, 0.1, np.random.default_rng(), method="adam"),
+     "unknown method"),
+    (lambda: L.waterfilling_risk([1.0, -2.0], 1), "non-negative"),
+])
+def test_bad_inputs_raise_clear_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
