@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from odesolve import limits
 
@@ -103,6 +104,8 @@ def make_figure(out_dir, quick: bool = False) -> Path:
                   label=f"gradient descent ({s['steps']} steps)")
     d_line = np.array([min(s["haar_d"]), max(s["haar_d"])], dtype=float)
     ax_gap.loglog(d_line, 0.14 / d_line, ":", color="0.4", label="0.14 / d")
+    ax_gap.set_xticks(s["haar_d"], [str(d) for d in s["haar_d"]])
+    ax_gap.xaxis.set_minor_formatter(NullFormatter())
     ax_gap.set_xlabel("input dimension d")
     ax_gap.set_ylabel("risk − lower bound")
     ax_gap.set_title(f"finite-d gap at r = {GAP_RATE:g}", fontsize=9)

@@ -222,6 +222,8 @@ def _problem(expr):
         return "undefined functions: " + ", ".join(sorted(str(u.func) for u in undefined))
     if not expr.has(X):
         return "constant expression"
+    if expr.has(sympy.DiracDelta):
+        return "a distribution, not a function"
     for point in (-2.3, -0.7, 0.4, 1.9):
         value = complex(expr.subs(X, point).evalf())
         if value.imag != 0 or not isfinite(value.real):

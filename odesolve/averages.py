@@ -222,7 +222,7 @@ def _avg1(expr, mean, var):
     for term in sympy.Add.make_args(expr):
         if term.has(sympy.DiracDelta):
             # integration variable distinct from _xo, on which mean may depend
-            total += _delta_at(term, _density(_xo, mean, var), _xo)
+            total += _delta_at(term, _density(_u, mean, var), _u)
             continue
         parsed = _parse_term(term)
         part = None if parsed is None else _term_average(*parsed, mean, var)

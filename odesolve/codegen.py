@@ -25,6 +25,7 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -36,9 +37,6 @@ from .derive import Equations, derive_equations
 from .model import Autoencoder
 
 __all__ = ["CompiledModel", "compile_model", "cache_dir"]
-
-#: bump when the template or the printer changes, so old cached modules are not reused
-CODEGEN_VERSION = "4"
 
 _TEMPLATE = '''
 
@@ -104,6 +102,12 @@ def euler(y0, s, s_bulk, s_bulk_dyn, lr, K, nb, dt, record_steps, norm_limit, ou
 '''
 
 
+_CLIP_COVARIANCE = '''@njit(cache=True)
+def clip_covariance(c, q1, q2):
+    bound = math.sqrt(max(q1 * q2, 0.0)) * (1.0 - 1e-12)
+    return min(max(c, -bound), bound)'''
+
+
 class _Printer(PythonCodePrinter):
     """Prints math.* calls for numba, matrix symbols as local names, and the numeric
     average placeholders of :mod:`odesolve.averages` as plain calls."""
@@ -124,7 +128,6 @@ class CompiledModel:
     """Generated code of one model: compiled functions plus their source and location."""
 
     model: Autoencoder
-    equations: Equations
     module: ModuleType
     path: Path
 
@@ -134,11 +137,27 @@ class CompiledModel:
         return self.path.read_text()
 
     @property
+    def equations(self) -> Equations:
+        """The sympy equations behind the code (derived on demand: a warm start from the
+        disk cache skips the derivation)."""
+        return derive_equations(self.model)
+
+    @property
     def blocks(self) -> int:
-        return self.equations.blocks
+        """Number of K-blocks of one mode's state (2 untied: a and b; 1 tied)."""
+        return 1 if self.model.tied else 2
 
 
 _LOADED: dict[str, CompiledModel] = {}
+
+
+@lru_cache(maxsize=1)
+def _derivation_fingerprint() -> str:
+    """Hash of the modules that shape the generated code: editing any of them (a new
+    closed form, a changed template) invalidates every cached module."""
+    from . import activations, averages, derive
+    text = "".join(Path(m.__file__).read_text() for m in (activations, averages, derive))
+    return hashlib.sha256((text + Path(__file__).read_text()).encode()).hexdigest()
 
 
 def cache_dir() -> Path:
@@ -149,22 +168,22 @@ def cache_dir() -> Path:
 def compile_model(model: Autoencoder) -> CompiledModel:
     """Derive, generate, write and import the compiled equations of ``model`` (cached)."""
     mode = os.environ.get("ODESOLVE_AVERAGES", "auto")
-    digest = hashlib.sha256(f"{CODEGEN_VERSION}|{mode}|{model.key}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        f"{_derivation_fingerprint()}|{mode}|{model.key}".encode()).hexdigest()[:16]
     if digest in _LOADED:
         return _LOADED[digest]
-    equations = derive_equations(model)
     path = cache_dir() / f"odesolve_rhs_{digest}.py"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(generate_source(equations))
+        tmp.write_text(generate_source(derive_equations(model)))
         os.replace(tmp, path)  # atomic: concurrent processes never import half a file
     name = f"odesolve_rhs_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    compiled = CompiledModel(model, equations, module, path)
+    compiled = CompiledModel(model, module, path)
     _LOADED[digest] = compiled
     return compiled
 
@@ -189,7 +208,9 @@ def generate_source(eq: Equations) -> str:
         "from numba import njit",
         "",
     ]
-    body = [*helpers.values()]
+    # the placeholders' quadrature routines live in this file too, so numba can cache them
+    body = [src.replace("@njit\n", "@njit(cache=True)\n") for src in helpers.values()]
+    body.append(_CLIP_COVARIANCE)
     body.append(_function("coefficients", "Q, R, T0, m, S, N, dm", K, targets, exprs, printer))
     body.append(_function("error_excess", "Q, R, T0, m", K, ["return"], [eq.error_excess], printer))
     return "\n".join(header) + "\n\n" + "\n\n".join(body) + _TEMPLATE
@@ -202,7 +223,12 @@ def _function(name, args, K, targets, exprs, printer) -> str:
     lines = [f"@njit(cache=True)", f"def {name}({args}):"]
     for sym in sorted(used, key=lambda s: s.name):
         matrix, *idx = sym.name.split("_")
-        lines.append(f"    {sym.name} = {matrix}[{', '.join(idx)}]")
+        if matrix == "Q" and idx[0] != idx[1]:
+            # rounding can push a covariance past Cauchy-Schwarz, and asin/sqrt to NaN
+            i, j = idx
+            lines.append(f"    {sym.name} = clip_covariance(Q[{i}, {j}], Q[{i}, {i}], Q[{j}, {j}])")
+        else:
+            lines.append(f"    {sym.name} = {matrix}[{', '.join(idx)}]")
     for sym, expr in replacements:
         lines.append(f"    {sym} = {printer.doprint(expr)}")
     for target, expr in zip(targets, reduced):

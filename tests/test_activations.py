@@ -88,6 +88,8 @@ def test_invalid_specifications_name_the_spec(spec):
 def test_invalid_expression_in_constructor():
     with pytest.raises(ValueError, match="invalid activation 'bad'.*free symbols"):
         Activation("bad", X + sympy.Symbol("y"))
+    with pytest.raises(ValueError, match="invalid activation 'spike'.*distribution"):
+        Activation("spike", D(X))
 
 
 def test_parsing_does_not_execute_python(tmp_path):

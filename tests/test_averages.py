@@ -53,8 +53,8 @@ def _single(act, family):
 # ----------------------------------------------------------------------------- theory
 def _theory_2(f, h, p):
     """Closed form when there is one, else quadrature (plain Python, no compile)."""
-    closed = gaussian_average_2(f, h, Q1, Q2, C, M1, M2) if p[3] or p[4] else \
-        gaussian_average_2(f, h, Q1, Q2, C)
+    means = (M1, M2) if p[3] or p[4] else (0, 0)  # zero means: the zero-mean formulas
+    closed = gaussian_average_2(f, h, Q1, Q2, C, *means)
     if closed is None:
         return numeric_average(f, h, *p, jit=False)
     return float(closed.subs(dict(zip((Q1, Q2, C, M1, M2), p))))
@@ -226,6 +226,15 @@ def test_tails_and_large_variances_are_accurate():
             p = (q, q, c * q, 0.0, 0.0)
             closed = 2 / math.pi * math.asin(c * q / (1 + q))
             assert numeric_average(erf.expr, erf.expr, *p, jit=False) == pytest.approx(closed, rel=1e-8, abs=1e-12)
+
+
+@pytest.mark.parametrize("rho", [0.999999, -0.9999999])
+def test_near_perfect_correlation_of_steps(rho):
+    """λ2 | λ1 is very narrow: the inner average of a step is itself a steep step."""
+    q1, q2 = 0.8, 1.9
+    c = rho * math.sqrt(q1 * q2)
+    exact = 0.25 + math.asin(rho) / (2 * math.pi)
+    assert numeric_average(H(X), H(X), q1, q2, c, jit=False) == pytest.approx(exact, abs=1e-11)
 
 
 def test_perfect_correlation_is_graceful():
