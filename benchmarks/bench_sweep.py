@@ -1,0 +1,122 @@
+"""Benchmark of parameter sweeps: a 16-point sweep on 1 and 2 local dask workers.
+
+Run: ``python benchmarks/bench_sweep.py [--quick]``.  One experiment per point
+(``odesolve.experiment.run_experiment``), erf, K = 3, three spikes, D = 500, grid
+lr × init.scale (4 × 4), in two flavours:
+
+* theory only, t_max = 3000 with the default solver (RK45);
+* theory + one simulated SGD seed, t_max = 100 (only when the ``simulations`` package is
+  present).
+
+Rows: the 16 points in a plain loop in this process (no dask), then
+``odesolve.sweep.run_sweep`` with a local cluster of 1 and of 2 worker processes, each
+into an empty point cache; the sweep wall times include starting the cluster and the
+workers' imports.  The generated equations are compiled once beforehand, so every row
+finds them cached on disk.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CONFIG = """
+[data]
+kind = "spiked"
+D = {D}
+spikes = [1.5, 0.6, 0.25]
+bulk = 0.05
+[model]
+K = 3
+activation = "erf"
+[train]
+lr = 1.0
+t_max = {t_max}
+n_times = 40
+[simulation]
+seeds = {seeds}
+n_test = 500
+"""
+GRID = {"lr": [0.25, 0.5, 0.75, 1.0], "init.scale": [0.05, 0.1, 0.2, 0.3]}
+QUICK_GRID = {"lr": [0.5, 1.0], "init.scale": [0.1, 0.2]}
+
+
+def simulator_available() -> bool:
+    try:
+        import simulations
+        return hasattr(simulations, "simulate")
+    except ImportError:
+        return False
+
+
+def flavours(quick: bool):
+    """(label, config) of the benchmarked sweeps."""
+    from odesolve.config import parse_config, tomllib
+    D = 200 if quick else 500
+    out = [(f"theory only, t_max={20 if quick else 3000}",
+            CONFIG.format(D=D, t_max=20.0 if quick else 3000.0, seeds=0))]
+    if simulator_available():
+        out.append((f"theory + 1 SGD seed, t_max={5 if quick else 100}",
+                    CONFIG.format(D=D, t_max=5.0 if quick else 100.0, seeds=1)))
+    return [(label, parse_config(tomllib.loads(text), "bench_sweep")) for label, text in out]
+
+
+def time_loop(config, grid) -> float:
+    from odesolve.experiment import run_experiment
+    from odesolve.sweep import expand_grid
+    start = time.perf_counter()
+    for point in expand_grid(grid):
+        run_experiment(config.with_overrides(point))
+    return time.perf_counter() - start
+
+
+def time_sweep(config, grid, n_workers: int) -> float:
+    from odesolve.sweep import run_sweep
+    with tempfile.TemporaryDirectory() as sweep_dir:
+        start = time.perf_counter()
+        _, summary = run_sweep(config, grid, sweep_dir, n_workers=n_workers)
+        wall = time.perf_counter() - start
+    assert summary["computed"] == len(grid["lr"]) * len(grid["init.scale"]), summary
+    return wall
+
+
+def run(quick: bool = False) -> list[str]:
+    """The table as lines of text."""
+    from odesolve.experiment import run_experiment
+    grid = QUICK_GRID if quick else GRID
+    n_points = len(grid["lr"]) * len(grid["init.scale"])
+    lines = [f"{n_points}-point sweep (lr × init.scale), erf K=3, spikes [1.5, 0.6, 0.25]; "
+             f"load average before: {os.getloadavg()[0]:.2f}",
+             f"{'flavour':<34}{'runner':<28}{'wall [s]':>10}{'per point [s]':>15}"
+             f"{'speed-up vs 1 worker':>22}"]
+    for label, config in flavours(quick):
+        run_experiment(config)                      # compile / load the generated module
+        label = f"{label}, D={config.data.D}"
+        loop = time_loop(config, grid)
+        one = time_sweep(config, grid, 1)
+        two = time_sweep(config, grid, 2)
+        for runner, wall in (("plain loop, no dask", loop), ("run_sweep, 1 local worker", one),
+                             ("run_sweep, 2 local workers", two)):
+            lines.append(f"{label:<34}{runner:<28}{wall:>10.2f}{wall / n_points:>15.3f}"
+                         f"{one / wall:>22.2f}")
+    if not simulator_available():
+        lines.append("(theory + simulation flavour skipped: simulations package not installed)")
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 small points")
+    args = parser.parse_args(argv)
+    print("\n".join(run(args.quick)))
+
+
+if __name__ == "__main__":
+    main()

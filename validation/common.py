@@ -1,0 +1,137 @@
+"""Helpers shared by the validation scripts: paths, markdown tables, fits, file output."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TESTS = ROOT / "tests"
+
+for _path in (ROOT, TESTS):              # odesolve/simulations from the tree; tests' helpers
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))   # E[g'(0)] for g(x) = erf(x/√2)
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A number for a table: ``digits`` significant digits, NaN as an em dash."""
+    if x is None:
+        return "—"
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return str(int(x))
+    x = float(x)
+    if not np.isfinite(x):
+        return "—"
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+        return f"{x:.{max(digits - 1, 0)}e}"
+    return f"{x:.{digits}g}"
+
+
+def md_table(headers, rows) -> str:
+    """A GitHub markdown table (cells are formatted with :func:`fmt` unless strings)."""
+    cells = [[c if isinstance(c, str) else fmt(c) for c in row] for row in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def power_law_fit(x, y):
+    """Least-squares fit ``log y = p log x + c``; returns ``(p, c, standard error of p)``."""
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    A = np.vstack([lx, np.ones_like(lx)]).T
+    coef, res, *_ = np.linalg.lstsq(A, ly, rcond=None)
+    n = len(lx)
+    if n > 2:
+        sigma2 = float(np.sum((ly - A @ coef) ** 2)) / (n - 2)
+        se = float(np.sqrt(sigma2 / np.sum((lx - lx.mean()) ** 2)))
+    else:
+        se = float("nan")
+    return float(coef[0]), float(coef[1]), se
+
+
+def expected_max_abs_normal(n: int) -> float:
+    """Median of the largest |z| among ``n`` independent standard normals."""
+    from scipy.stats import norm
+    return float(norm.ppf(0.5 * (1.0 + 0.5 ** (1.0 / max(n, 1)))))
+
+
+def atomic_write(path, data) -> Path:
+    """Write text or bytes to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with _quiet():
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_figure(fig, path) -> Path:
+    """Save a matplotlib figure atomically as PNG."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    return atomic_write(path, buf.getvalue())
+
+
+@contextmanager
+def _quiet():
+    try:
+        yield
+    except OSError:
+        pass
+
+
+@contextmanager
+def stopwatch():
+    """``with stopwatch() as elapsed: ...; elapsed()`` gives seconds since entry."""
+    start = time.perf_counter()
+    yield lambda: time.perf_counter() - start
+
+
+def machine() -> str:
+    """One line describing the machine (CPU, cores, Python)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}, {n} cores available, Python {platform.python_version()}, {platform.system()}"
+
+
+def simulator_available() -> bool:
+    """Whether the ``simulations`` package (the finite-D SGD simulator) can be imported."""
+    try:
+        import simulations  # noqa: F401
+        return hasattr(simulations, "simulate")
+    except ImportError:
+        return False
+
+
+def script_main(main, description: str, argv=None) -> None:
+    """Command line of a validation script: print ``main(quick)``'s markdown."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    args = parser.parse_args(argv)
+    print(main(quick=args.quick))
