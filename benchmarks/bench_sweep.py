@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (str(ROOT), str(Path(__file__).resolve().parent)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 CONFIG = """
 [data]
@@ -87,35 +88,38 @@ def time_sweep(config, grid, n_workers: int) -> float:
     return wall
 
 
-def run(quick: bool = False) -> list[str]:
-    """The table as lines of text."""
+def rows(quick: bool = False, log=None):
+    """Benchmark rows ``(group, case, seconds, compared with, ratio)``."""
     from odesolve.experiment import run_experiment
+    log = log or (lambda msg: None)
     grid = QUICK_GRID if quick else GRID
     n_points = len(grid["lr"]) * len(grid["init.scale"])
-    lines = [f"{n_points}-point sweep (lr × init.scale), erf K=3, spikes [1.5, 0.6, 0.25]; "
-             f"load average before: {os.getloadavg()[0]:.2f}",
-             f"{'flavour':<34}{'runner':<28}{'wall [s]':>10}{'per point [s]':>15}"
-             f"{'speed-up vs 1 worker':>22}"]
+    out = []
     for label, config in flavours(quick):
+        log(f"sweep: {label}")
         run_experiment(config)                      # compile / load the generated module
-        label = f"{label}, D={config.data.D}"
+        group = f"{n_points}-point sweep (lr × init.scale), {label}, D={config.data.D}"
         loop = time_loop(config, grid)
         one = time_sweep(config, grid, 1)
         two = time_sweep(config, grid, 2)
-        for runner, wall in (("plain loop, no dask", loop), ("run_sweep, 1 local worker", one),
-                             ("run_sweep, 2 local workers", two)):
-            lines.append(f"{label:<34}{runner:<28}{wall:>10.2f}{wall / n_points:>15.3f}"
-                         f"{one / wall:>22.2f}")
+        out += [(group, "plain loop in this process, no dask", loop, "", None),
+                (group, "run_sweep, 1 local dask worker (incl. cluster start)", one,
+                 "1 worker / plain loop", one / loop),
+                (group, "run_sweep, 2 local dask workers (incl. cluster start)", two,
+                 "speed-up 1 → 2 workers", one / two)]
     if not simulator_available():
-        lines.append("(theory + simulation flavour skipped: simulations package not installed)")
-    return lines
+        out.append(("sweeps", "theory + simulation flavour skipped: simulations package "
+                    "not installed", None, "", None))
+    return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 small points")
     args = parser.parse_args(argv)
-    print("\n".join(run(args.quick)))
+    from bench_theory import format_table
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print(format_table(rows(args.quick, log=lambda m: print(f"  [{m}]", file=sys.stderr))))
 
 
 if __name__ == "__main__":

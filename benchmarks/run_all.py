@@ -1,27 +1,45 @@
-"""Every benchmark table in one command: theory, simulator (if present), sweeps.
+"""Every benchmark in one command, one table: theory, simulator (if present), sweeps.
 
-Run: ``python benchmarks/run_all.py [--quick]``.  Each benchmark runs in its own process
-(``bench_theory.py``, ``bench_simulator.py`` when the ``simulations`` package and that
-script exist, ``bench_sweep.py``), so that cold-start timings are honest and one failing
-benchmark does not hide the others; the tables are printed in turn under a header
-describing the machine.  Ratios inside a table are always measured in the same run.
+Run: ``python benchmarks/run_all.py`` (full; writes ``benchmarks/RESULTS.md``) or
+``python benchmarks/run_all.py --quick`` (smaller sizes; prints only, unless ``--out``).
+
+Rows come from ``bench_theory.rows``, from ``bench_simulator.py`` when that script and the
+``simulations`` package are present (its ``rows(quick)`` if it has one, otherwise its
+``main(argv)``, whose printed output is kept verbatim) and from ``bench_sweep.rows``.
+Every ratio in the table is between two timings of this same run.  A benchmark that fails
+is reported in the output (and the exit status is 1) without hiding the others.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import importlib
+import io
 import os
 import platform
-import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
+
+# One BLAS thread unless the caller chose otherwise: scipy's LSODA calls BLAS on vectors of a
+# few hundred entries, and multi-threaded OpenBLAS then spends most of its time spinning,
+# badly so on a loaded machine (the theory table measures the difference).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+for _p in (str(ROOT), str(HERE)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from bench_theory import format_table  # noqa: E402
 
 
-def machine() -> str:
+def machine() -> list[str]:
+    """Lines describing the machine and the software versions."""
     cpu = platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
@@ -36,52 +54,139 @@ def machine() -> str:
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, StopIteration, ValueError):
         pass
-    return (f"{cpu}, {cores} cores available{mem}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    versions = [f"Python {platform.python_version()}"]
+    for name in ("numpy", "scipy", "numba", "sympy", "dask", "distributed"):
+        try:
+            versions.append(f"{name} {importlib.import_module(name).__version__}")
+        except ImportError:
+            versions.append(f"{name} (not installed)")
+    return [f"CPU: {cpu}, {cores} cores available to this process (os.cpu_count() = "
+            f"{os.cpu_count()}){mem}",
+            f"OS: {platform.system()} {platform.release()}",
+            "Software: " + ", ".join(versions),
+            "BLAS threads: " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in
+                                         ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                          "MKL_NUM_THREADS"))]
 
 
-def simulator_available() -> bool:
-    code = "import simulations; assert hasattr(simulations, 'simulate')"
-    return subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True).returncode == 0
+def simulator_benchmark():
+    """The ``bench_simulator`` module, or None (with the reason) if it cannot run."""
+    if not (HERE / "bench_simulator.py").exists():
+        return None, "benchmarks/bench_simulator.py not present"
+    try:
+        import simulations
+        if not hasattr(simulations, "simulate"):
+            return None, "the simulations package has no simulate()"
+        return importlib.import_module("bench_simulator"), ""
+    except Exception as exc:                          # noqa: BLE001 - reported, not hidden
+        return None, f"cannot import bench_simulator: {type(exc).__name__}: {exc}"
 
 
-def _env() -> dict:
-    path = os.environ.get("PYTHONPATH", "")
-    return dict(os.environ, PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ""))
+def _simulator_rows(module, quick):
+    """(rows, verbatim text) of the simulator benchmark: its ``main(argv)`` prints tables
+    and returns its rows (dicts with ``table, case, D, K, steps_per_s, …``), which are
+    converted to rows of the common table; anything else is kept as verbatim text."""
+    if hasattr(module, "rows"):
+        return list(module.rows(quick)), ""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        ret = module.main(["--quick"] if quick else [])
+    text = buf.getvalue().rstrip()
+    try:
+        return _convert_simulator_rows(ret), text
+    except (TypeError, KeyError, ValueError, ZeroDivisionError):
+        return [], text
 
 
-def run_benchmark(script: str, quick: bool) -> tuple[int, str, float]:
-    cmd = [sys.executable, str(HERE / script)] + (["--quick"] if quick else [])
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    out = proc.stdout.rstrip()
-    if proc.returncode != 0:
-        out += f"\n[{script} FAILED with exit code {proc.returncode}]\n" + proc.stderr[-3000:]
-    return proc.returncode, out, wall
+def _convert_simulator_rows(ret):
+    rows, first = [], {}
+    for r in ret:
+        rate = float(r["steps_per_s"])
+        table = r.get("table", "")
+        measured = f"{rate:,.0f} steps/s ({1e6 / rate:.2f} µs/step)"
+        case = f"{r['case']}, D={r['D']}, K={r['K']}"
+        if "draw_steps_per_s" in r:
+            rows.append((f"simulator: {table}", case + f", {1e9 / (rate * r['K'] * r['D']):.2f} "
+                         "ns per step·K·D", measured, "drawing inputs / whole step",
+                         rate / float(r["draw_steps_per_s"])))
+        elif "ratio" in r:
+            rows.append((f"simulator: {table}", case, measured,
+                         "time per step: this / simulations.simulate", float(r["ratio"])))
+        else:
+            base = first.setdefault(table, rate)
+            rows.append((f"simulator: {table}", case + f", {1e9 / (rate * r['K'] * r['D']):.2f} "
+                         "ns per step·K·D", measured, "time per step vs first row",
+                         base / rate))
+    return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes in every benchmark")
+    parser.add_argument("--out", default=None,
+                        help="markdown file (default: benchmarks/RESULTS.md for full runs)")
     args = parser.parse_args(argv)
-    print(f"odesolve benchmarks, {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"machine: {machine()}")
-    print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    scripts = [("theory", "bench_theory.py")]
-    if (HERE / "bench_simulator.py").exists() and simulator_available():
-        scripts.append(("simulator", "bench_simulator.py"))
+    out = Path(args.out) if args.out else (None if args.quick else HERE / "RESULTS.md")
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    load_start = os.getloadavg()
+    header = machine()
+    print(f"odesolve benchmarks{' (quick)' if args.quick else ''}, {started}")
+    print("\n".join(header))
+    print(f"load average at start (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in load_start)}",
+          flush=True)
+
+    def log(msg):
+        print(f"  [{msg}]", file=sys.stderr, flush=True)
+
+    table, notes, verbatim, status, timing = [], [], [], 0, []
+    sim_module, why = simulator_benchmark()
+    benches = [("theory", lambda: (importlib.import_module("bench_theory").rows(args.quick, log),
+                                   ""))]
+    if sim_module is not None:
+        benches.append(("simulator", lambda: _simulator_rows(sim_module, args.quick)))
     else:
-        print("\n(simulator benchmark skipped: simulations package or "
-              "benchmarks/bench_simulator.py not available)")
-    scripts.append(("sweeps", "bench_sweep.py"))
-    status = 0
-    for title, script in scripts:
-        print(f"\n=== {title} ({script}) ===", flush=True)
-        rc, out, wall = run_benchmark(script, args.quick)
-        print(out)
-        print(f"[{script}: {wall:.0f} s]", flush=True)
-        status = status or rc
+        notes.append(f"Simulator rows skipped: {why}.")
+    benches.append(("sweeps", lambda: (importlib.import_module("bench_sweep").rows(args.quick,
+                                                                                     log), "")))
+    for name, run in benches:
+        log(f"benchmark: {name}")
+        start = time.perf_counter()
+        try:
+            rows, text = run()
+            table += rows
+            if text:
+                verbatim.append((name, text))
+        except Exception:                               # noqa: BLE001 - reported below
+            status = 1
+            notes.append(f"**{name} benchmark FAILED**:\n\n```\n{traceback.format_exc()}```")
+        timing.append(f"{name} {time.perf_counter() - start:.0f} s")
+    load_end = os.getloadavg()
+    body = format_table(table)
+    lines = [f"# odesolve benchmarks{' (quick sizes)' if args.quick else ''}", "",
+             f"Measured by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` on "
+             f"{started}.", ""]
+    lines += [f"* {h}" for h in header]
+    lines += [f"* Load average (1, 5, 15 min) at start: "
+              f"{', '.join(f'{x:.2f}' for x in load_start)}; at end: "
+              f"{', '.join(f'{x:.2f}' for x in load_end)} (the cores are shared with other "
+              "jobs: absolute times are indicative, ratios within a row group were measured "
+              "minutes apart in the same run)",
+              f"* Wall time per benchmark: {', '.join(timing)}", "",
+              "*time*: wall-clock seconds; *ratio* = the quotient named in the last column "
+              "(e.g. *published / warm LSODA*: how many times longer the published fixed-step "
+              "scheme takes than this package for the same curve).", "", body, ""]
+    for name, text in verbatim:
+        lines += [f"Printed output of the {name} benchmark (`bench_{name}.py`; its rows are in "
+                  "the table above):", "", "```", text, "```", ""]
+    lines += [n + "\n" for n in notes]
+    markdown = "\n".join(lines)
+    print()
+    print(body)
+    for n in notes:
+        print("\n" + n)
+    if out is not None:
+        out.write_text(markdown)
+        print(f"\nwrote {out}", file=sys.stderr)
     return status
 
 

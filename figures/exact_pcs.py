@@ -23,8 +23,9 @@ def make_figure(out_dir, quick: bool = False, *, progress: bool = False):
             "Sanger's rule (tied)": run(example_config("sanger", quick), progress)}
     fig, axes = new_figure(len(runs), sharey=True)
     for ax, (name, dataset) in zip(axes, runs.items()):
-        plot_overlap_panel(ax, dataset, legend=ax is axes[0])
-        ax.set_title(name, fontsize=9)
+        seed = dataset["seed"].values[0]
+        plot_overlap_panel(ax, dataset, legend=ax is axes[0], seed=seed)
+        ax.set_title(f"{name}, seed {seed}", fontsize=9)
     return save(fig, out_dir, NAME)
 
 

@@ -32,6 +32,7 @@ def make_figure(out_dir, quick: bool = False, *, progress: bool = False):
     ax_spectrum.semilogy(np.arange(1, len(s) + 1), s, ".", color="0.5", ms=4)
     ax_spectrum.semilogy(np.arange(1, K + 1), s[:K], "o", color="C0", mfc="none",
                          label=f"the K = {K} leading modes")
+    ax_spectrum.set_ylim(bottom=s[0] * 1e-8)  # constant pixels give zero modes: off the plot
     ax_spectrum.set_xlabel("mode")
     ax_spectrum.set_ylabel("eigenvalue / D")
     ax_spectrum.set_title("spectrum of the data covariance", fontsize=9)

@@ -22,8 +22,10 @@ def make_figure(out_dir, quick: bool = False, *, progress: bool = False):
         ax_error.axvline(t, ls=":", lw=0.8, color="0.5")
     ax_error.legend(fontsize=7, loc="lower left")
     ax_error.set_title("error: one step per principal component", fontsize=9)
-    plot_overlap_panel(ax_overlap, dataset, legend=False)
-    ax_overlap.set_title("units align with the spikes in turn", fontsize=9)
+    seed = dataset["seed"].values[0]
+    plot_overlap_panel(ax_overlap, dataset, legend=False, seed=seed)
+    ax_overlap.set_title(f"units align with the spikes in turn (seed {seed}; "
+                         "colour: mode, style: unit)", fontsize=8)
     return save(fig, out_dir, NAME)
 
 

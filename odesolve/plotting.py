@@ -130,13 +130,17 @@ def with_overlap_shares(dataset: xr.Dataset) -> xr.Dataset:
 
 
 def plot_overlap_panel(ax, dataset: xr.Dataset, *, pairs=None, per_seed: bool = False,
-                       legend: bool = True) -> None:
+                       legend: bool = True, seed=None) -> None:
     """Share ``s_τ A_kτ²/Q_kk`` of unit k's variance along mode τ against time.
 
     Colour is the mode, line style the unit.  ``pairs`` restricts to some ``(unit,
-    spike)`` pairs (default: every unit with every stored mode).
+    spike)`` pairs (default: every unit with every stored mode).  ``seed`` shows one
+    seed only: which unit learns which mode depends on the initial weights, so a mean
+    over seeds blurs curves that are sharp for every seed.
     """
     styles = ["-", "--", ":", "-."]
+    if seed is not None:
+        dataset = dataset.sel(seed=[seed])
     shares = with_overlap_shares(dataset)
     spikes = [int(tau) for tau in dataset["spike"].values]
     if pairs is None:
@@ -169,7 +173,9 @@ def plot_result(dataset: xr.Dataset, path=None, *, title: str | None = None) -> 
     ax_error.legend(fontsize=7, loc="lower left")
     ax_error.set_title(f"theory: {dataset.attrs.get('theory_mode')}, η = {dataset.attrs.get('lr')}",
                        fontsize=8)
-    plot_overlap_panel(ax_overlap, dataset)
+    first_seed = dataset["seed"].values[0]
+    plot_overlap_panel(ax_overlap, dataset, seed=first_seed)
+    ax_overlap.set_title(f"seed {first_seed}: theory (lines) vs SGD (markers)", fontsize=8)
     fig.suptitle(title if title is not None else dataset.attrs.get("title", ""), fontsize=9)
     if path is not None:
         save_figure(fig, path)

@@ -257,10 +257,16 @@ def _resize(images, size):
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickler restricted to what CIFAR-10 batches hold: numpy arrays and builtins."""
+    """Unpickler restricted to what CIFAR-10 batches hold: numpy arrays and builtins.
+
+    Besides the distributed (Python 2) files, batches re-pickled by Python 3 load too:
+    protocol 2 writes byte strings through ``_codecs.encode`` and protocol 5 writes
+    arrays through ``numpy._core.numeric._frombuffer``; neither can run code.
+    """
 
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype")}
+                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:

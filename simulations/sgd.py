@@ -31,7 +31,7 @@ trajectory does not depend on ``n_test``.
 >>> res = simulate(Autoencoder(K=1, activation="linear"), spec, lr=1.0, t_max=20.0,
 ...                n_times=5, n_test=500)
 >>> res.t
-array([ 0.  ,  0.1 ,  0.63,  3.16, 20.  ])
+array([ 0.  ,  0.02,  0.2 ,  2.  , 20.  ])
 >>> bool(abs(res.test_error[-1] - spec.pca_error(1)) < 0.02)
 True
 """
@@ -438,7 +438,7 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
                 bad = code.online(X, i, stop, W, V, m, lr / D, rule.tie, rule.truncated,
                                   rule.encoder, rule.train_bias, loss_limit, lam, gl, e)
                 if bad >= 0:
-                    step = done + bad - i + 1
+                    step = int(done + bad - i + 1)
                     raise DivergenceError("online SGD", step / D, lr, step,
                                           f"the loss of a sample exceeded {loss_limit:.3g} or "
                                           "was not finite")
@@ -497,7 +497,8 @@ class _Recorder:
         """Record index ``r`` from the current weights; returns ``r + 1``."""
         spec = self.spectrum
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(V)) and np.all(np.isfinite(m))):
-            raise DivergenceError("online SGD", step / spec.D, lr, step, "non-finite weights")
+            raise DivergenceError("online SGD", step / spec.D, lr, int(step),
+                                  "non-finite weights")
         if basis is not None:
             W, V = W @ basis, V @ basis
         V = self.rule.decoder(W, V)

@@ -207,9 +207,10 @@ def test_weights_file(tmp_path):
     assert error_for(tmp_path, many).key == "simulation.seeds"
 
 
-def test_documentation_lists_every_key():
-    docs = (ROOT / "docs" / "configuration.md").read_text()
-    assert markdown_table() in docs, "regenerate the table: python -m odesolve.config"
+@pytest.mark.parametrize("document", ["docs/configuration.md", "README.md"])
+def test_documentation_lists_every_key(document):
+    docs = (ROOT / document).read_text()
+    assert markdown_table() in docs, f"regenerate the table in {document}: python -m odesolve.config"
     for line in markdown_table().splitlines()[2:]:
         key = line.split("`")[1]
         section, name = key.split(".")

@@ -131,6 +131,21 @@ def test_relu_bias_what_the_equations_give():
     assert end["trained", -0.5][0] == pytest.approx(0.0, abs=1e-6)       # dead unit
 
 
+def test_relu_two_units_trained_bias_beats_the_antiparallel_pair():
+    """K = 2 ReLU units on two spikes.  Without a bias they end at the rank-1 PCA error
+    (an antiparallel pair on the first spike); with a trained bias both biases grow and
+    the error goes below ε_PCA(1), the bias making the units partly linear."""
+    spec = spiked_covariance(D=500, spikes=[1.5, 0.6], bulk=0.05)
+    times = [300.0, 3000.0]
+    end = {}
+    for bias in ("none", "trained"):
+        state = State.random(Autoencoder(K=2, activation="relu", bias=bias), spec, seed=0)
+        end[bias] = integrate(state, 0.5, times[-1], t_eval=times)
+    assert end["none"].error[-1] == pytest.approx(spec.pca_error(1), abs=1e-3)
+    assert end["trained"].error[-1] < spec.pca_error(1) - 0.03
+    assert np.all(end["trained"].m[-1] > end["trained"].m[0]) and np.all(end["trained"].m[0] > 1)
+
+
 @pytest.mark.parametrize("rule,tied", [("truncated", False), ("sanger", True)])
 def test_truncated_and_sanger_learn_the_individual_components(rule, tied):
     spec = spiked_covariance(D=1000, spikes=[2.0, 1.0], bulk=0.05)

@@ -3,6 +3,8 @@
 Run: ``python validation/make_report.py`` (full; about 30–40 min on 2 shared cores) or
 ``python validation/make_report.py --quick`` (a smoke run at tiny sizes, written to
 ``validation/REPORT.quick.md`` so that it never overwrites the full report).
+``--reuse-data`` redoes only the analysis of the finite-size section from the curves its
+last full run saved (``validation/finite_size.npz``).
 ``--only finite_size,learning_times`` reruns a subset: every section's markdown is also
 kept in ``validation/sections/<name>.md`` and the report is reassembled from those files,
 so the other sections keep their last full results.  A section whose script fails is
@@ -13,9 +15,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import os
 import sys
 import traceback
 from pathlib import Path
+
+# One BLAS thread (unless the caller chose otherwise): the small matrices here gain nothing
+# from threads, and spinning OpenBLAS threads slow everything down on a shared machine.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -24,7 +32,8 @@ from validation.common import HERE, atomic_write, machine, simulator_available, 
 SECTIONS = ["finite_size", "rhs_monte_carlo", "euler_parity", "learning_times"]
 
 
-def run_section(name: str, quick: bool, out_dir: Path) -> tuple[str, bool, float]:
+def run_section(name: str, quick: bool, out_dir: Path,
+                reuse: bool = False) -> tuple[str, bool, float]:
     """(markdown, ok, seconds) of one script's ``main``."""
     module = importlib.import_module(f"validation.{name}")
     kwargs = {}
@@ -33,6 +42,8 @@ def run_section(name: str, quick: bool, out_dir: Path) -> tuple[str, bool, float
             return ("## Finite-size scaling: theory vs SGD simulation\n\n"
                     "**Not run: the `simulations` package is not importable.**"), False, 0.0
         kwargs["figure"] = out_dir / ("finite_size.quick.png" if quick else "finite_size.png")
+        kwargs["data"] = out_dir / ("finite_size.quick.npz" if quick else "finite_size.npz")
+        kwargs["reuse"] = reuse
     with stopwatch() as elapsed:
         try:
             text = module.main(quick=quick, **kwargs)
@@ -48,6 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
     parser.add_argument("--only", default=None, help="comma-separated subset of " + ", ".join(SECTIONS))
     parser.add_argument("--out", default=None, help="output markdown file")
+    parser.add_argument("--reuse-data", action="store_true",
+                        help="finite_size: redo only the analysis, from the curves saved by an "
+                             "earlier run of the same configuration (finite_size.npz)")
     args = parser.parse_args(argv)
     names = SECTIONS if args.only is None else [n.strip() for n in args.only.split(",")]
     unknown = set(names) - set(SECTIONS)
@@ -58,7 +72,7 @@ def main(argv=None) -> int:
     status = 0
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        text, ok, seconds = run_section(name, args.quick, out.parent)
+        text, ok, seconds = run_section(name, args.quick, out.parent, args.reuse_data)
         stamp = datetime.datetime.now().isoformat(timespec="minutes")
         atomic_write(sections / f"{name}.md",
                      f"<!-- {name}: {'ok' if ok else 'FAILED'}, {seconds:.0f} s, {stamp} -->\n"
