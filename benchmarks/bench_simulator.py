@@ -11,6 +11,9 @@ erf activation, untied vanilla SGD, two spikes plus bulk, everything on one core
         drawn in the same chunks (checked to reproduce simulate's weights);
     torch loop: the same update with torch tensors (float64, CPU), one sample at a time
         (row skipped when torch is not installed);
+    torch autograd loop: how a PyTorch user (and the published reference code) trains:
+        the loss of one sample, ``backward()`` and ``torch.optim.SGD`` with the encoder and
+        decoder rates of the spec as two parameter groups (skipped without torch);
     drawing only: just rng.standard_normal of the same chunks times √ρ, i.e. the ceiling
         any implementation drawing its inputs this way can reach;
   then the scaling of simulate with D (250 … 8000, K = 5) and with K (1 … 10, D = 1000).
@@ -111,15 +114,22 @@ def numpy_runner(D, K):
     return lambda n_steps: numpy_sgd(D, K, n_steps)[2]
 
 
-def torch_runner(D, K):
-    """The same loop with torch tensors, or None when torch is not installed."""
+def _torch(D):
+    """``(torch, √ρ as a tensor, chunk rows)`` on one thread, or None without torch."""
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(1)
-    sqrt_rho = torch.from_numpy(np.sqrt(_spectrum(D).all_eigenvalues))
-    rows, a, inv_sqrt_d = _chunk_rows(D), LR / D, 1.0 / np.sqrt(D)
+    return torch, torch.from_numpy(np.sqrt(_spectrum(D).all_eigenvalues)), _chunk_rows(D)
+
+
+def torch_runner(D, K):
+    """The same loop with torch tensors, or None when torch is not installed."""
+    if (found := _torch(D)) is None:
+        return None
+    torch, sqrt_rho, rows = found
+    a, inv_sqrt_d = LR / D, 1.0 / np.sqrt(D)
     c_gp = np.sqrt(2 / np.pi)
 
     def run(n_steps):
@@ -140,6 +150,35 @@ def torch_runner(D, K):
                     W += torch.outer(c * (a * inv_sqrt_d), x)
                     V += torch.outer(g * a, e)
                 done += n
+        return time.perf_counter() - start
+
+    return run
+
+
+def torch_autograd_runner(D, K):
+    """Per-sample loss, ``backward()`` and ``optim.SGD``, or None without torch."""
+    if (found := _torch(D)) is None:
+        return None
+    torch, sqrt_rho, rows = found
+
+    def run(n_steps):
+        gen = torch.Generator().manual_seed(0)
+        W = (torch.randn(K, D, generator=gen, dtype=torch.float64) * SCALE).requires_grad_()
+        V = (torch.randn(K, D, generator=gen, dtype=torch.float64) * SCALE).requires_grad_()
+        # ℓ = ‖x − x̂‖²/(2D): encoder step η/D·∇_W ℓ, decoder step η·∇_V ℓ (the spec's rates)
+        optimiser = torch.optim.SGD([{"params": [W], "lr": LR / D}, {"params": [V], "lr": LR}])
+        start = time.perf_counter()
+        done = 0
+        while done < n_steps:
+            n = min(rows, n_steps - done)
+            X = torch.randn(n, D, generator=gen, dtype=torch.float64) * sqrt_rho
+            for x in X:
+                optimiser.zero_grad()
+                g = torch.special.erf((W @ x) / np.sqrt(D) * INV_SQRT2)
+                loss = ((x - g @ V) ** 2).sum() / (2 * D)
+                loss.backward()
+                optimiser.step()
+            done += n
         return time.perf_counter() - start
 
     return run
@@ -209,6 +248,7 @@ def main(argv=None):
         runners = [("simulations.simulate", simulate_runner(D, K)),
                    ("numpy per-sample loop", numpy_runner(D, K)),
                    ("torch per-sample loop", torch_runner(D, K)),
+                   ("torch autograd + optim.SGD", torch_autograd_runner(D, K)),
                    ("drawing inputs only", draw_runner(D))]
         base = None
         for name, runner in runners:

@@ -397,10 +397,7 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     start_time = time.perf_counter()
 
     rng = np.random.default_rng(seed)
-    if weights is None:
-        W, V, m = _initial_weights(model, D, scale, bias, rng, rule)
-    else:
-        W, V, m = _given_weights(model, D, rule, weights)
+    W, V, m = _start_weights(model, D, scale, bias, rng, rule, weights)
     W0, V0, m0 = W.copy(), rule.decoder(W, V).copy(), m.copy()
     test_rng = np.random.default_rng((seed, TEST_STREAM))
     basis = None if eigenbasis else spectrum.eigenvectors  # None: simulate in the eigenbasis
@@ -604,10 +601,7 @@ def train_finite(model: Autoencoder, data, lr: float, epochs: int, batch_size: i
     rule = _Rule.of(model, D, tied_normalisation)
     start_time = time.perf_counter()
     rng = np.random.default_rng(seed)
-    if weights is None:
-        W, V, m = _initial_weights(model, D, scale, bias, rng, rule)
-    else:
-        W, V, m = _given_weights(model, D, rule, weights)
+    W, V, m = _start_weights(model, D, scale, bias, rng, rule, weights)
     train, test = dataset.split(n_test, np.random.default_rng((seed, TEST_STREAM)))
     g = model.activation.numpy
     errors = np.empty((epochs + 1, 2))
@@ -639,6 +633,13 @@ def train_finite(model: Autoencoder, data, lr: float, epochs: int, batch_size: i
 # --------------------------------------------------------------------------- #
 # Checks and initial weights
 # --------------------------------------------------------------------------- #
+def _start_weights(model, D, scale, bias, rng, rule, weights):
+    """The given ``weights`` checked, or a random draw from ``rng`` when they are None."""
+    if weights is None:
+        return _initial_weights(model, D, scale, bias, rng, rule)
+    return _given_weights(model, D, rule, weights)
+
+
 def _initial_weights(model, D, scale, bias, rng, rule):
     """Weights from the shared convention; ``V`` is zeros for tied weights (unused)."""
     W, V, m = initial_weights(model, D, scale, rng, bias)

@@ -74,6 +74,9 @@ def atomic_write(path, data) -> Path:
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
             fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)            # mkstemp creates 0600: use the usual mode
         os.replace(tmp, path)
     except BaseException:
         with _quiet():

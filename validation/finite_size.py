@@ -118,7 +118,8 @@ def _key(label: str, D: int) -> str:
 
 def _same_config(stored, cfg) -> bool:
     return (list(stored["models"]) == [m[0] for m in cfg["models"]]
-            and list(stored["Ds"]) == list(cfg["Ds"]) and list(stored["seeds"]) == list(cfg["seeds"])
+            and list(stored["Ds"]) == list(cfg["Ds"])
+            and list(stored["seeds"]) == list(cfg["seeds"])
             and float(stored["t_max"]) == cfg["t_max"] and int(stored["n_times"]) == cfg["n_times"])
 
 
@@ -281,8 +282,8 @@ def _assessment(cfg, results, fits, z_max=4.0) -> list[str]:
         what = ("constant in D within "
                 f"{100 * spread:.1f}%: a 1/D offset once learning has converged, the stationary "
                 "noise floor of SGD at finite D (O(η/D), absent from the D → ∞ equations, "
-                "which have no η² term; see the check below); it, not a fault of the equations, sets the max "
-                "in SE units" if spread < 0.1 and min(abs(np.array(offs)) / np.array(errs)) > 5
+                "which have no η² term; see the check below); it, not a fault of the "
+                "equations, sets the max in SE units" if spread < 0.1 and min(abs(np.array(offs)) / np.array(errs)) > 5
                 else "not constant in D: a systematic discrepancy that this run does not explain")
         lines.append(f"* {label}: max |mean d| up to {max(zs):.0f} SE.  D × mean d(t_max) = "
                      + ", ".join(f"{o:.4f} ± {e:.4f}" for o, e in zip(offs, errs))
@@ -324,6 +325,8 @@ def _plot(cfg, results, fits, path):
         ref = np.array([results[lab, cfg["Ds"][0]]["finite"][stat] for lab, _, _ in cfg["models"]])
         ax.loglog(Ds, np.exp(np.mean(np.log(ref))) * (Ds / Ds[0]) ** -0.5, "k--", lw=0.8,
                   label="D^(-1/2)")
+        ax.set_xticks(Ds, [str(int(D)) for D in Ds])
+        ax.minorticks_off()
         ax.set_xlabel("D")
         ax.set_title(title + " (bulk finite)", fontsize=9)
         ax.legend(fontsize=7)
