@@ -142,8 +142,17 @@ def main(quick: bool = False) -> str:
     RESULTS.clear()
     RESULTS.update(rows=rows, worst_adaptive=worst_adaptive, worst_richardson=worst_richardson,
                    parity=parity_rows)
+    worst_euler = max(r[6] for r in rows)
+    best_euler = min(r[6] for r in rows)
+    worst_parity = max(max(r[4], r[5]) for r in parity_rows)
     return "\n".join([
         "## Euler parity mode vs adaptive solvers",
+        "",
+        f"**Summary.**  Euler parity: the adaptive solvers agree with each other to "
+        f"{fmt(worst_adaptive)} (relative, max over the curve); Euler at dt = 1/D deviates by "
+        f"{fmt(best_euler)}…{fmt(worst_euler)} ({n_pass} of {len(rows)} cases within "
+        f"{TOLERANCE:g}), first order, Richardson-extrapolated to {fmt(worst_richardson)}; "
+        f"the Euler mode reproduces the published scheme step for step to {fmt(worst_parity)}.",
         "",
         "Max over the trajectory (log-spaced times, multiples of 1/D) of the relative "
         "difference |ε − ε_ref| / ε_ref of the generalisation error, against DOP853 with "

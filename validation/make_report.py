@@ -75,7 +75,9 @@ def main(argv=None) -> int:
         text, ok, seconds = run_section(name, args.quick, out.parent, args.reuse_data)
         stamp = datetime.datetime.now().isoformat(timespec="minutes")
         atomic_write(sections / f"{name}.md",
-                     f"<!-- {name}: {'ok' if ok else 'FAILED'}, {seconds:.0f} s, {stamp} -->\n"
+                     f"<!-- {name}: {'ok' if ok else 'FAILED'}, {seconds:.0f} s"
+                     + (" (analysis of saved curves)" if name == "finite_size" and
+                        args.reuse_data else "") + f", {stamp} -->\n"
                      + text + "\n")
         print(f"  {name}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s", file=sys.stderr,
               flush=True)
@@ -89,6 +91,8 @@ def main(argv=None) -> int:
         first, _, body = path.read_text().partition("\n")
         timing.append(first.strip("<!-> "))
         parts.append(body.rstrip())
+    summary = [line for part in parts for line in part.splitlines()
+               if line.startswith("**Summary.**")]
     header = [
         "# odesolve validation report" + (" (quick smoke run)" if args.quick else ""),
         "",
@@ -97,6 +101,11 @@ def main(argv=None) -> int:
         "below is recomputed by that command.",
         "",
         "Sections (name: status, run time, date): " + "; ".join(timing) + ".",
+        "",
+    ] + ["## Summary", ""] + ["* " + line.replace("**Summary.**  ", "", 1) for line in summary] + [
+        "",
+        "Each section below starts with its summary line, then the tables, then the "
+        "assessment.",
         "",
     ]
     atomic_write(out, "\n".join(header + ["\n\n".join(parts), ""]))

@@ -93,6 +93,12 @@ def main(quick: bool = False) -> str:
     text = [
         "## Right-hand side vs Monte Carlo",
         "",
+        f"**Summary.**  RHS vs Monte Carlo: {len(rows)} comparisons ({len(cases)} model "
+        f"variants × {len(states)} random states, {n_total} fluctuating entries): largest "
+        f"|z| = {fmt(worst)} (pure noise: median {fmt(expected_max_abs_normal(n_total))}); "
+        + ("all non-fluctuating entries equal." if not failures else
+           f"FAILURES: {'; '.join(failures)}."),
+        "",
         f"D = {D}, {n_samples:,} independent SGD steps per state (reference implementation "
         "`tests/sgd_reference.py`), η = 0.7, spikes [1.2, 0.6], bulk 0.3; drift of every "
         "tracked overlap, of the bulk Gram matrix and of the biases vs the compiled "
