@@ -269,9 +269,9 @@ class InitConfig:
 class TheoryConfig:
     """``[theory]``: how the D → ∞ equations are solved."""
 
-    solver: str = _key("RK45", types="string", choices=SOLVERS,
-                       doc="Integrator: scipy's `RK45`, `DOP853`, `LSODA`, `Radau`, `BDF`, or "
-                           "fixed-step `euler`.")
+    solver: str = _key("LSODA", types="string", choices=SOLVERS,
+                       doc="Integrator: scipy's `LSODA` (stiff-aware), `RK45`, `DOP853`, `Radau`, "
+                           "`BDF`, or fixed-step `euler` (dt = `theory.dt`, the published scheme).")
     closure: bool = _key(True, types="bool",
                          doc="`true`: spikes + K×K bulk aggregates (the strict D → ∞ closure); "
                              "`false`: one equation per eigen-direction (all D modes, the "
