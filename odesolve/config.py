@@ -75,7 +75,7 @@ DATA_KINDS = ("spiked", "sinusoidal", "spectrum", "images")
 #: Offline image data sets (``[data] dataset``).
 IMAGE_DATASETS = ("digits", "patches", "cifar10", "fashion_mnist")
 #: Solvers of the theory (``[theory] solver``).
-SOLVERS = ("RK45", "DOP853", "LSODA", "Radau", "BDF", "euler")
+SOLVERS = ("auto", "LSODA", "RK45", "DOP853", "Radau", "BDF", "euler")
 #: Bulk treatments of the closure (``[theory] bulk``).
 BULK_TREATMENTS = ("limit", "finite")
 #: Learning rules (``[train] rule``); kept in sync with :data:`odesolve.model.RULES`.
@@ -269,9 +269,11 @@ class InitConfig:
 class TheoryConfig:
     """``[theory]``: how the D → ∞ equations are solved."""
 
-    solver: str = _key("LSODA", types="string", choices=SOLVERS,
-                       doc="Integrator: scipy's `LSODA` (stiff-aware), `RK45`, `DOP853`, `Radau`, "
-                           "`BDF`, or fixed-step `euler` (dt = `theory.dt`, the published scheme).")
+    solver: str = _key("auto", types="string", choices=SOLVERS,
+                       doc="Integrator: `auto` (LSODA, stiff-aware, for up to 400 state variables; "
+                           "RK45 for larger all-modes states), scipy's `LSODA`, `RK45`, `DOP853`, "
+                           "`Radau`, `BDF`, or fixed-step `euler` (dt = `theory.dt`, the "
+                           "published scheme).")
     closure: bool = _key(True, types="bool",
                          doc="`true`: spikes + K×K bulk aggregates (the strict D → ∞ closure); "
                              "`false`: one equation per eigen-direction (all D modes, the "

@@ -35,7 +35,12 @@ from .state import OrderParameters, State, order_parameters_of
 
 __all__ = ["integrate", "Trajectory", "METHODS", "BULK_MODES", "rhs_function"]
 
-METHODS = ("RK45", "RK23", "DOP853", "LSODA", "Radau", "BDF", "euler")
+METHODS = ("auto", "LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF", "euler")
+#: ``method="auto"``: LSODA up to this many state variables, RK45 above.  LSODA turns
+#: stiff near fixed points (where RK45 needs ~100× more steps), but its stiff mode builds
+#: dense finite-difference Jacobians: hopeless for the ~10⁴ variables of all-modes runs
+#: on real spectra, which RK45 integrates in seconds.
+AUTO_LSODA_MAX_SIZE = 400
 BULK_MODES = ("limit", "finite")
 #: a state entry beyond this is a blow-up, not learning (weights are O(1) in these units)
 NORM_LIMIT = 1e8
@@ -117,7 +122,7 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
     return f
 
 
-def integrate(state: State, lr: float, t_span, *, method: str = "LSODA", t_eval=None,
+def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=None,
               n_points: int = 200, rtol: float = 1e-7, atol: float = 1e-9, dt: float | None = None,
               bulk: str = "limit", progress: bool = False) -> Trajectory:
     """Integrate the order-parameter equations from ``state``.
@@ -131,9 +136,11 @@ def integrate(state: State, lr: float, t_span, *, method: str = "LSODA", t_eval=
     t_span : float or (float, float)
         Final time, or ``(t0, t1)``.
     method : str
-        A :func:`scipy.integrate.solve_ivp` method (``"LSODA"``, the default, switches to a
-        stiff scheme near fixed points, where ``"RK45"`` needs ~100× more steps;
-        ``"RK45"``, ``"DOP853"``, ...) or ``"euler"`` (fixed step ``dt``, default ``1/D``: the published reference
+        ``"auto"`` (default): LSODA, which switches to a stiff scheme near fixed points,
+        for states of up to :data:`AUTO_LSODA_MAX_SIZE` variables, RK45 for larger
+        all-modes states (``Trajectory.method`` says which ran); or any
+        :func:`scipy.integrate.solve_ivp` method (``"LSODA"``, ``"RK45"``, ``"DOP853"``,
+        ...); or ``"euler"`` (fixed step ``dt``, default ``1/D``: the published reference
         scheme).
     t_eval : array_like, optional
         Output times; default ``n_points`` log-spaced times (plus ``t0``).
@@ -165,6 +172,8 @@ def integrate(state: State, lr: float, t_span, *, method: str = "LSODA", t_eval=
     if t_eval.ndim != 1 or np.any(np.diff(t_eval) <= 0) or t_eval[0] < t0 or t_eval[-1] > t1:
         raise ValueError("t_eval must be increasing and inside t_span")
     compiled = compile_model(state.model)
+    if method == "auto":
+        method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
     start = time.perf_counter()
     if method == "euler":
         ys, nfev = _euler(compiled, state, lr, t0, t_eval, dt, bulk)

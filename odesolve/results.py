@@ -102,6 +102,7 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
     if len(simulations):
         data.update(_simulation_variables(simulations, times, modes, K, model.has_bias))
     modes_run = {t.mode for t in trajectories if t is not None}
+    methods_run = {t.method for t in trajectories if t is not None}
     attrs = {
         "title": f"odesolve: {model.activation.name} autoencoder, K = {K}, "
                  f"{'tied' if model.tied else 'untied'}, rule {model.rule}",
@@ -119,7 +120,7 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
         "rule": model.rule,
         "data_kind": config.data.kind,
         "theory_mode": ",".join(sorted(modes_run)) or "none",
-        "theory_solver": config.theory.solver,
+        "theory_solver": ",".join(sorted(methods_run)) or config.theory.solver,
         "simulated": int(len(simulations) > 0),
         "theory_wall_time": float(theory_wall_time),
         "simulation_wall_time": float(simulation_wall_time),

@@ -46,7 +46,7 @@ def test_minimal_config_fills_in_defaults(tmp_path):
     assert config.model.activation == "erf" and config.model.tied is False
     assert config.train.rule == "sgd" and config.train.n_times == 60
     assert (config.init.scale, config.init.seed) == (0.1, 0)
-    assert (config.theory.solver, config.theory.closure) == ("LSODA", True)
+    assert (config.theory.solver, config.theory.closure) == ("auto", True)
     assert config.simulation.seeds == 0 and not config.simulated
     assert config.seeds == (0,)
     # keys of other data kinds stay unset

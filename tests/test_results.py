@@ -59,6 +59,7 @@ class FakeRun:
         self.B = rng.normal(size=(n, K, n_tracked))
         self.learning_times = np.array([1.0, 2.0])
         self.mode = "closure-limit"
+        self.method = "LSODA"
         if simulated:  # the simulator need not report overlaps
             del self.A, self.B
 
