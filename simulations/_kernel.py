@@ -121,7 +121,7 @@ def sample_update(x, W, V, m, a, tie, truncated, encoder, train_bias, outW, outV
     return dot(e, e) / (2.0 * D)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: the next inputs are drawn meanwhile
 def online(X, start, stop, W, V, m, a, tie, truncated, encoder, train_bias, loss_limit,
            lam, gl, e):
     """Online SGD in place on the rows ``start..stop-1`` of ``X``, one step per row.

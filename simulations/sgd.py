@@ -43,6 +43,7 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -420,15 +421,13 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     lam, gl, e = _scratch(K, D)
     loss_limit = LOSS_LIMIT * (1.0 + spectrum.trace / D)
     rows = max(1, min(4096, CHUNK_VALUES // D))
-    buffer = np.empty((rows, D))
     done, r = 0, 0
     with progress_bar(total=total, desc=f"SGD seed {seed}", unit="step", unit_scale=True,
                       disable=not progress) as bar:
         while r < len(steps) and steps[r] == 0:
             r = record(r, W, V, m, basis, done, lr)
-        while done < total:
-            n = min(rows, total - done)
-            X = draw(buffer[:n])
+        for X in _prefetched_chunks(draw, rows, D, total):
+            n = len(X)
             i = 0
             while i < n:
                 stop = n if r == len(steps) else min(n, i + steps[r] - done)
@@ -514,6 +513,23 @@ def _mc_error(X, W, V, m, g) -> float:
     D = X.shape[1]
     residual = X - g(X @ W.T / np.sqrt(D) + m) @ V
     return float(np.mean(np.sum(residual**2, axis=1)) / (2 * D))
+
+
+def _prefetched_chunks(draw, rows, D, total):
+    """The ``total`` inputs in chunks of ``rows``, each drawn on a second thread while the
+    previous one is trained on (numpy's generators and the compiled loop release the GIL).
+
+    One thread makes every draw, in order, so the stream is that of a serial loop.
+    """
+    buffers = (np.empty((rows, D)), np.empty((rows, D)))
+    sizes = [min(rows, total - start) for start in range(0, total, rows)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(draw, buffers[0][:sizes[0]])
+        for j in range(len(sizes)):
+            X = pending.result()
+            if j + 1 < len(sizes):
+                pending = pool.submit(draw, buffers[(j + 1) % 2][:sizes[j + 1]])
+            yield X
 
 
 def _gaussian_draws(spectrum, rng, basis):
