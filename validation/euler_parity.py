@@ -12,15 +12,13 @@ Run: ``python validation/euler_parity.py [--quick]``.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-try:
-    from validation.common import fmt, md_table, script_main, stopwatch
-except ImportError:                      # run as a script
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from validation.common import fmt, md_table, script_main, stopwatch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a script: find the tree
+from validation.common import fmt, md_table, script_main, stopwatch
 
 TOLERANCE = 1e-4
 #: numbers of the last :func:`main` call (for the tests)

@@ -25,19 +25,14 @@ Run: ``python validation/finite_size.py [--quick]``.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
-try:
-    from validation.common import (HERE, atomic_write, fmt, md_table, power_law_fit, save_figure,
-                                   script_main, stopwatch)
-except ImportError:                      # run as a script
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from validation.common import (HERE, atomic_write, fmt, md_table, power_law_fit, save_figure,
-                                   script_main, stopwatch)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a script: find the tree
+from validation.common import (HERE, atomic_write, fmt, md_table, power_law_fit, save_figure,
+                               script_main, stopwatch)
 
 LR = 1.0
 INIT = 0.1

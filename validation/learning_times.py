@@ -26,17 +26,14 @@ Run: ``python validation/learning_times.py [--quick]``.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-try:
-    from validation.common import (SQRT_2_OVER_PI, fmt, md_table, power_law_fit, script_main,
-                                   simulator_available, stopwatch)
-except ImportError:                      # run as a script
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from validation.common import (SQRT_2_OVER_PI, fmt, md_table, power_law_fit, script_main,
-                                   simulator_available, stopwatch)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a script: find the tree
+from validation.common import (SQRT_2_OVER_PI, fmt, md_table, power_law_fit, script_main,
+                               simulator_available, stopwatch)
 
 LR = 1.0
 BULK = 0.05

@@ -12,15 +12,13 @@ Run: ``python validation/rhs_monte_carlo.py [--quick]``.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-try:
-    from validation.common import expected_max_abs_normal, fmt, md_table, script_main, stopwatch
-except ImportError:                      # run as a script: validation/ is sys.path[0]
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from validation.common import expected_max_abs_normal, fmt, md_table, script_main, stopwatch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a script: find the tree
+from validation.common import expected_max_abs_normal, fmt, md_table, script_main, stopwatch
 
 HEADERS = ["variant", "K", "state", "entries", "exact entries", "max abs z", "rms z",
            "expected max abs z", "median rel. SE", "max abs z if RHS 5% off"]
