@@ -84,6 +84,19 @@ def test_euler_parity_with_adaptive_solvers():
     assert np.max(np.abs(euler.error - ref.error) / ref.error) > 1e-8  # Euler really ran
 
 
+def test_auto_method_picks_lsoda_for_small_states_and_rk45_for_all_modes():
+    from odesolve.integrate import AUTO_LSODA_MAX_SIZE
+    model = Autoencoder(K=2, activation="erf")
+    small = State.random(model, spiked_covariance(D=200, spikes=[2.0, 1.0], bulk=0.05), seed=0)
+    eigenvalues = np.linspace(2.0, 0.1, 200)                      # 200 modes tracked: 800 variables
+    large = State.random(model, given_spectrum(eigenvalues), seed=0)
+    assert small.to_vector().size <= AUTO_LSODA_MAX_SIZE < large.to_vector().size
+    assert integrate(small, 1.0, 5.0).method == "LSODA"
+    assert integrate(large, 1.0, 5.0).method == "RK45"
+    ref = integrate(small, 1.0, 5.0, method="DOP853", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(integrate(small, 1.0, 5.0).error, ref.error, rtol=1e-5)
+
+
 def test_state_roundtrip_and_order_parameters_from_weights():
     model = Autoencoder(K=3, activation="erf")
     spec = covariance_spectrum(np.cov(np.random.default_rng(0).normal(size=(50, 400))))
