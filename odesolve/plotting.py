@@ -134,7 +134,7 @@ def plot_overlap_panel(ax, dataset: xr.Dataset, *, pairs=None, per_seed: bool = 
     """Share ``s_τ A_kτ²/Q_kk`` of unit k's variance along mode τ against time.
 
     Colour is the mode, line style the unit.  ``pairs`` restricts to some ``(unit,
-    spike)`` pairs (default: every unit with every stored mode).  ``seed`` shows one
+    spike)`` pairs (default: every unit with each of the K leading modes).  ``seed`` shows one
     seed only: which unit learns which mode depends on the initial weights, so a mean
     over seeds blurs curves that are sharp for every seed.
     """
@@ -143,8 +143,9 @@ def plot_overlap_panel(ax, dataset: xr.Dataset, *, pairs=None, per_seed: bool = 
         dataset = dataset.sel(seed=[seed])
     shares = with_overlap_shares(dataset)
     spikes = [int(tau) for tau in dataset["spike"].values]
-    if pairs is None:
-        pairs = [(int(k), tau) for k in dataset["unit"].values for tau in spikes]
+    if pairs is None:  # the K leading modes: all-modes runs store every one of the D
+        pairs = [(int(k), tau) for k in dataset["unit"].values
+                 for tau in spikes[:dataset.sizes["unit"]]]
     for k, tau in pairs:
         plot_theory_and_simulation(ax, shares, "share", select={"unit": k, "spike": tau},
                                    color=f"C{spikes.index(tau) % 10}", per_seed=per_seed,
