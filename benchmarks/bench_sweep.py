@@ -4,9 +4,9 @@ Run: ``python benchmarks/bench_sweep.py [--quick]``.  One experiment per point
 (``odesolve.experiment.run_experiment``), erf, K = 3, three spikes, D = 500, grid
 lr × init.scale (4 × 4), in two flavours:
 
-* theory only, t_max = 3000 with the default solver (RK45);
-* theory + one simulated SGD seed, t_max = 100 (only when the ``simulations`` package is
-  present).
+* theory only, t_max = 3000 with the default solver (``auto``: LSODA here);
+* theory + one simulated SGD seed, t_max = 1000, i.e. 5·10⁵ SGD steps per point, long
+  enough for the workers to pay off (only when the ``simulations`` package is present).
 
 Rows: the 16 points in a plain loop in this process (no dask), then
 ``odesolve.sweep.run_sweep`` with a local cluster of 1 and of 2 worker processes, each
@@ -64,8 +64,8 @@ def flavours(quick: bool):
     out = [(f"theory only, t_max={20 if quick else 3000}",
             CONFIG.format(D=D, t_max=20.0 if quick else 3000.0, seeds=0))]
     if simulator_available():
-        out.append((f"theory + 1 SGD seed, t_max={5 if quick else 100}",
-                    CONFIG.format(D=D, t_max=5.0 if quick else 100.0, seeds=1)))
+        out.append((f"theory + 1 SGD seed, t_max={5 if quick else 1000}",
+                    CONFIG.format(D=D, t_max=5.0 if quick else 1000.0, seeds=1)))
     return [(label, parse_config(tomllib.loads(text), "bench_sweep")) for label, text in out]
 
 
