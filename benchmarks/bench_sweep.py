@@ -49,22 +49,13 @@ GRID = {"lr": [0.25, 0.5, 0.75, 1.0], "init.scale": [0.05, 0.1, 0.2, 0.3]}
 QUICK_GRID = {"lr": [0.5, 1.0], "init.scale": [0.1, 0.2]}
 
 
-def simulator_available() -> bool:
-    try:
-        import simulations
-        return hasattr(simulations, "simulate")
-    except ImportError:
-        return False
-
-
 def flavours(quick: bool):
     """(label, config) of the benchmarked sweeps."""
     from odesolve.config import parse_config, tomllib
     D = 200 if quick else 500
     out = [(f"theory only, t_max={20 if quick else 3000}",
             CONFIG.format(D=D, t_max=20.0 if quick else 3000.0, seeds=0))]
-    if simulator_available():
-        out.append((f"theory + 1 SGD seed, t_max={5 if quick else 1000}",
+    out.append((f"theory + 1 SGD seed, t_max={5 if quick else 1000}",
                     CONFIG.format(D=D, t_max=5.0 if quick else 1000.0, seeds=1)))
     return [(label, parse_config(tomllib.loads(text), "bench_sweep")) for label, text in out]
 
@@ -107,9 +98,6 @@ def rows(quick: bool = False, log=None):
                  "1 worker / plain loop", one / loop),
                 (group, "run_sweep, 2 local dask workers (incl. cluster start)", two,
                  "speed-up 1 → 2 workers", one / two)]
-    if not simulator_available():
-        out.append(("sweeps", "theory + simulation flavour skipped: simulations package "
-                    "not installed", None, "", None))
     return out
 
 

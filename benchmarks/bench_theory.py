@@ -117,13 +117,10 @@ def real_like_spectrum(n, seed=0):
 def image_spectrum(side: int):
     """(spectrum, description): all ``side²`` modes of the covariance of grayscale
     ``side × side`` patches of scikit-image's photographs (``simulations.datasets``, offline,
-    CIFAR-like), or a synthetic decaying spectrum if that is not available."""
-    try:
-        from simulations.datasets import photo_patches
-        return photo_patches(side, n_patches=10000).spectrum(), \
-            f"spectrum of {side}×{side} grayscale photo patches"
-    except Exception as exc:                     # scikit-image missing, …
-        return real_like_spectrum(side * side), f"synthetic spectrum ({type(exc).__name__})"
+    CIFAR-like)."""
+    from simulations.datasets import photo_patches
+    return (photo_patches(side, n_patches=10000).spectrum(),
+            f"spectrum of {side}×{side} grayscale photo patches")
 
 
 def rows(quick: bool = False, log=None):

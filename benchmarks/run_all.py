@@ -1,11 +1,10 @@
-"""Every benchmark in one command, one table: theory, simulator (if present), sweeps.
+"""Every benchmark in one command, one table: theory, simulator, sweeps.
 
 Run: ``python benchmarks/run_all.py`` (full; writes ``benchmarks/RESULTS.md``) or
 ``python benchmarks/run_all.py --quick`` (smaller sizes; prints only, unless ``--out``).
 
-Rows come from ``bench_theory.rows``, from ``bench_simulator.py`` when that script and the
-``simulations`` package are present (its ``rows(quick)`` if it has one, otherwise its
-``main(argv)``, whose printed output is kept verbatim) and from ``bench_sweep.rows``.
+Rows come from ``bench_theory.rows``, from the rows that ``bench_simulator.main(argv)``
+returns (its printed output is kept verbatim) and from ``bench_sweep.rows``.
 Every ratio in the table is between two timings of this same run.  A benchmark that fails
 is reported in the output (and the exit status is 1) without hiding the others.
 """
@@ -36,17 +35,12 @@ for _p in (str(ROOT), str(HERE)):
         sys.path.insert(0, _p)
 
 from bench_theory import format_table  # noqa: E402
+from validation.common import cpu_and_cores  # noqa: E402
 
 
 def machine() -> list[str]:
     """Lines describing the machine and the software versions."""
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu, cores = cpu_and_cores()
     mem = ""
     try:
         with open("/proc/meminfo") as fh:
@@ -69,33 +63,14 @@ def machine() -> list[str]:
                                           "MKL_NUM_THREADS"))]
 
 
-def simulator_benchmark():
-    """The ``bench_simulator`` module, or None (with the reason) if it cannot run."""
-    if not (HERE / "bench_simulator.py").exists():
-        return None, "benchmarks/bench_simulator.py not present"
-    try:
-        import simulations
-        if not hasattr(simulations, "simulate"):
-            return None, "the simulations package has no simulate()"
-        return importlib.import_module("bench_simulator"), ""
-    except Exception as exc:                          # noqa: BLE001 - reported, not hidden
-        return None, f"cannot import bench_simulator: {type(exc).__name__}: {exc}"
-
-
-def _simulator_rows(module, quick):
-    """(rows, verbatim text) of the simulator benchmark: its ``main(argv)`` prints tables
-    and returns its rows (dicts with ``table, case, D, K, steps_per_s, …``), which are
-    converted to rows of the common table; anything else is kept as verbatim text."""
-    if hasattr(module, "rows"):
-        return list(module.rows(quick)), ""
+def _simulator_rows(quick):
+    """(rows, verbatim text) of the simulator benchmark: ``bench_simulator.main(argv)``
+    prints tables and returns its rows (dicts with ``table, case, D, K, steps_per_s, …``),
+    converted here to rows of the common table."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        ret = module.main(["--quick"] if quick else [])
-    text = buf.getvalue().rstrip()
-    try:
-        return _convert_simulator_rows(ret), text
-    except (TypeError, KeyError, ValueError, ZeroDivisionError):
-        return [], text
+        ret = importlib.import_module("bench_simulator").main(["--quick"] if quick else [])
+    return _convert_simulator_rows(ret), buf.getvalue().rstrip()
 
 
 def _convert_simulator_rows(ret):
@@ -139,13 +114,9 @@ def main(argv=None) -> int:
         print(f"  [{msg}]", file=sys.stderr, flush=True)
 
     table, notes, verbatim, status, timing = [], [], [], 0, []
-    sim_module, why = simulator_benchmark()
     benches = [("theory", lambda: (importlib.import_module("bench_theory").rows(args.quick, log),
-                                   ""))]
-    if sim_module is not None:
-        benches.append(("simulator", lambda: _simulator_rows(sim_module, args.quick)))
-    else:
-        notes.append(f"Simulator rows skipped: {why}.")
+                                   "")),
+               ("simulator", lambda: _simulator_rows(args.quick))]
     benches.append(("sweeps", lambda: (importlib.import_module("bench_sweep").rows(args.quick,
                                                                                      log), "")))
     for name, run in benches:

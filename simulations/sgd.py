@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from odesolve.activations import BUILTIN_ACTIVATIONS, X, print_code
+from odesolve.activations import BUILTIN_ACTIVATIONS, print_code
 from odesolve.codegen import cache_dir
 from odesolve.config import time_grid
 from odesolve.data import Spectrum
@@ -479,7 +479,7 @@ class _Recorder:
     """Measurements at the recording times, in the eigenbasis."""
 
     def __init__(self, model, spectrum, rule, X_test, n):
-        K, D, n_tr = model.K, spectrum.D, spectrum.n_tracked
+        K, n_tr = model.K, spectrum.n_tracked
         self.model, self.spectrum, self.rule, self.X_test = model, spectrum, rule, X_test
         self.g = model.activation.numpy
         self.error = np.empty(n)

@@ -108,28 +108,22 @@ def stopwatch():
     yield lambda: time.perf_counter() - start
 
 
-def machine() -> str:
-    """One line describing the machine (CPU, cores, Python)."""
+def cpu_and_cores() -> tuple[str, int]:
+    """The CPU model (from /proc/cpuinfo where there is one) and the cores available."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
         pass
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cpu, n
+
+
+def machine() -> str:
+    """One line describing the machine (CPU, cores, Python)."""
+    cpu, n = cpu_and_cores()
     return f"{cpu}, {n} cores available, Python {platform.python_version()}, {platform.system()}"
-
-
-def simulator_available() -> bool:
-    """Whether the ``simulations`` package (the finite-D SGD simulator) can be imported."""
-    try:
-        import simulations  # noqa: F401
-        return hasattr(simulations, "simulate")
-    except ImportError:
-        return False
 
 
 def script_main(main, description: str, argv=None) -> None:

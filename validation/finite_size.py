@@ -203,7 +203,7 @@ def main(quick: bool = False, figure=None, data=None, reuse: bool = False) -> st
                     for lab, _, _ in cfg["models"])
         + ".  See the assessment for the linear model's O(η/D) offset.",
         "",
-        f"Models and spikes: "
+        "Models and spikes: "
         + "; ".join(f"{label} on spikes {spikes}" for label, _, spikes in cfg["models"])
         + f"; bulk {BULK}, η = {LR}, init {INIT}, t from 0 to {cfg['t_max']:g} "
         f"({cfg['n_times']} log-spaced times), seeds {cfg['seeds'][0]}…{cfg['seeds'][-1]} "

@@ -27,7 +27,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from validation.common import HERE, atomic_write, machine, simulator_available, stopwatch  # noqa: E402
+from validation.common import HERE, atomic_write, machine, stopwatch  # noqa: E402
 
 SECTIONS = ["finite_size", "rhs_monte_carlo", "euler_parity", "learning_times"]
 
@@ -38,9 +38,6 @@ def run_section(name: str, quick: bool, out_dir: Path,
     module = importlib.import_module(f"validation.{name}")
     kwargs = {}
     if name == "finite_size":
-        if not simulator_available():
-            return ("## Finite-size scaling: theory vs SGD simulation\n\n"
-                    "**Not run: the `simulations` package is not importable.**"), False, 0.0
         kwargs["figure"] = out_dir / ("finite_size.quick.png" if quick else "finite_size.png")
         kwargs["data"] = out_dir / ("finite_size.quick.npz" if quick else "finite_size.npz")
         kwargs["reuse"] = reuse
