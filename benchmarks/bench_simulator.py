@@ -1,4 +1,4 @@
-"""Benchmark of the SGD simulator; prints tables (run: python benchmarks/bench_simulator.py).
+"""Benchmark of the SGD simulator; prints tables (run: python -m benchmarks.bench_simulator).
 
 Throughput in SGD steps per second (one step = one fresh Gaussian input and one update),
 erf activation, untied vanilla SGD, two spikes plus bulk, everything on one core
@@ -27,17 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy.special import erf
 from threadpoolctl import threadpool_limits
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 SPIKES = [2.0, 1.0]
 BULK = 0.2
@@ -52,7 +47,7 @@ def _spectrum(D):
 
 
 def _chunk_rows(D):
-    from simulations.sgd import CHUNK_VALUES
+    from simulations.online import CHUNK_VALUES
     return max(1, min(4096, CHUNK_VALUES // D))
 
 

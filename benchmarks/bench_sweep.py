@@ -1,7 +1,7 @@
 """Benchmark of parameter sweeps: a 16-point sweep on 1 and 2 local dask workers.
 
-Run: ``python benchmarks/bench_sweep.py [--quick]``.  One experiment per point
-(``odesolve.experiment.run_experiment``), erf, K = 3, three spikes, D = 500, grid
+Run: ``python -m benchmarks.bench_sweep [--quick]``.  One experiment per point
+(``odesolve.workflow.experiment.run_experiment``), erf, K = 3, three spikes, D = 500, grid
 lr × init.scale (4 × 4), in two flavours:
 
 * theory only, t_max = 3000 with the default solver (``auto``: LSODA here);
@@ -9,7 +9,7 @@ lr × init.scale (4 × 4), in two flavours:
   enough for the workers to pay off (only when the ``simulations`` package is present).
 
 Rows: the 16 points in a plain loop in this process (no dask), then
-``odesolve.sweep.run_sweep`` with a local cluster of 1 and of 2 worker processes, each
+``odesolve.workflow.sweep.run_sweep`` with a local cluster of 1 and of 2 worker processes, each
 into an empty point cache; the sweep wall times include starting the cluster and the
 workers' imports.  The generated equations are compiled once beforehand, so every row
 finds them cached on disk.
@@ -21,12 +21,7 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for _p in (str(ROOT), str(Path(__file__).resolve().parent)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
 CONFIG = """
 [data]
@@ -51,7 +46,7 @@ QUICK_GRID = {"lr": [0.5, 1.0], "init.scale": [0.1, 0.2]}
 
 def flavours(quick: bool):
     """(label, config) of the benchmarked sweeps."""
-    from odesolve.config import parse_config, tomllib
+    from odesolve.workflow.config import parse_config, tomllib
     D = 200 if quick else 500
     out = [(f"theory only, t_max={20 if quick else 3000}",
             CONFIG.format(D=D, t_max=20.0 if quick else 3000.0, seeds=0))]
@@ -61,8 +56,8 @@ def flavours(quick: bool):
 
 
 def time_loop(config, grid) -> float:
-    from odesolve.experiment import run_experiment
-    from odesolve.sweep import expand_grid
+    from odesolve.workflow.experiment import run_experiment
+    from odesolve.workflow.sweep import expand_grid
     start = time.perf_counter()
     for point in expand_grid(grid):
         run_experiment(config.with_overrides(point))
@@ -70,7 +65,7 @@ def time_loop(config, grid) -> float:
 
 
 def time_sweep(config, grid, n_workers: int) -> float:
-    from odesolve.sweep import run_sweep
+    from odesolve.workflow.sweep import run_sweep
     with tempfile.TemporaryDirectory() as sweep_dir:
         start = time.perf_counter()
         _, summary = run_sweep(config, grid, sweep_dir, n_workers=n_workers)
@@ -81,7 +76,7 @@ def time_sweep(config, grid, n_workers: int) -> float:
 
 def rows(quick: bool = False, log=None):
     """Benchmark rows ``(group, case, seconds, compared with, ratio)``."""
-    from odesolve.experiment import run_experiment
+    from odesolve.workflow.experiment import run_experiment
     log = log or (lambda msg: None)
     grid = QUICK_GRID if quick else GRID
     n_points = len(grid["lr"]) * len(grid["init.scale"])
@@ -105,7 +100,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 small points")
     args = parser.parse_args(argv)
-    from bench_theory import format_table
+    from odesolve.testing.tables import format_table
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     print(format_table(rows(args.quick, log=lambda m: print(f"  [{m}]", file=sys.stderr))))
 

@@ -1,4 +1,4 @@
-"""Benchmark of the theory engine (run: ``python benchmarks/bench_theory.py [--quick]``).
+"""Benchmark of the theory engine (run: ``python -m benchmarks.bench_theory [--quick]``).
 
 Rows (every ratio is between two timings of the same run):
 
@@ -9,9 +9,9 @@ Rows (every ratio is between two timings of the same run):
   cached on disk (includes loading the cached machine code at the first call), LSODA and
   the default RK45 (the long-time erf regime is stiff: RK45 needs many more steps there);
   *published scheme*: Euler steps dt = 1/D with a plain numpy right-hand side
-  (``reference_scheme.py``), timed over a slice of its 10⁷ steps and extrapolated;
+  (``odesolve/testing/published_scheme.py``), timed over a slice of its 10⁷ steps and extrapolated;
 * all modes of a real spectrum: the covariance of 32×32 grayscale patches of natural
-  photographs (``simulations.datasets.photo_patches``, CIFAR-like, offline), D = 1024
+  photographs (``odesolve.spec.images.photo_patches``, CIFAR-like, offline), D = 1024
   eigenvalues, each its own mode, K = 5, t = 10³, warm RK45 and the published scheme
   (extrapolated); LSODA is left out there: it switches to its stiff mode and builds
   finite-difference Jacobians of the 2·K·D-dimensional state, which takes minutes;
@@ -35,11 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from odesolve.testing.tables import format_table
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for _p in (str(ROOT), str(HERE)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
 SPIKES = [2.0, 1.5, 1.0, 0.7, 0.5]
 D_SPIKED = 1000
@@ -66,7 +64,6 @@ def curve_in_subprocess(K, cache, t_max=T_CURVE, method="LSODA", blas_threads=No
     env = dict(os.environ, ODESOLVE_CACHE=str(cache))
     if blas_threads is not None:
         env.update({v: str(blas_threads) for v in BLAS_THREAD_VARIABLES})
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     code = _ONE_CURVE.format(D=D_SPIKED, spikes=SPIKES, K=K,
                              t_max=t_max, method=method)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -78,7 +75,7 @@ def curve_in_subprocess(K, cache, t_max=T_CURVE, method="LSODA", blas_threads=No
 def reference_time(K, s, t_max, D, timed_steps=20_000, seed=0, bulk=True):
     """Seconds the published scheme (Euler 1/D, numpy RHS) needs for ``t_max``,
     extrapolated from ``timed_steps`` steps; and the number of steps it needs."""
-    from reference_scheme import euler_reference
+    from odesolve.testing.published_scheme import euler_reference
     rng = np.random.default_rng(seed)
     s = np.asarray(s, dtype=float)
     A = rng.normal(0, 0.1, (K, len(s)))
@@ -116,9 +113,9 @@ def real_like_spectrum(n, seed=0):
 
 def image_spectrum(side: int):
     """(spectrum, description): all ``side²`` modes of the covariance of grayscale
-    ``side × side`` patches of scikit-image's photographs (``simulations.datasets``, offline,
+    ``side × side`` patches of scikit-image's photographs (``odesolve.spec.images``, offline,
     CIFAR-like)."""
-    from simulations.datasets import photo_patches
+    from odesolve.spec.images import photo_patches
     return (photo_patches(side, n_patches=10000).spectrum(),
             f"spectrum of {side}×{side} grayscale photo patches")
 
@@ -198,19 +195,6 @@ def rows(quick: bool = False, log=None):
                     f"{1e6 * warm / max(nfev, 1):.0f} µs per evaluation", warm,
                     f"vs {rng_modes[0]} modes", warm / base))
     return out
-
-
-def format_table(table_rows) -> str:
-    """Markdown table of benchmark rows ``(group, case, measured, ratio of, ratio)``;
-    ``measured`` is seconds (a number) or a string with its unit."""
-    lines = ["| group | case | measured (s unless stated) | ratio | ratio of |",
-             "|---|---|---|---|---|"]
-    for group, case, seconds, what, ratio in table_rows:
-        sec = (seconds if isinstance(seconds, str) else
-               f"{seconds:.3g}" if seconds is not None else "—")
-        rat = f"{ratio:.3g}" if ratio is not None else ""
-        lines.append(f"| {group} | {case} | {sec} | {rat} | {what} |")
-    return "\n".join(lines)
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """Every benchmark in one command, one table: theory, simulator, sweeps.
 
-Run: ``python benchmarks/run_all.py`` (full; writes ``benchmarks/RESULTS.md``) or
-``python benchmarks/run_all.py --quick`` (smaller sizes; prints only, unless ``--out``).
+Run: ``python -m benchmarks.run_all`` (full; writes ``benchmarks/RESULTS.md``) or
+``python -m benchmarks.run_all --quick`` (smaller sizes; prints only, unless ``--out``).
 
 Rows come from ``bench_theory.rows``, from the rows that ``bench_simulator.main(argv)``
 returns (its printed output is kept verbatim) and from ``bench_sweep.rows``.
@@ -16,7 +16,6 @@ import datetime
 import importlib
 import io
 import os
-import platform
 import sys
 import time
 import traceback
@@ -29,38 +28,15 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for _p in (str(ROOT), str(HERE)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
-from bench_theory import format_table  # noqa: E402
-from validation.common import cpu_and_cores  # noqa: E402
+from odesolve.testing.tables import format_table, machine_lines
 
 
 def machine() -> list[str]:
-    """Lines describing the machine and the software versions."""
-    cpu, cores = cpu_and_cores()
-    mem = ""
-    try:
-        with open("/proc/meminfo") as fh:
-            kb = int(next(line.split()[1] for line in fh if line.startswith("MemTotal")))
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    versions = [f"Python {platform.python_version()}"]
-    for name in ("numpy", "scipy", "numba", "sympy", "dask", "distributed"):
-        try:
-            versions.append(f"{name} {importlib.import_module(name).__version__}")
-        except ImportError:
-            versions.append(f"{name} (not installed)")
-    return [f"CPU: {cpu}, {cores} cores available to this process (os.cpu_count() = "
-            f"{os.cpu_count()}){mem}",
-            f"OS: {platform.system()} {platform.release()}",
-            "Software: " + ", ".join(versions),
-            "BLAS threads: " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in
-                                         ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                          "MKL_NUM_THREADS"))]
+    """Lines describing the machine, the software versions, the load and the BLAS threads."""
+    return machine_lines() + ["BLAS threads: " + ", ".join(
+        f"{v}={os.environ.get(v, 'unset')}" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                     "MKL_NUM_THREADS"))]
 
 
 def _simulator_rows(quick):
@@ -69,7 +45,7 @@ def _simulator_rows(quick):
     converted here to rows of the common table."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        ret = importlib.import_module("bench_simulator").main(["--quick"] if quick else [])
+        ret = importlib.import_module("benchmarks.bench_simulator").main(["--quick"] if quick else [])
     return _convert_simulator_rows(ret), buf.getvalue().rstrip()
 
 
@@ -114,10 +90,10 @@ def main(argv=None) -> int:
         print(f"  [{msg}]", file=sys.stderr, flush=True)
 
     table, notes, verbatim, status, timing = [], [], [], 0, []
-    benches = [("theory", lambda: (importlib.import_module("bench_theory").rows(args.quick, log),
+    benches = [("theory", lambda: (importlib.import_module("benchmarks.bench_theory").rows(args.quick, log),
                                    "")),
                ("simulator", lambda: _simulator_rows(args.quick))]
-    benches.append(("sweeps", lambda: (importlib.import_module("bench_sweep").rows(args.quick,
+    benches.append(("sweeps", lambda: (importlib.import_module("benchmarks.bench_sweep").rows(args.quick,
                                                                                      log), "")))
     for name, run in benches:
         log(f"benchmark: {name}")
@@ -134,7 +110,7 @@ def main(argv=None) -> int:
     load_end = os.getloadavg()
     body = format_table(table)
     lines = [f"# odesolve benchmarks{' (quick sizes)' if args.quick else ''}", "",
-             f"Measured by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` on "
+             f"Measured by `python -m benchmarks.run_all{' --quick' if args.quick else ''}` on "
              f"{started}.", ""]
     lines += [f"* {h}" for h in header]
     lines += [f"* Load average (1, 5, 15 min) at start: "

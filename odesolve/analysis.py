@@ -7,7 +7,7 @@ and a list of spikes ``s̃``, :func:`reduced_equations` gives that flow symbolic
 ``dy/dt = F(y)`` with ``y = (a_kτ, b_kτ, m_k)``, and :func:`fixed_point` finds a zero of
 ``F`` and the eigenvalues of the sympy Jacobian there.
 
-Two uses (tested in ``tests/test_phenomena.py``):
+Two uses (tested in ``tests/theory/test_phenomena.py``):
 
 * tied erf: the tied fixed point is stable for the tied flow, but the same point is a
   saddle of the untied flow, unstable along the "rescaling" direction (encoder shrinks,
@@ -16,7 +16,7 @@ Two uses (tested in ``tests/test_phenomena.py``):
 * ReLU: the bias-free fixed point (one unit reconstructs half of the variance of its
   spike) is unstable along the bias direction once the bias is trained.
 
->>> from odesolve.model import Autoencoder
+>>> from odesolve.spec.model import Autoencoder
 >>> fp = fixed_point(Autoencoder(K=1, activation="linear"), [1.0], guess=[0.5, 0.5])
 >>> round(fp.error, 6)                      # the PCA error: the spike is learnt
 0.0
@@ -30,9 +30,9 @@ import numpy as np
 import sympy as sp
 from scipy.optimize import minimize, root
 
-from .averages import numeric_sources
-from .derive import derive_equations
-from .model import Autoencoder
+from .derive.averages import numeric_sources
+from .derive.equations import derive_equations
+from .spec.model import Autoencoder
 
 __all__ = ["ReducedEquations", "reduced_equations", "FixedPoint", "fixed_point",
            "minimum_error"]

@@ -1,7 +1,7 @@
 """Initial conditions and order parameters, shared by the theory and the simulator.
 
 All weights are written in the eigenbasis of the data: column τ of ``W`` is ``w·e_τ``,
-in the order the :class:`~odesolve.data.Spectrum` lists its eigenvalues (tracked modes,
+in the order the :class:`~odesolve.spec.spectra.Spectrum` lists its eigenvalues (tracked modes,
 then the bulk).  The theory works with
 
 * ``A[k, τ] = w_k·e_τ`` and ``B[k, τ] = v_k·e_τ / √D`` for every tracked mode τ,
@@ -13,8 +13,8 @@ from which the order parameters of the spec follow, e.g.
 ``Q = A diag(s) Aᵀ + s_bulk G_aa`` and ``T0 = B Bᵀ + G_bb``.
 With tied weights ``v_k = √D w_k``, so ``B = A``.
 
->>> from odesolve.data import spiked_covariance
->>> from odesolve.model import Autoencoder
+>>> from odesolve.spec.spectra import spiked_covariance
+>>> from odesolve.spec.model import Autoencoder
 >>> spec = spiked_covariance(D=200, spikes=[2.0, 1.0], bulk=0.1)
 >>> model = Autoencoder(K=2, activation="erf")
 >>> W, V, m = initial_weights(model, spec.D, scale=0.1, rng=np.random.default_rng(0))
@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .data import Spectrum
-from .model import Autoencoder
+from .spec.model import Autoencoder
+from .spec.spectra import Spectrum
 
 __all__ = ["initial_weights", "OrderParameters", "State", "order_parameters_of"]
 

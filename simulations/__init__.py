@@ -1,18 +1,24 @@
 """Finite-D online SGD of two-layer autoencoders, to lay over the theory of ``odesolve``.
 
-A separate package from the theory: it shares only the conventions (model, scalings,
-time ``t = samples/D``, initial weights, order parameters) through ``odesolve``'s data,
-model and state modules, and measures the test error by Monte Carlo.
+A separate package from the theory: it shares only the vocabulary (the model, the
+spectra and image data sets of :mod:`odesolve.spec`, the initial weights and order
+parameters of :mod:`odesolve.state`, the time grid, the module writer) and never imports
+``odesolve.workflow``.  Scalings are those of the theory (time ``t = samples/D``).
 
 * :func:`simulate`, :func:`simulate_seeds` → :class:`SimulationResult` (online SGD on
-  Gaussian inputs of any :class:`odesolve.data.Spectrum`, or on a finite data set);
+  Gaussian inputs of any :class:`odesolve.Spectrum`, or on a finite data set);
 * :func:`train_finite` → :class:`FiniteTrainingResult` (epochs of mini-batch SGD);
-* :mod:`simulations.datasets`: offline data sets and loaders for CIFAR-10/Fashion-MNIST.
-"""
-from . import datasets
-from .datasets import Dataset
-from .sgd import (FiniteTrainingResult, SimulationResult, sgd_step, simulate, simulate_seeds,
-                  train_finite)
+* :func:`sgd_step`: one step, in place.
 
-__all__ = ["Dataset", "FiniteTrainingResult", "SimulationResult", "datasets", "sgd_step",
-           "simulate", "simulate_seeds", "train_finite"]
+Modules: :mod:`.online`, :mod:`.finite`, :mod:`.results`, :mod:`.step` (kernels per
+activation), :mod:`.kernels` (the compiled loop, a template).
+"""
+from odesolve.spec.images import Dataset
+
+from .finite import train_finite
+from .online import simulate, simulate_seeds
+from .results import FiniteTrainingResult, SimulationResult
+from .step import sgd_step
+
+__all__ = ["Dataset", "FiniteTrainingResult", "SimulationResult", "sgd_step", "simulate",
+           "simulate_seeds", "train_finite"]

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -12,37 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from odesolve.testing.tables import cpu_and_cores, fmt, machine, md_table
+
+__all__ = ["cpu_and_cores", "fmt", "machine", "md_table", "power_law_fit", "expected_max_abs_normal",
+           "atomic_write", "save_figure", "stopwatch", "script_main", "HERE", "ROOT"]
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TESTS = ROOT / "tests"
-
-for _path in (ROOT, TESTS):              # odesolve/simulations from the tree; tests' helpers
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
 SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))   # E[g'(0)] for g(x) = erf(x/√2)
-
-
-def fmt(x, digits: int = 3) -> str:
-    """A number for a table: ``digits`` significant digits, NaN as an em dash."""
-    if x is None:
-        return "—"
-    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
-        return str(int(x))
-    x = float(x)
-    if not np.isfinite(x):
-        return "—"
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
-        return f"{x:.{max(digits - 1, 0)}e}"
-    return f"{x:.{digits}g}"
-
-
-def md_table(headers, rows) -> str:
-    """A GitHub markdown table (cells are formatted with :func:`fmt` unless strings)."""
-    cells = [[c if isinstance(c, str) else fmt(c) for c in row] for row in rows]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
-    return "\n".join(lines)
 
 
 def power_law_fit(x, y):
@@ -106,24 +82,6 @@ def stopwatch():
     """``with stopwatch() as elapsed: ...; elapsed()`` gives seconds since entry."""
     start = time.perf_counter()
     yield lambda: time.perf_counter() - start
-
-
-def cpu_and_cores() -> tuple[str, int]:
-    """The CPU model (from /proc/cpuinfo where there is one) and the cores available."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cpu, n
-
-
-def machine() -> str:
-    """One line describing the machine (CPU, cores, Python)."""
-    cpu, n = cpu_and_cores()
-    return f"{cpu}, {n} cores available, Python {platform.python_version()}, {platform.system()}"
 
 
 def script_main(main, description: str, argv=None) -> None:

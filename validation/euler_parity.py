@@ -8,16 +8,13 @@ the adaptive curve to O(dt²), which shows that the Euler mode integrates the sa
 equations.  The output grid consists of multiples of 1/D so that every Euler run lands
 exactly on it.
 
-Run: ``python validation/euler_parity.py [--quick]``.
+Run: ``python -m validation.euler_parity [--quick]``.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a script: find the tree
 from validation.common import fmt, md_table, script_main, stopwatch
 
 TOLERANCE = 1e-4
@@ -82,14 +79,9 @@ def parity(model_kwargs, spec, t_max, bulk):
 
 def reference_parity(K, spikes, D, t_max, n_out=20, seed=0):
     """Max relative difference between the Euler mode and the independent numpy re-implementation
-    of the published scheme (``benchmarks/reference_scheme.py``, erf untied, bulk in the D → ∞
+    of the published scheme (:mod:`odesolve.testing.published_scheme`, erf untied, bulk in the D → ∞
     closure) over ``n_out`` times, from the same state: (error curve, state vector)."""
-    import sys
-    from pathlib import Path
-    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
-    if bench not in sys.path:
-        sys.path.insert(0, bench)
-    from reference_scheme import euler_reference
+    from odesolve.testing.published_scheme import euler_reference
 
     from odesolve import Autoencoder, State, generalisation_error, integrate, spiked_covariance
     spec = spiked_covariance(D, spikes, 0.05)
@@ -173,7 +165,7 @@ def main(quick: bool = False) -> str:
         "",
         "**Parity with the published scheme.**  The Euler mode (dt = 1/D, bulk in the D → ∞ "
         "closure) against the independent numpy re-implementation of the published "
-        "fixed-step scheme (`benchmarks/reference_scheme.py`, hand-written closed forms), "
+        "fixed-step scheme (`odesolve/testing/published_scheme.py`, hand-written closed forms), "
         "step for step from the same state (bulk encoder–decoder block zero, which that "
         "scheme does not carry); max over 20 log-spaced times of the relative difference.",
         "",

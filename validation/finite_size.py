@@ -21,16 +21,14 @@ SGD fluctuations of the order parameters are O(D^(-1/2)), so the discrepancies s
 fall like D^(-1/2): the fitted exponents are tabulated and plotted
 (``validation/finite_size.png``); the raw curves go to ``validation/finite_size.npz``.
 
-Run: ``python validation/finite_size.py [--quick]``.
+Run: ``python -m validation.finite_size [--quick]``.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a script: find the tree
 from validation.common import (HERE, atomic_write, fmt, md_table, power_law_fit, save_figure,
                                script_main, stopwatch)
 

@@ -22,16 +22,13 @@ depends on init, and on D only through the O(1/√D) decoder overlap.
 **Measured** exit times are the crossings of the same levels by the ODE from random
 initial weights (integrator events), and by the SGD simulator when it is available.
 
-Run: ``python validation/learning_times.py [--quick]``.
+Run: ``python -m validation.learning_times [--quick]``.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a script: find the tree
 from validation.common import (SQRT_2_OVER_PI, fmt, md_table, power_law_fit, script_main,
                                stopwatch)
 

@@ -1,23 +1,22 @@
 """Right-hand side of the equations vs the Monte-Carlo average of one SGD step.
 
-For every model variant of ``tests/test_theory_rhs.py`` (activation, tied weights, learning
+For every model variant of ``tests/derive/test_rhs_monte_carlo.py`` (activation, tied weights, learning
 rule, bias), at random states with O(1) order parameters, the drift ``D·E[Δy]`` of every
 tracked overlap, of the bulk Gram matrix and of the biases is estimated from many
-independent SGD steps of the independent reference ``tests/sgd_reference.py`` and compared
+independent SGD steps of the independent reference :mod:`odesolve.testing.sgd_oracle` and compared
 with the compiled right-hand side (``bulk="finite"``, exact at that D).  The functions are
 those of the test (``random_state``, ``monte_carlo_drift``, ``compiled_drift``), called
 here with more samples and more states, and the z-scores are tabulated.
 
-Run: ``python validation/rhs_monte_carlo.py [--quick]``.
+Run: ``python -m validation.rhs_monte_carlo [--quick]``.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a script: find the tree
+from odesolve.testing import sgd_oracle
 from validation.common import expected_max_abs_normal, fmt, md_table, script_main, stopwatch
 
 HEADERS = ["variant", "K", "state", "entries", "exact entries", "max abs z", "rms z",
@@ -31,9 +30,11 @@ STATES = [(2, 12345), (3, 2024)]
 
 
 def _rhs_module(D: int, n_samples: int):
-    import test_theory_rhs as rhs            # tests/ is on sys.path (validation.common)
-    rhs.D, rhs.N_SAMPLES = D, n_samples       # read by random_state / monte_carlo_drift
-    return rhs
+    """The oracle's functions with this D and number of samples bound."""
+    return SimpleNamespace(
+        CASES=sgd_oracle.CASES, compiled_drift=sgd_oracle.compiled_drift,
+        random_state=lambda model, rng: sgd_oracle.random_state(model, rng, D),
+        monte_carlo_drift=lambda *args: sgd_oracle.monte_carlo_drift(*args, n_samples))
 
 
 def _independent_entries(model, spec) -> np.ndarray:
@@ -98,7 +99,7 @@ def main(quick: bool = False) -> str:
            f"FAILURES: {'; '.join(failures)}."),
         "",
         f"D = {D}, {n_samples:,} independent SGD steps per state (reference implementation "
-        "`tests/sgd_reference.py`), η = 0.7, spikes [1.2, 0.6], bulk 0.3; drift of every "
+        "`odesolve/testing/sgd_oracle.py`), η = 0.7, spikes [1.2, 0.6], bulk 0.3; drift of every "
         "tracked overlap, of the bulk Gram matrix and of the biases vs the compiled "
         "right-hand side (`bulk=\"finite\"`).  z = (MC mean − RHS) / MC standard error.  "
         "*expected max |z|*: median of the largest |z| of that many independent normals; "

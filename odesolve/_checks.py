@@ -1,0 +1,125 @@
+"""The one set of argument checks of the Python API (theory, simulator, limits).
+
+Every public entry point validates its arguments here, before any work starts, so that
+the same mistake gets the same one-line message everywhere: numbers are real, finite
+and in range (strings such as ``"0.5"`` are refused, not coerced), counts are integers
+(``True`` is not 1), a random generator is a :class:`numpy.random.Generator`.  Type
+mistakes raise ``TypeError``, values out of range ``ValueError``.
+
+>>> check_positive("learning rate", 0.5)
+0.5
+>>> check_positive("learning rate", "0.5")
+Traceback (most recent call last):
+...
+TypeError: learning rate must be a real number, got '0.5' (str)
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["check_real", "check_positive", "check_non_negative", "check_integer", "check_rng",
+           "check_choice", "check_bool", "check_matrix", "check_psd"]
+
+
+def check_real(name: str, value) -> float:
+    """A finite real number (not a bool or a string)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_positive(name: str, value) -> float:
+    """A finite real number > 0."""
+    value = check_real(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value:g}")
+    return value
+
+
+def check_non_negative(name: str, value) -> float:
+    """A finite real number >= 0."""
+    value = check_real(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value:g}")
+    return value
+
+
+def check_integer(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (Python or numpy; integral floats are refused) within the bounds."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """A bool (``"false"`` is a string, not a bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_rng(rng) -> np.random.Generator:
+    """A :class:`numpy.random.Generator`."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    return rng
+
+
+def check_choice(name: str, value, choices) -> str:
+    """One of ``choices`` (compared exactly)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"unknown {name} {value!r}: expected one of {tuple(choices)}")
+    return value
+
+
+def check_matrix(name: str, X, shape: tuple | None = None) -> np.ndarray:
+    """A finite 2-D float array, of ``shape`` if given."""
+    try:
+        X = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array") from None
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {X.shape}")
+    if shape is not None and X.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    return X
+
+
+def psd_tolerance(X: np.ndarray, dtype=None) -> float:
+    """Round-off scale of the eigenvalues of a symmetric matrix stored as ``dtype``:
+    ``n · eps(dtype) · ‖X‖`` (a float32 covariance has eigenvalue noise ~1e-7 ‖X‖)."""
+    eps = np.finfo(dtype if dtype is not None and np.issubdtype(dtype, np.floating)
+                   else np.float64).eps
+    norm = float(np.max(np.abs(X))) if X.size else 0.0
+    return 10.0 * X.shape[0] * eps * max(norm, np.finfo(float).tiny)
+
+
+def check_psd(name: str, X, dtype=None) -> np.ndarray:
+    """A symmetric positive semi-definite matrix up to the round-off of its ``dtype``;
+    returns its symmetric part."""
+    X = check_matrix(name, X)
+    if X.shape[0] != X.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {X.shape}")
+    tol = psd_tolerance(X, dtype)
+    if not np.allclose(X, X.T, rtol=0, atol=tol):
+        raise ValueError(f"{name} must be symmetric")
+    X = 0.5 * (X + X.T)
+    smallest = float(np.linalg.eigvalsh(X)[0]) if X.size else 0.0
+    if smallest < -tol:
+        raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {smallest:.3g}, "
+                         f"round-off tolerance {tol:.2g})")
+    return X

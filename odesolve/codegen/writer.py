@@ -1,0 +1,65 @@
+"""The one writer of generated modules (theory right-hand sides and simulator kernels).
+
+Generated source is written to ``cache_dir()/<name>.py`` and imported from there, so
+that numba's own on-disk cache (``cache=True``) applies across processes.  Files are
+written atomically (a concurrent process never imports half a file) and end with a
+seal line naming the module: a file without its seal (empty, truncated by a crash or
+a full disk) is a damaged entry and is rebuilt, never imported.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+__all__ = ["cache_dir", "load_generated"]
+
+
+def cache_dir() -> Path:
+    """Folder of the generated modules (``$ODESOLVE_CACHE`` or ``~/.cache/odesolve``)."""
+    return Path(os.environ.get("ODESOLVE_CACHE", Path.home() / ".cache" / "odesolve"))
+
+
+def _seal(name: str) -> str:
+    return f"# end of generated module {name}\n"
+
+
+def load_generated(name: str, make_source: Callable[[], str]) -> tuple[ModuleType, Path]:
+    """Import the generated module ``name``, writing it first if absent or damaged.
+
+    Parameters
+    ----------
+    name : str
+        Module name, unique for everything its source depends on (a digest).
+    make_source : callable
+        Returns the module's source; called only when the cached file is missing or
+        damaged (so a warm start skips the derivation).
+
+    Returns
+    -------
+    module : types.ModuleType
+    path : pathlib.Path
+        Where the source lives (``print``-able, importable).
+    """
+    path = cache_dir() / f"{name}.py"
+    seal = _seal(name)
+    try:
+        intact = path.read_text().endswith(seal)
+    except (OSError, UnicodeDecodeError):
+        intact = False
+    if not intact:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(make_source().rstrip("\n") + "\n\n" + seal)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module, path

@@ -1,0 +1,166 @@
+"""Gaussian averages of activation functions: closed forms and numeric quadrature.
+
+The derivation (:mod:`odesolve.derive.equations`) reduces the order-parameter equations to
+averages over at most two jointly Gaussian pre-activations,
+
+    E[f(λ)],            λ ~ N(m, q),
+    E[f(λ1) h(λ2)],     (λ1, λ2) ~ N((m1, m2), [[q1, c], [c, q2]]),
+
+where f and h are sympy expressions in :data:`odesolve.spec.activations.X` (products of
+derivatives of the activation, with Heaviside steps and DiracDelta distributions
+for non-smooth activations).  This module turns them into numbers.
+
+**Closed forms** (:func:`gaussian_average_1`, :func:`gaussian_average_2`) are
+derived exactly, never by open-ended ``integrate`` calls (which can hang):
+
+* 1-D: every term ``x^k exp(αx² + βx) Π erf(ax + b) 1[x > r]`` is reduced by
+  completing the square to truncated normal moments, and erf factors are removed
+  by Stein's lemma ``E[t F(t)] = E[F'(t)]`` down to ``E[erf(at + b)]`` and
+  ``E[erf(a1 t) erf(a2 t)]`` (an arcsine).  ``DiracDelta(x - r, n)`` terms give
+  ``(-1)^n p^(n)(r)``, p the density.
+* 2-D: a delta factor is integrated exactly (its field is fixed at the root and the
+  other is conditionally Gaussian); otherwise one field is averaged in closed form
+  given the other, then the outer average is taken; failing that (ReLU-type
+  pairs) Price's theorem ``∂_c E[f h] = E[f' h']`` is integrated in c from
+  ``E[f] E[h]`` at c = 0, when the integrand is algebraic or inverse-trigonometric
+  in c (zero means).  Whatever needs Owen's T or the bivariate normal CDF (ReLU or
+  erf pairs with means) has no closed form: None.
+
+**Numeric averages** (:func:`numeric_average_source`) are numba functions: delta
+terms exact, closed-form pieces printed, the rest composite Gauss-Legendre
+quadrature of the standardised field(s) on [-10, 10], panels cut at kinks and at
+the activation's unit scale; in 2-D the inner (conditional) average is a closed
+form whenever the 1-D engine finds one.
+
+**Contract with the derivation and the code generator.**  :func:`expect_1` and
+:func:`expect_2` return a sympy expression: the closed form, or (when there is
+none, or always when ``mode="numeric"`` or ``$ODESOLVE_AVERAGES=numeric``) a
+placeholder call
+
+    gauss_avg1_<hash>(q, m)                 gauss_avg2_<hash>(q1, q2, c, m1, m2)
+
+of an undefined sympy function, one name per integrand (the hash is of the
+normalized f, h, so equal integrands share a function; zero means are passed as
+0).  :func:`numeric_sources` finds the placeholders in any expression tree and
+returns ``{name: source}``; each source defines one ``@njit`` function of that
+name using only ``math`` and ``njit`` from the host module, so the generator pastes
+it after ``import math`` / ``from numba import njit`` and prints placeholders as
+plain calls.  Placeholders also evaluate through ``evalf`` and ``lambdify``
+(scalars).  The registry lives in the process that created the placeholders.
+
+>>> import math, sympy
+>>> from odesolve.spec.activations import resolve_activation
+>>> q1, q2, c = sympy.symbols("q1 q2 c", real=True)
+>>> erf = resolve_activation("erf").expr
+>>> expect_2(erf, erf, q1, q2, c)
+2*asin(c/(sqrt(q1 + 1)*sqrt(q2 + 1)))/pi
+>>> tanh = resolve_activation("tanh").expr
+>>> e = expect_2(tanh, tanh, q1, q2, c)
+>>> e
+gauss_avg2_...(q1, q2, c, 0, 0)
+>>> sources = numeric_sources(2 * e + 1)
+>>> list(sources) == [e.func.__name__]
+True
+>>> namespace = {"math": math, "njit": lambda fn: fn}  # numba.njit in generated code
+>>> exec(sources[e.func.__name__], namespace)
+>>> round(namespace[e.func.__name__](1.0, 1.0, 0.5, 0.0, 0.0), 10)
+0.1863244132
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import sympy
+from sympy.core.function import AppliedUndef
+from sympy.utilities.lambdify import implemented_function
+
+from ..spec.activations import X, normalize
+from .closed_form import closed_form_available, gaussian_average_1, gaussian_average_2
+from .quadrature import numeric_average, numeric_average_1, numeric_average_source
+
+__all__ = ["expect_1", "expect_2", "numeric_sources", "closed_form_available", "gaussian_average_1",
+           "gaussian_average_2", "numeric_average", "numeric_average_1", "numeric_average_source"]
+
+# --------------------------------------------------------------------------- #
+# Entry points of the derivation: closed form or placeholder
+# --------------------------------------------------------------------------- #
+_PREFIX = "gauss_avg"
+_PLACEHOLDERS = {}  # name -> (kind, f, h, sympy function class)
+
+
+def _placeholder(f, h):
+    kind = 1 if h is None else 2
+    digest = hashlib.sha256(f"{sympy.srepr(f)}|{sympy.srepr(h)}".encode()).hexdigest()[:12]
+    name = f"{_PREFIX}{kind}_{digest}"
+    if name not in _PLACEHOLDERS:
+        # _imp_ lets lambdify and evalf evaluate the placeholder (scalars only)
+        if kind == 1:
+            def value(q, m):
+                return numeric_average_1(f, q, m)
+        else:
+            def value(q1, q2, c, m1, m2):
+                return numeric_average(f, h, q1, q2, c, m1, m2)
+        _PLACEHOLDERS[name] = (kind, f, h, implemented_function(sympy.Function(name), value))
+    return _PLACEHOLDERS[name][3]
+
+
+def _mode(mode):
+    mode = mode or os.environ.get("ODESOLVE_AVERAGES", "auto")
+    if mode not in ("auto", "numeric"):
+        raise ValueError(f"unknown averages mode {mode!r}: expected 'auto' or 'numeric'")
+    return mode
+
+
+def expect_1(f, q, m=0, mode=None):
+    """E[f(λ)], λ ~ N(m, q), as a sympy expression.
+
+    The closed form when there is one (``mode="auto"``), otherwise, or always with
+    ``mode="numeric"`` (default: ``$ODESOLVE_AVERAGES``, else ``"auto"``), the
+    placeholder call ``gauss_avg1_<hash>(q, m)``; see the module docstring.
+    """
+    f = normalize(sympy.sympify(f))
+    if not f.has(X):
+        return f
+    if _mode(mode) == "auto":
+        out = gaussian_average_1(f, q, m)
+        if out is not None:
+            return out
+    return _placeholder(f, None)(sympy.sympify(q), sympy.sympify(m))
+
+
+def expect_2(f, h, q1, q2, c, m1=0, m2=0, mode=None):
+    """E[f(λ1) h(λ2)] as a sympy expression: closed form or ``gauss_avg2_<hash>(q1, q2, c, m1, m2)``.
+
+    Products on one field belong in :func:`expect_1`; a constant f or h reduces
+    to it here.
+    """
+    f, h = normalize(sympy.sympify(f)), normalize(sympy.sympify(h))
+    if not f.has(X):
+        return f * expect_1(h, q2, m2, mode)
+    if not h.has(X):
+        return h * expect_1(f, q1, m1, mode)
+    if _mode(mode) == "auto":
+        out = gaussian_average_2(f, h, q1, q2, c, m1, m2)
+        if out is not None:
+            return out
+    return _placeholder(f, h)(*map(sympy.sympify, (q1, q2, c, m1, m2)))
+
+
+def numeric_sources(expr):
+    """``{name: source}`` of the numba functions behind the placeholders in ``expr``.
+
+    Raises KeyError for a placeholder this process did not create (for example
+    one read back from disk): its integrand is only known to the process that
+    called :func:`expect_1` / :func:`expect_2`.
+    """
+    out = {}
+    for app in sorted(sympy.sympify(expr).atoms(AppliedUndef), key=str):
+        name = app.func.__name__
+        if not name.startswith(_PREFIX) or name in out:
+            continue
+        if name not in _PLACEHOLDERS:
+            raise KeyError(f"unknown average placeholder {name}: re-derive the expression in this process")
+        kind, f, h, _ = _PLACEHOLDERS[name]
+        out[name] = numeric_average_source(kind, f, h, name)
+    return out

@@ -1,0 +1,251 @@
+"""Numeric Gaussian averages: numba source for composite Gauss-Legendre quadrature.
+
+Delta terms are exact, closed-form pieces printed, the rest is quadrature of the
+standardised field(s) on [-10, 10], panels cut at kinks and at the activation's unit
+scale; in 2-D the inner (conditional) average is a closed form whenever
+:mod:`odesolve.derive.closed_form` finds one.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from math import comb
+
+import numba
+import numpy as np
+import sympy
+
+from ..spec.activations import X, normalize, print_code
+from .closed_form import _avg1, _c, _density, _m1, _m2, _q1, _q2, _split_delta
+
+# --------------------------------------------------------------------------- #
+# Numeric quadrature: numba source
+# --------------------------------------------------------------------------- #
+_L = 10.0  # standardised range [-L, L]; the normal tail beyond carries < 1e-22
+_PANELS = 4  # uniform panels of [-L, L], cut further at the points below
+_NODES = 16  # Gauss-Legendre nodes per panel
+# Pre-activation values where activations of unit scale change shape: panels end
+# there (and at kinks), so g(m + sqrt(q) t) is resolved for small and large q alike.
+_FEATURES = (-8.0, -4.0, -1.0, -0.25, 0.0, 0.25, 1.0, 4.0, 8.0)
+_VAR_FLOOR = 1e-14  # conditional variances >= this times the variance (|corr| -> 1)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GX, _GW = np.polynomial.legendre.leggauss(_NODES)
+_MU = sympy.Symbol("mu", real=True)
+_V = sympy.Symbol("v", positive=True)
+
+
+class _Source:
+    """Lines of one generated function, with fresh local names."""
+
+    def __init__(self):
+        self.lines, self.count = [], 0
+
+    def name(self, stem):
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def emit(self, indent, text):
+        self.lines.append("    " * indent + text)
+
+
+def _code(expr, names):
+    """Source of ``expr`` with symbols renamed to local variable names."""
+    return print_code(sympy.sympify(expr).xreplace({s: sympy.Symbol(n) for s, n in names.items()}))
+
+
+def _kinks(expr):
+    return sorted({float(-a.args[0].subs(X, 0)) for a in expr.atoms(sympy.Heaviside)})
+
+
+def _points(expr):
+    """Panel ends in pre-activation space: the features and the kinks of expr."""
+    return sorted(set(_FEATURES) | set(_kinks(expr)))
+
+
+def _emit_panels(src, ind, point_tuples, body):
+    """Gauss-Legendre loop over [-L, L] against the standard normal weight.
+
+    Panels end at the uniform grid and at every point of the named tuples (in
+    any order: each step looks for the nearest point ahead).  ``body(ind, t, w)``
+    emits the accumulation at node ``t`` with weight ``w`` (Gaussian included).
+    """
+    lo, hi, k, g, p, hw, mid, i, t, w = (src.name(s) for s in ("lo", "hi", "k", "g", "p", "hw", "mid", "i", "t", "w"))
+    src.emit(ind, f"{lo} = {-_L!r}")
+    src.emit(ind, f"while {lo} < {_L!r}:")
+    src.emit(ind + 1, f"{hi} = {_L!r}")
+    src.emit(ind + 1, f"for {k} in range(1, {_PANELS + 1}):")
+    src.emit(ind + 2, f"{g} = {-_L!r} + {k} * {2 * _L / _PANELS!r}")
+    src.emit(ind + 2, f"if {g} > {lo}:")
+    src.emit(ind + 3, f"{hi} = {g}")
+    src.emit(ind + 3, "break")
+    for tup in point_tuples:
+        src.emit(ind + 1, f"for {p} in {tup}:")
+        src.emit(ind + 2, f"if {lo} < {p} < {hi}:")
+        src.emit(ind + 3, f"{hi} = {p}")
+    src.emit(ind + 1, f"{hw} = 0.5 * ({hi} - {lo})")
+    src.emit(ind + 1, f"{mid} = 0.5 * ({hi} + {lo})")
+    src.emit(ind + 1, f"for {i} in range({_NODES}):")
+    src.emit(ind + 2, f"{t} = {mid} + {hw} * gx[{i}]")
+    src.emit(ind + 2, f"{w} = {hw} * gw[{i}] * math.exp(-0.5 * {t} * {t})")
+    body(ind + 2, t, w)
+    src.emit(ind + 1, f"{lo} = {hi}")
+
+
+def _emit_avg1(src, ind, expr, mean, var, out):
+    """Emit ``out = E[expr(λ)]``, λ ~ N(mean, var) (mean, var: local names).
+
+    Terms with a closed form (DiracDelta terms always have one) are printed;
+    the rest is integrated by quadrature in the standardised variable.
+    """
+    closed, numeric = sympy.Integer(0), []
+    for term in sympy.Add.make_args(normalize(expr)):
+        part = _avg1(term, _MU, _V)
+        if part is None:
+            numeric.append(term)
+        else:
+            closed += part
+    src.emit(ind, f"{out} = {_code(closed, {_MU: mean, _V: var})}")
+    if not numeric:
+        return
+    integrand = sympy.Add(*numeric)
+    sd, bp, acc, lam = (src.name(s) for s in ("sd", "bp", "acc", "lam"))
+    src.emit(ind, f"{sd} = math.sqrt({var})")
+    src.emit(ind, f"{bp} = ({', '.join(f'({p!r} - {mean}) / {sd}' for p in _points(integrand))},)")
+    src.emit(ind, f"{acc} = 0.0")
+
+    def body(i, t, w):
+        src.emit(i, f"{lam} = {mean} + {sd} * {t}")
+        src.emit(i, f"{acc} += {w} * ({_code(integrand, {X: lam})})")
+
+    _emit_panels(src, ind, [bp], body)
+    src.emit(ind, f"{out} += {acc} * {_INV_SQRT_2PI!r}")
+
+
+def _emit_delta_pair(src, term, other, which):
+    """E[a δ^(n)(λw − r) other(λo)] = a (−1)^n Σ_j C(n,j) p_w^(n−j)(r) (c/qw)^j E[other^(j) | λw = r]:
+    the delta's field is integrated exactly; ``other`` given it is N(mean, v)."""
+    delta = next(f for f in sympy.Mul.make_args(term) if isinstance(f, sympy.DiracDelta))
+    n = int(delta.args[1]) if len(delta.args) > 1 else 0
+    r = -delta.args[0].subs(X, 0)
+    a = term / delta
+    (qw, mw), mo = ((_q1, _m1), _m2) if which == 1 else ((_q2, _m2), _m1)
+    mean = src.name("mean")
+    src.emit(1, f"{mean} = {_code(mo + _c / qw * (r - mw), {})}")
+    for j in range(n + 1):
+        coeff = a * (-1) ** n * comb(n, j) * sympy.diff(_density(X, mw, qw), X, n - j).subs(X, r) * (_c / qw) ** j
+        out = src.name("e")
+        _emit_avg1(src, 1, sympy.diff(other, X, j), mean, "v1" if which == 1 else "v2", out)
+        src.emit(1, f"total += ({_code(coeff, {})}) * {out}")
+
+
+def _emit_regular_pair(src, f, h):
+    """E[f(λ1) h(λ2)] for f, h free of deltas: quadrature over λ1, inner average of h."""
+    if not f.has(X) or not h.has(X):
+        e1, e2 = src.name("e"), src.name("e")
+        _emit_avg1(src, 1, f, "m1", "q1", e1)
+        _emit_avg1(src, 1, h, "m2", "q2", e2)
+        src.emit(1, f"total += {e1} * {e2}")
+        return
+    src.emit(1, "s1 = math.sqrt(q1)")
+    src.emit(1, "cs = c / s1")
+    src.emit(1, f"bp_f = ({', '.join(f'({p!r} - m1) / s1' for p in _points(f))},)")
+    # when λ2 | λ1 is narrow, h(λ2) is nearly a function of λ1: cut panels where the
+    # conditional mean crosses h's features, and around h's kinks at the scale of the
+    # conditional spread, where the inner average steps (scale 0 folds them onto t = 0)
+    src.emit(1, "sc = s1 / c if (c != 0.0 and v1 < 0.25 * q2) else 0.0")
+    src.emit(1, "sv = math.sqrt(v1)")
+    near_kinks = [f"{r!r} + {k!r} * sv" for r in _kinks(h) for k in _FEATURES if k != 0.0]
+    src.emit(1, f"bp_h = ({', '.join(f'sc * ({p} - m2)' for p in [*map(repr, _points(h)), *near_kinks])},)")
+    src.emit(1, "acc = 0.0")
+
+    def body(i, t, w):
+        inner = src.name("inner")
+        src.emit(i, f"lam1 = m1 + s1 * {t}")
+        src.emit(i, f"mu = m2 + cs * {t}")
+        _emit_avg1(src, i, h, "mu", "v1", inner)
+        src.emit(i, f"acc += {w} * ({_code(f, {X: 'lam1'})}) * {inner}")
+
+    _emit_panels(src, 1, ["bp_f", "bp_h"], body)
+    src.emit(1, f"total += acc * {_INV_SQRT_2PI!r}")
+
+
+def numeric_average_source(kind, f, h, func_name):
+    """Source of a numba function evaluating a Gaussian average by quadrature.
+
+    Parameters
+    ----------
+    kind : {1, 2}
+        1: ``func_name(q, m)`` = E[f(λ)], λ ~ N(m, q) (``h`` must be None).
+        2: ``func_name(q1, q2, c, m1, m2)`` = E[f(λ1) h(λ2)].
+    f, h : sympy.Expr
+        Functions of :data:`~odesolve.spec.activations.X`.
+    func_name : str
+
+    Returns
+    -------
+    str
+        One ``@njit``-decorated function using only ``math`` and ``njit`` from
+        the host namespace.  DiracDelta terms are integrated exactly (density
+        derivatives times conditional averages), terms with a closed form are
+        printed, the rest is composite Gauss-Legendre quadrature on [-10, 10]
+        (standardised), with panels cut at kinks and at the activation scale.
+    """
+    if kind not in (1, 2) or (kind == 1) != (h is None):
+        raise ValueError("kind 1 takes f only, kind 2 takes f and h")
+    if not str(func_name).isidentifier():
+        raise ValueError(f"{func_name!r} is not a Python identifier")
+    f = normalize(sympy.sympify(f))
+    src = _Source()
+    src.emit(0, "@njit")
+    src.emit(0, f"def {func_name}({'q, m' if kind == 1 else 'q1, q2, c, m1, m2'}):")
+    src.emit(1, f"gx = ({', '.join(map(repr, _GX.tolist()))})")
+    src.emit(1, f"gw = ({', '.join(map(repr, _GW.tolist()))})")
+    if kind == 1:
+        _emit_avg1(src, 1, f, "m", "q", "total")
+    else:
+        h = normalize(sympy.sympify(h))
+        src.emit(1, f"det = max(q1 * q2 - c * c, {_VAR_FLOOR!r} * q1 * q2)")
+        src.emit(1, "v1 = det / q1")  # variance of λ2 given λ1
+        src.emit(1, "v2 = det / q2")  # variance of λ1 given λ2
+        src.emit(1, "total = 0.0")
+        f_deltas, f_reg = _split_delta(f)
+        h_deltas, h_reg = _split_delta(h)
+        for term in f_deltas:
+            _emit_delta_pair(src, term, h, 1)
+        for term in h_deltas:
+            _emit_delta_pair(src, term, f_reg, 2)
+        if f_reg != 0 and h_reg != 0:
+            _emit_regular_pair(src, f_reg, h_reg)
+    src.emit(1, "return total")
+    return "\n".join(src.lines) + "\n"
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(kind, f, h, jit):
+    source = numeric_average_source(kind, f, h, "average")
+    namespace = {"math": math, "njit": numba.njit if jit else (lambda fn: fn)}
+    exec(compile(source, "<odesolve.derive.averages>", "exec"), namespace)
+    return namespace["average"]
+
+
+def numeric_average_1(f, q, m=0.0, jit=True):
+    """E[f(λ)], λ ~ N(m, q), by the quadrature of :func:`numeric_average_source`.
+
+    ``jit=False`` runs the same source as plain Python (no compile time).
+
+    >>> from odesolve.spec.activations import X
+    >>> round(numeric_average_1(X**4, 2.0, 0.0, jit=False), 10)
+    12.0
+    """
+    return _compiled(1, normalize(sympy.sympify(f)), None, jit)(float(q), float(m))
+
+
+def numeric_average(f, h, q1, q2, c, m1=0.0, m2=0.0, jit=True):
+    """E[f(λ1) h(λ2)] by the quadrature of :func:`numeric_average_source`.
+
+    >>> from odesolve.spec.activations import X
+    >>> round(numeric_average(X**2, X**2, 1.0, 2.0, 0.5, jit=False), 10)  # q1 q2 + 2 c^2
+    2.5
+    """
+    fn = _compiled(2, normalize(sympy.sympify(f)), normalize(sympy.sympify(h)), jit)
+    return fn(float(q1), float(q2), float(c), float(m1), float(m2))

@@ -1,0 +1,108 @@
+"""Constants, argument checks and covariance helpers shared by the limits modules."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+#: ``c = π/2 − 1``: diagonal of ``arcsin(M) − M`` for a unit-diagonal ``M``, the variance
+#: of the part of ``sign(λ)`` that is not linear in ``λ`` (in units of ``2/π``).
+ARCSINE_EXCESS = np.pi / 2 - 1
+
+#: Activations with closed-form Gaussian kernels (``"erf"`` means ``erf(x/√2)``).
+NAMED_ACTIVATIONS = ("sign", "erf", "relu", "linear")
+
+#: Sample-based encoder gradients offered by :func:`train_sgd`.
+SGD_METHODS = ("kernel", "tanh", "straight_through")
+
+#: Gauss–Hermite nodes per dimension for user-supplied activations.
+_QUADRATURE_ORDER = 48
+#: Largest number of (pair, node, node) evaluations held in memory at once.
+_QUADRATURE_CHUNK = 2_000_000
+#: Off-diagonal overlaps are clipped to ±(1 − this) where arcsin' is evaluated.
+_OVERLAP_CLIP = 1e-12
+
+# --------------------------------------------------------------------------- validation
+def _check_rate(r) -> np.ndarray:
+    rate = np.asarray(r, dtype=float)
+    if not np.all(np.isfinite(rate)) or np.any(rate <= 0):
+        raise ValueError(f"the rate r = n/d must be positive and finite, got {r!r}")
+    return rate
+
+
+def _check_dimension(d) -> int:
+    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
+        raise ValueError(f"the input dimension d must be a positive integer, got {d!r}")
+    return int(d)
+
+
+def _hidden_units(d, r) -> tuple[int, int]:
+    """Validate ``(d, r)`` and return ``(d, n)`` with ``n = r·d`` an integer."""
+    d = _check_dimension(d)
+    rate = float(_check_rate(r))
+    n = int(round(rate * d))
+    if n < 1 or abs(rate * d - n) > 1e-9 * max(1.0, rate * d):
+        raise ValueError(f"r·d must be a positive integer number of hidden units, got "
+                         f"r = {rate:g}, d = {d} (r·d = {rate * d:g})")
+    return d, n
+
+
+def _check_matrix(name: str, X, shape: tuple | None = None) -> np.ndarray:
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {X.shape}")
+    if shape is not None and X.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    return X
+
+
+def _check_covariance(covariance, d: int) -> np.ndarray | None:
+    """``None`` (identity) or a symmetric positive semi-definite ``d×d`` array."""
+    if covariance is None:
+        return None
+    cov = _check_matrix("covariance", covariance, (d, d))
+    scale = max(float(np.max(np.abs(cov))), np.finfo(float).tiny)
+    if not np.allclose(cov, cov.T, rtol=0, atol=1e-10 * scale):
+        raise ValueError("covariance must be symmetric")
+    smallest = float(np.linalg.eigvalsh(cov)[0])
+    if smallest < -1e-10 * scale:
+        raise ValueError(f"covariance is not positive semi-definite "
+                         f"(smallest eigenvalue {smallest:.3g})")
+    return 0.5 * (cov + cov.T)
+
+
+def _check_rng(rng) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator "
+                         f"(np.random.default_rng(seed)), got {type(rng).__name__}")
+    return rng
+
+
+def _check_positive(name: str, value, integer: bool = False):
+    bad_type = isinstance(value, bool) or (integer and not isinstance(value, numbers.Integral))
+    if bad_type or not np.isfinite(value) or value <= 0:
+        kind = "positive integer" if integer else "positive number"
+        raise ValueError(f"{name} must be a {kind}, got {value!r}")
+    return int(value) if integer else float(value)
+
+# --------------------------------------------------------------------------- covariance
+class _RightProduct:
+    """``Y ↦ Y G`` for a symmetric ``G``, without forming ``G`` when it is a sample moment.
+
+    ``G`` is the identity (``matrix is None``), an explicit matrix, or the second-moment
+    matrix ``XᵀX/m`` of samples ``X`` (then ``Y G = (Y Xᵀ) X / m``).
+    """
+
+    def __init__(self, matrix: np.ndarray | None = None, samples: np.ndarray | None = None):
+        self.matrix, self.samples = matrix, samples
+
+    def __call__(self, Y: np.ndarray) -> np.ndarray:
+        if self.samples is not None:
+            return (Y @ self.samples.T) @ self.samples / self.samples.shape[0]
+        return Y if self.matrix is None else Y @ self.matrix
+
+
+def _trace(cov: np.ndarray | None, d: int) -> float:
+    return float(d) if cov is None else float(np.trace(cov))

@@ -1,0 +1,230 @@
+"""Population risks, optimal decoders, and the bounds they are compared with (sign lower bound, PCA, Shannon)."""
+from __future__ import annotations
+
+
+import numpy as np
+import scipy.linalg
+
+from ._common import ARCSINE_EXCESS, _check_covariance, _check_matrix, _check_rate, _trace
+from .kernels import activation_kernels
+
+# --------------------------------------------------------------------------- risks
+def _solve_psd(K: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``K⁺ rhs`` for a symmetric PSD ``K``: Cholesky, or an eigen pseudo-inverse if singular."""
+    try:
+        factor = scipy.linalg.cho_factor(K, lower=True, check_finite=False)
+        pivots = np.diag(factor[0]) ** 2
+        if pivots.min() > 1e-10 * pivots.max():
+            return scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+    except np.linalg.LinAlgError:
+        pass
+    eigenvalues, vectors = np.linalg.eigh(K)
+    cutoff = eigenvalues.max() * K.shape[0] * np.finfo(float).eps * 10
+    inverse = np.divide(1.0, eigenvalues, out=np.zeros_like(eigenvalues),
+                        where=eigenvalues > cutoff)
+    return vectors @ (inverse[:, None] * (vectors.T @ rhs))
+
+
+def population_risk(A, B, activation="sign", covariance=None) -> float:
+    """Population risk ``E‖x − A σ(Bx)‖² / d`` for ``x ~ N(0, Σ)``, in closed form.
+
+    Parameters
+    ----------
+    A : array_like, shape (d, n)
+        Decoder.
+    B : array_like, shape (n, d)
+        Encoder.
+    activation, covariance
+        As in :func:`activation_kernels`.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(population_risk(np.sqrt(2 / np.pi) * np.eye(2), np.eye(2)), 6)   # 1 − 2/π
+    0.36338
+    >>> population_risk(np.zeros((3, 1)), np.ones((1, 3)))
+    1.0
+    """
+    B = _check_matrix("encoder B", B)
+    n, d = B.shape
+    A = _check_matrix("decoder A", A, (d, n))
+    cov = _check_covariance(covariance, d)
+    K, H = activation_kernels(B, activation, cov)
+    total = (_trace(cov, d) - 2 * np.sum(A * H) + np.sum((A @ K) * A))
+    return float(total / d)
+
+
+def optimal_decoder(B, activation="sign", covariance=None) -> np.ndarray:
+    """Best decoder ``A* = H K⁺`` for a given encoder (pseudo-inverse if ``K`` is singular).
+
+    Parameters
+    ----------
+    B : array_like, shape (n, d)
+    activation, covariance
+        As in :func:`activation_kernels`.
+
+    Returns
+    -------
+    ndarray, shape (d, n)
+
+    Examples
+    --------
+    >>> optimal_decoder(np.eye(2)).round(4)          # √(2/π) I for orthonormal rows
+    array([[0.7979, 0.    ],
+           [0.    , 0.7979]])
+    """
+    K, H = activation_kernels(B, activation, covariance)
+    return _solve_psd(K, H.T).T
+
+
+def optimal_risk(B, activation="sign", covariance=None) -> float:
+    """Risk of ``(A*, B)`` with the optimal decoder: ``(tr Σ − tr(H K⁺ Hᵀ)) / d``.
+
+    Parameters
+    ----------
+    B : array_like, shape (n, d)
+    activation, covariance
+        As in :func:`activation_kernels`.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(optimal_risk(np.eye(4)[:2]), 6)      # orthonormal rows, r = 1/2: 1 − 1/π
+    0.68169
+    >>> round(optimal_risk(np.eye(4)[:2], "linear"), 6)   # PCA: 1 − r
+    0.5
+    """
+    B = _check_matrix("encoder B", B)
+    d = B.shape[1]
+    cov = _check_covariance(covariance, d)
+    K, H = activation_kernels(B, activation, cov)
+    explained = np.sum(H.T * _solve_psd(K, H.T))
+    return float((_trace(cov, d) - explained) / d)
+
+# --------------------------------------------------------------------------- limits
+def sign_risk_lower_bound(r):
+    """Smallest risk of a sign autoencoder on ``N(0, I_d)`` at rate ``r = n/d``.
+
+    ``1 − 2r/π`` for ``r ≤ 1`` and ``c/(r + c)`` with ``c = π/2 − 1`` for ``r > 1``.
+
+    Parameters
+    ----------
+    r : float or array_like
+        Rate(s), positive.
+
+    Returns
+    -------
+    float or ndarray
+        Same shape as ``r``.
+
+    Examples
+    --------
+    >>> sign_risk_lower_bound([0.25, 0.5, 1.0, 2.0]).round(6)
+    array([0.840845, 0.68169 , 0.36338 , 0.222031])
+    """
+    rate = _check_rate(r)
+    bound = np.where(rate <= 1, 1 - 2 * rate / np.pi,
+                     ARCSINE_EXCESS / (rate + ARCSINE_EXCESS))
+    return bound[()] if bound.ndim == 0 else bound
+
+
+def _check_spectrum(eigenvalues) -> np.ndarray:
+    """Non-negative covariance eigenvalues (round-off negatives clipped), order kept."""
+    lam = np.asarray(eigenvalues, dtype=float)
+    if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)) \
+            or np.any(lam < -1e-12 * max(1.0, float(np.max(np.abs(lam))))) \
+            or not np.any(lam > 0):
+        raise ValueError("eigenvalues must be a 1-D array of non-negative numbers, "
+                         "not all zero")
+    return np.clip(lam, 0, None)
+
+
+def pca_risk(r, eigenvalues=None):
+    """Risk of PCA (best linear autoencoder) with ``n = r·d`` real-valued hidden units.
+
+    Not the same bit budget as a sign autoencoder: each unit is a real number.
+
+    Parameters
+    ----------
+    r : float or array_like
+        Rate(s) ``n/d``; ``n`` is rounded to the nearest integer when ``eigenvalues``
+        is given.
+    eigenvalues : array_like, optional
+        Covariance spectrum (``d`` values); isotropic by default, where the risk is
+        ``max(1 − r, 0)``.
+
+    Returns
+    -------
+    float or ndarray
+        ``(1/d) Σ_{j > n} λ_j`` (eigenvalues in decreasing order).
+
+    Examples
+    --------
+    >>> pca_risk([0.5, 2.0])
+    array([0.5, 0. ])
+    >>> float(pca_risk(0.5, eigenvalues=[4.0, 2.0, 1.0, 1.0]))
+    0.5
+    """
+    rate = _check_rate(r)
+    if eigenvalues is None:
+        risk = np.clip(1 - rate, 0, None)
+    else:
+        lam = np.sort(_check_spectrum(eigenvalues))[::-1]
+        tail = np.concatenate([np.cumsum(lam[::-1])[::-1], [0.0]])
+        n = np.clip(np.rint(rate * lam.size).astype(int), 0, lam.size)
+        risk = tail[n] / lam.size
+    return risk[()] if risk.ndim == 0 else risk
+
+
+def rate_distortion(r, eigenvalues=None):
+    """Shannon distortion–rate function of a Gaussian source at ``r`` bits per coordinate.
+
+    Isotropic unit-variance source: ``D(r) = 2^(−2r)``.  With a spectrum, reverse
+    water-filling at ``r·d`` bits in total: ``D = (1/d) Σ_j min(θ, λ_j)`` with
+    ``Σ_j max(0, ½ log₂(λ_j/θ)) = r·d``.  One sign unit carries at most one bit, so
+    a sign autoencoder at rate ``r`` can never go below this curve.
+
+    Parameters
+    ----------
+    r : float or array_like
+        Bits per input coordinate.
+    eigenvalues : array_like, optional
+        Covariance spectrum; isotropic unit variance by default.
+
+    Returns
+    -------
+    float or ndarray
+
+    Examples
+    --------
+    >>> rate_distortion([0.5, 1.0])
+    array([0.5 , 0.25])
+    >>> round(float(rate_distortion(1.0, eigenvalues=[1.0, 1.0])), 12)
+    0.25
+    """
+    rate = _check_rate(r)
+    if eigenvalues is None:
+        distortion = 2.0 ** (-2 * rate)
+    else:
+        lam = np.sort(_check_spectrum(eigenvalues))[::-1]
+        positive = lam[lam > 0]
+        distortion = np.array([_reverse_waterfilling(positive, bits * lam.size)
+                               for bits in rate.ravel()]).reshape(rate.shape) / lam.size
+    return distortion[()] if distortion.ndim == 0 else distortion
+
+
+def _reverse_waterfilling(lam: np.ndarray, total_bits: float) -> float:
+    """``Σ_j min(θ, λ_j)`` for positive ``λ`` (decreasing) at ``total_bits`` bits."""
+    log_lam = np.log2(lam)
+    k = np.arange(1, lam.size + 1)
+    # with the top k modes described: k·log₂θ = Σ_{j<k} log₂λ_j − 2·bits
+    log_theta = (np.cumsum(log_lam) - 2 * total_bits) / k
+    consistent = log_theta >= np.append(log_lam[1:], -np.inf)   # θ ≥ λ_k (next mode)
+    active = int(np.argmax(consistent)) + 1
+    return float(active * 2.0 ** log_theta[active - 1] + np.sum(lam[active:]))

@@ -1,0 +1,417 @@
+"""Activation functions as symbolic expressions, with numeric and numba back ends.
+
+An :class:`Activation` stores ``g`` as a sympy expression in the real symbol
+:data:`X`.  Non-smooth activations are kept in *Heaviside form* (``Max(0, x)``
+becomes ``x*Heaviside(x)``, ``sign(x)`` becomes ``2*Heaviside(x) - 1``), so that
+sympy differentiates them into Heaviside steps and DiracDelta distributions.
+:func:`normalize` reduces such distributional expressions to a canonical sum in
+which every DiracDelta term has a constant coefficient (``x*DiracDelta(x)`` is
+``0``, ``x*DiracDelta(x, 1)`` is ``-DiracDelta(x)``); the Gaussian averages in
+:mod:`odesolve.derive.averages` rely on that form.
+
+Numeric conventions: ``Heaviside(0)`` is 1/2 symbolically (the symmetric
+convention, which is what ``Heaviside(x)*DiracDelta(x) = DiracDelta(x)/2`` needs)
+but 0 in the numpy and numba callables (``relu'(0) = 0``, as in autograd codes);
+the difference lives on a null set.
+
+>>> relu = resolve_activation("relu")
+>>> relu.expr, relu.derivative(1), relu.derivative(2), relu.derivative(3)
+(x*Heaviside(x), Heaviside(x), DiracDelta(x), DiracDelta(x, 1))
+>>> resolve_activation("Max(0, x)") == Activation("Max(0, x)", relu.expr)
+True
+>>> print(resolve_activation("erf").numba_source(1, "erf_d1"), end="")
+def erf_d1(x):
+    return math.sqrt(2)*math.exp(-1/2*x**2)/math.sqrt(math.pi)
+"""
+from __future__ import annotations
+
+import ast
+import functools
+from dataclasses import dataclass
+from math import comb, isfinite
+
+import numpy as np
+import sympy
+from sympy.core.function import AppliedUndef
+from sympy.printing.pycode import PythonCodePrinter
+
+__all__ = ["X", "Activation", "BUILTIN_ACTIVATIONS", "normalize", "print_code", "resolve_activation"]
+
+#: The variable in which activations (and the averaged functions f, h) are written.
+X = sympy.Symbol("x", real=True)
+
+
+# --------------------------------------------------------------------------- #
+# Canonical distributional form
+# --------------------------------------------------------------------------- #
+def _linear_coeffs(arg):
+    """``(a, b)`` with ``arg = a*x + b`` and a, b free of x, or None."""
+    poly = sympy.Poly(arg, X) if arg.is_polynomial(X) else None
+    if poly is None or poly.degree() != 1:
+        return None
+    a, b = poly.all_coeffs()
+    return a, b
+
+
+def _indicator(cond):
+    """Heaviside form of the indicator of a simple condition on x (Piecewise)."""
+    if cond is sympy.true:
+        return sympy.Integer(1)
+    if cond is sympy.false:
+        return sympy.Integer(0)
+    if isinstance(cond, sympy.And):
+        return sympy.Mul(*[_indicator(a) for a in cond.args])
+    if isinstance(cond, sympy.Not):
+        return 1 - _indicator(cond.args[0])
+    if isinstance(cond, (sympy.StrictGreaterThan, sympy.GreaterThan)):
+        return sympy.Heaviside(cond.lhs - cond.rhs)
+    if isinstance(cond, (sympy.StrictLessThan, sympy.LessThan)):
+        return sympy.Heaviside(cond.rhs - cond.lhs)
+    raise ValueError(f"unsupported Piecewise condition {cond}")
+
+
+def _piecewise_to_heaviside(pw):
+    total, rest = sympy.Integer(0), sympy.Integer(1)  # rest: no earlier branch taken
+    for expr, cond in pw.args:
+        ind = _indicator(cond)
+        total += expr * ind * rest
+        rest *= 1 - ind
+    return total
+
+
+def _minmax_to_heaviside(e):
+    args = list(e.args)
+    out = args[0]
+    for b in args[1:]:
+        # Max(a, b) = b + (a - b) H(a - b); Min(a, b) = a - (a - b) H(a - b)
+        if isinstance(e, sympy.Max):
+            out = b + (out - b) * sympy.Heaviside(out - b)
+        else:
+            out = out - (out - b) * sympy.Heaviside(out - b)
+    return out
+
+
+def _canonical_heaviside(u):
+    """H(a x + b) -> H(x + b/a) or 1 - H(x + b/a) (equal almost everywhere)."""
+    lin = _linear_coeffs(u)
+    if lin is None or not lin[0].is_number:
+        raise ValueError(f"Heaviside/DiracDelta argument {u} is not linear in x")
+    a, b = lin
+    h = sympy.Heaviside(X + b / a)
+    return h if a > 0 else 1 - h
+
+
+def _canonical_delta(u, n=0):
+    """delta^(n)(a x + b) = sign(a)^n / |a|^(n+1) * delta^(n)(x + b/a)."""
+    lin = _linear_coeffs(u)
+    if lin is None or not lin[0].is_number:
+        raise ValueError(f"Heaviside/DiracDelta argument {u} is not linear in x")
+    a, b = lin
+    return sympy.sign(a) ** n / abs(a) ** (n + 1) * sympy.DiracDelta(X + b / a, n)
+
+
+def _reduce_delta_term(term):
+    """Write ``s(x) * delta^(n)(x - r)`` as a sum of constant multiples of deltas.
+
+    Distributionally  s delta^(n)(x - r) = sum_j (-1)^j C(n, j) s^(j)(r) delta^(n-j)(x - r),
+    which needs s smooth at r; a Heaviside jump at r is accepted only for n = 0
+    (with H(0) = 1/2) and anything worse leaves DiracDelta(0), which we reject.
+    """
+    factors = sympy.Mul.make_args(term)
+    deltas = [f for f in factors if f.has(sympy.DiracDelta)]
+    if not deltas:
+        return term
+    first = deltas[0]
+    if not isinstance(first, sympy.DiracDelta):
+        raise ValueError(f"ill-defined product of distributions: {term}")
+    n = int(first.args[1]) if len(first.args) > 1 else 0
+    r = -first.args[0].subs(X, 0)
+    s = sympy.Mul(*[f for f in factors if f is not first])
+    out = sympy.Integer(0)
+    for j in range(n + 1):
+        sj = sympy.diff(s, X, j).subs(X, r)
+        out += (-1) ** j * comb(n, j) * sj * sympy.DiracDelta(X - r, n - j)
+    if any(not d.args[0].has(X) and d.args[0] == 0 for d in out.atoms(sympy.DiracDelta)):
+        raise ValueError(f"ill-defined product of distributions: {term}")
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def normalize(expr):
+    """Canonical Heaviside/DiracDelta form of an expression in :data:`X`.
+
+    Rewrites ``Abs``, ``sign``, ``Max``, ``Min`` and simple ``Piecewise`` into
+    Heaviside steps of linear arguments, expands products, and reduces every
+    product ``s(x) DiracDelta(x - r, n)`` to constant multiples of delta
+    derivatives (so terms that vanish almost everywhere disappear).
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        Expression in ``X``.
+
+    Returns
+    -------
+    sympy.Expr
+        Sum of terms, each either free of DiracDelta or a constant times one
+        ``DiracDelta(x - r, n)``.
+
+    Raises
+    ------
+    ValueError
+        For products of distributions without a meaning (``DiracDelta(x)**2``,
+        ``Heaviside(x)*DiracDelta(x, 1)``) or non-linear step arguments.
+
+    Examples
+    --------
+    >>> normalize(X * sympy.DiracDelta(X)), normalize(X**2 * sympy.DiracDelta(X, 2))
+    (0, 2*DiracDelta(x))
+    >>> normalize(sympy.Max(0, X) * sympy.Heaviside(X))
+    x*Heaviside(x)
+    """
+    e = sympy.sympify(expr)
+    e = e.replace(lambda a: isinstance(a, sympy.Piecewise), _piecewise_to_heaviside)
+    e = e.replace(lambda a: isinstance(a, (sympy.Max, sympy.Min)), _minmax_to_heaviside)
+    e = e.replace(lambda a: isinstance(a, sympy.Abs), lambda a: a.args[0] * (2 * sympy.Heaviside(a.args[0]) - 1))
+    e = e.replace(lambda a: isinstance(a, sympy.sign) and a.args[0].has(X),
+                  lambda a: 2 * sympy.Heaviside(a.args[0]) - 1)
+    e = e.replace(lambda a: isinstance(a, sympy.Heaviside), lambda a: _canonical_heaviside(a.args[0]))
+    e = e.replace(lambda a: isinstance(a, sympy.DiracDelta), lambda a: _canonical_delta(*a.args))
+    e = sympy.expand(e, power_exp=False, power_base=False, log=False)
+    # H^k = H for k >= 1 (indicator functions)
+    e = e.replace(lambda a: a.is_Pow and isinstance(a.base, sympy.Heaviside) and a.exp.is_Integer and a.exp > 0,
+                  lambda a: a.base)
+    e = sympy.Add(*[_reduce_delta_term(t) for t in sympy.Add.make_args(e)])
+    return e
+
+
+# --------------------------------------------------------------------------- #
+# Code printing
+# --------------------------------------------------------------------------- #
+class _NumbaPrinter(PythonCodePrinter):
+    """Python printer targeting ``math`` only; steps are 0 at the origin."""
+
+    def _print_Heaviside(self, e):
+        return f"(1.0 if ({self._print(e.args[0])}) > 0 else 0.0)"
+
+    def _print_DiracDelta(self, e):
+        raise ValueError(f"{e} is a distribution, not a function: it has no code")
+
+
+def print_code(expr):
+    """Python/numba source of ``expr`` using ``math.*`` calls (``import math`` needed)."""
+    return _NumbaPrinter({"standard": "python3"}).doprint(expr)
+
+
+def _steps_zero_at_origin(expr):
+    return expr.replace(lambda a: isinstance(a, sympy.Heaviside), lambda a: sympy.Heaviside(a.args[0], 0))
+
+
+# --------------------------------------------------------------------------- #
+# Activation
+# --------------------------------------------------------------------------- #
+def _problem(expr):
+    """Why ``expr`` is not a valid activation in x, or None."""
+    if not isinstance(expr, sympy.Expr):
+        return "not a sympy expression"
+    extra = expr.free_symbols - {X}
+    if extra:
+        return "free symbols other than x: " + ", ".join(sorted(map(str, extra)))
+    undefined = expr.atoms(AppliedUndef)
+    if undefined:
+        return "undefined functions: " + ", ".join(sorted(str(u.func) for u in undefined))
+    if not expr.has(X):
+        return "constant expression"
+    if expr.has(sympy.DiracDelta):
+        return "a distribution, not a function"
+    for point in (-2.3, -0.7, 0.4, 1.9):
+        value = complex(expr.subs(X, point).evalf())
+        if value.imag != 0 or not isfinite(value.real):
+            return f"not real-valued (g({point}) = {value})"
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _derivative(expr, n):
+    return expr if n == 0 else normalize(sympy.diff(_derivative(expr, n - 1), X))
+
+
+@functools.lru_cache(maxsize=1024)
+def _numpy_callable(expr, n):
+    d = _derivative(expr, n)
+    if d.has(sympy.DiracDelta):
+        raise ValueError(f"derivative {n} of {expr} is a distribution ({d}), not a function")
+    f = sympy.lambdify(X, _steps_zero_at_origin(d), modules=["scipy", "numpy"])
+    return lambda x: np.broadcast_to(f(x), np.shape(x)) * 1.0  # constants broadcast too
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation g(x) given by a sympy expression in :data:`X`.
+
+    Parameters
+    ----------
+    name : str
+        Label used in messages and file names.
+    expr : sympy.Expr
+        g as an expression in ``X``; stored in :func:`normalize` form.
+
+    Examples
+    --------
+    >>> g = Activation("cubic", X + X**3 / 10)
+    >>> g.derivative(1), float(g.numpy(2.0)), g.kinks
+    (3*x**2/10 + 1, 2.8, ())
+    """
+
+    name: str
+    expr: sympy.Expr
+
+    def __post_init__(self):
+        expr = sympy.sympify(self.expr)
+        reason = _problem(expr)
+        if reason is None:
+            expr = normalize(expr)
+            reason = _problem(expr)
+        if reason is not None:
+            raise ValueError(f"invalid activation {self.name!r}: {reason}")
+        object.__setattr__(self, "expr", expr)
+
+    def derivative(self, n):
+        """n-th derivative (sympy, Heaviside/DiracDelta form, cached)."""
+        return _derivative(self.expr, int(n))
+
+    @property
+    def numpy(self):
+        """Vectorised numpy callable of g."""
+        return _numpy_callable(self.expr, 0)
+
+    def numpy_derivative(self, n):
+        """Vectorised numpy callable of the n-th derivative (steps are 0 at 0).
+
+        Raises ValueError when that derivative contains DiracDelta.
+        """
+        return _numpy_callable(self.expr, int(n))
+
+    def numba_source(self, n, name):
+        """Source of a scalar ``def name(x)`` for the n-th derivative.
+
+        The text uses ``math.*`` only (the host module must ``import math``) and
+        compiles under ``numba.njit``.  Raises ValueError when the derivative
+        contains DiracDelta.
+        """
+        if not str(name).isidentifier():
+            raise ValueError(f"{name!r} is not a Python identifier")
+        body = print_code(self.derivative(n))
+        return f"def {name}(x):\n    return {body}\n"
+
+    @property
+    def kinks(self):
+        """Sorted points where g or one of its derivatives is not smooth."""
+        args = [a.args[0] for a in self.expr.atoms(sympy.Heaviside, sympy.DiracDelta)]
+        return tuple(sorted({float(-a.subs(X, 0)) for a in args}))
+
+    @property
+    def is_piecewise(self):
+        """True for activations with steps or kinks (Heaviside form)."""
+        return bool(self.kinks)
+
+    @property
+    def key(self):
+        """Stable string identifying the function g (not the name)."""
+        return sympy.srepr(self.expr)
+
+
+BUILTIN_ACTIVATIONS = {
+    "linear": Activation("linear", X),
+    "erf": Activation("erf", sympy.erf(X / sympy.sqrt(2))),
+    "relu": Activation("relu", X * sympy.Heaviside(X)),
+    "sign": Activation("sign", 2 * sympy.Heaviside(X) - 1),
+    "tanh": Activation("tanh", sympy.tanh(X)),
+}
+
+# Names a user expression may use; everything else becomes a Symbol or an
+# undefined Function (then rejected), so parsing never reaches Python builtins.
+_PARSE_NAMES = {
+    name: getattr(sympy, name)
+    for name in ("exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "asinh", "atan",
+                 "erf", "erfc", "Abs", "sign", "Max", "Min", "Heaviside", "Piecewise", "pi", "E",
+                 "Integer", "Float", "Rational", "Symbol", "Function")
+}
+_PARSE_NAMES.update({"abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min})
+_AST_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load, ast.Tuple, ast.Compare,
+              ast.operator, ast.unaryop, ast.cmpop)
+
+
+def _parse(text):
+    """Parse ``text`` into a sympy expression without evaluating arbitrary Python."""
+    from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
+
+    if len(text) > 500:
+        raise ValueError("expression too long")
+    try:
+        tree = ast.parse(text.replace("^", "**"), mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"syntax error: {err.msg}") from None
+    for node in ast.walk(tree):
+        ok = isinstance(node, _AST_NODES) or (
+            isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)))
+        if isinstance(node, ast.Call):
+            ok = isinstance(node.func, ast.Name) and not node.keywords
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            raise ValueError(f"forbidden name {node.id}")
+        if not ok:
+            raise ValueError(f"unsupported syntax {ast.unparse(node)!r}")
+    try:
+        return parse_expr(text, local_dict={"x": X}, global_dict=dict(_PARSE_NAMES),
+                          transformations=standard_transformations + (convert_xor,))
+    except Exception as err:  # sympy raises many types on odd input
+        raise ValueError(str(err)) from None
+
+
+def resolve_activation(spec):
+    """Turn a user specification into an :class:`Activation`.
+
+    Parameters
+    ----------
+    spec : Activation, str or sympy.Expr
+        An Activation; a built-in name (linear, erf, relu, sign, tanh); a sympy
+        expression in x; or a string sympy parses into an expression of the single
+        free symbol x, e.g. ``"tanh(2*x)"``, ``"x + 0.1*x**3"``, ``"Max(0,x)"``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``spec`` and the reason (unknown name, other free symbols, undefined
+        functions, constant, complex values, unsupported syntax).
+
+    Examples
+    --------
+    >>> resolve_activation("x + 0.1*x**3").expr
+    0.1*x**3 + x
+    >>> resolve_activation("foo")
+    Traceback (most recent call last):
+    ValueError: unknown activation 'foo': expected one of linear, erf, relu, sign, tanh or a sympy expression in x (free symbols other than x: foo)
+    """
+    if isinstance(spec, Activation):
+        return spec
+    expected = "expected one of " + ", ".join(BUILTIN_ACTIVATIONS) + " or a sympy expression in x"
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text.lower() in BUILTIN_ACTIVATIONS:
+            return BUILTIN_ACTIVATIONS[text.lower()]
+        name = text
+        try:
+            expr = _parse(text)
+        except ValueError as err:
+            raise ValueError(f"unknown activation {spec!r}: {expected} ({err})") from None
+    elif isinstance(spec, sympy.Basic):
+        name = str(spec)
+        # accept any symbol spelled x, whatever its assumptions
+        expr = spec.xreplace({s: X for s in spec.free_symbols if s.name == "x"})
+    else:
+        raise ValueError(f"unknown activation {spec!r}: {expected}")
+    try:
+        return Activation(name, expr)
+    except ValueError as err:
+        reason = str(err).split(": ", 1)[-1]
+        raise ValueError(f"unknown activation {spec!r}: {expected} ({reason})") from None

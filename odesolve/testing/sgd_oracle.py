@@ -1,0 +1,123 @@
+"""Independent, vectorised reference for one online-SGD step, and the Monte-Carlo drift.
+
+Written directly from the update rules of the spec, without the derivation machinery,
+so that the derived equations can be checked against it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf
+
+from ..codegen import compile_model
+from ..integrator import rhs_function
+from ..spec.model import Autoencoder
+from ..spec.spectra import spiked_covariance
+from ..state import State
+
+SQRT2 = np.sqrt(2.0)
+
+
+def activation_and_derivative(name: str):
+    """g and its almost-everywhere derivative, as numpy functions."""
+    if name == "linear":
+        return (lambda x: x), (lambda x: np.ones_like(x))
+    if name == "erf":
+        return (lambda x: erf(x / SQRT2)), (lambda x: np.sqrt(2 / np.pi) * np.exp(-x**2 / 2))
+    if name == "relu":
+        return (lambda x: np.maximum(x, 0.0)), (lambda x: (x > 0).astype(float))
+    if name == "sign":
+        return np.sign, (lambda x: np.zeros_like(x))
+    if name == "tanh":
+        return np.tanh, (lambda x: 1 - np.tanh(x)**2)
+    raise KeyError(name)
+
+
+def sgd_increments(X, W, V, m, lr, g, gp, *, tied=False, rule="sgd", train_bias=False):
+    """Per-sample increments (dW, dV, dm) of one SGD step for each row of X.
+
+    X: (n, D) inputs; W, V: (K, D); returns arrays (n, K, D), (n, K, D), (n, K).
+    For tied weights V is √D W and dV is √D dW.
+    """
+    n, D = X.shape
+    K = W.shape[0]
+    lam = X @ W.T / np.sqrt(D) + m
+    G, Gp = g(lam), gp(lam)
+    dW = np.empty((n, K, D))
+    dV = np.empty((n, K, D))
+    dm = np.zeros((n, K))
+    for k in range(K):
+        units = range(K) if rule == "sgd" else range(k + 1)
+        err = X - sum(G[:, [l]] * V[l] for l in units)          # x − x̂ (possibly truncated)
+        signal = err @ V[k] / D * Gp[:, k]                     # (x − x̂)·v_k/D · g'(λ_k)
+        encoder = signal[:, None] * X / np.sqrt(D)
+        decoder = err * G[:, [k]]
+        if tied:
+            hebb = decoder / np.sqrt(D)
+            dW[:, k] = lr / D * (hebb if rule == "sanger" else encoder + hebb)
+            dV[:, k] = np.sqrt(D) * dW[:, k]
+        else:
+            dW[:, k] = lr / D * encoder
+            dV[:, k] = lr / D * decoder
+        if train_bias:
+            dm[:, k] = lr / D * signal
+    return dW, dV, dm
+
+
+#: Model variants of the one-step Monte-Carlo check (activation, tied, rule, bias).
+CASES = [
+    # (activation, tied, rule, bias)
+    ("linear", False, "sgd", "none"),
+    ("erf", False, "sgd", "none"),
+    ("erf", False, "truncated", "none"),
+    ("erf", True, "sgd", "none"),
+    ("erf", True, "truncated", "none"),
+    ("erf", True, "sanger", "none"),
+    ("relu", False, "sgd", "none"),
+    ("relu", False, "sgd", "trained"),
+    ("relu", True, "sgd", "trained"),
+    ("relu", False, "truncated", "trained"),
+    ("sign", False, "sgd", "none"),
+    ("tanh", False, "sgd", "none"),
+    ("linear", True, "sanger", "none"),
+]
+
+
+def random_state(model: Autoencoder, rng, D: int = 1000):
+    """Weights with O(1) order parameters and O(1) overlaps with the spikes."""
+    spec = spiked_covariance(D, spikes=[1.2, 0.6], bulk=0.3)
+    W = rng.normal(0.0, 0.6, (model.K, D))
+    V = rng.normal(0.0, 0.6, (model.K, D))
+    V[:, :2] *= np.sqrt(D)       # decoder overlaps b = v·e/√D of order one on the spikes
+    if model.tied:
+        V = np.sqrt(D) * W
+    m = rng.normal(0.0, 0.5, model.K) if model.has_bias else np.zeros(model.K)
+    return spec, W, V, m
+
+
+def monte_carlo_drift(model, spec, W, V, m, lr, rng, n_samples: int = 40_000, chunk=2000):
+    """Mean and standard error of D·Δ(state vector) over independent SGD steps."""
+    g, gp = activation_and_derivative(model.activation.name)
+    D, M = spec.D, spec.n_tracked
+    sqrtD = np.sqrt(D)
+    Z = W if model.tied else np.vstack([W, V / sqrtD])       # rows of Y (all modes)
+    samples = []
+    for _ in range(n_samples // chunk):
+        X = spec.sample(chunk, rng)
+        dW, dV, dm = sgd_increments(X, W, V, m, lr, g, gp, tied=model.tied, rule=model.rule,
+                                    train_bias=model.bias == "trained")
+        dZ = dW if model.tied else np.concatenate([dW, dV / sqrtD], axis=1)
+        dY = dZ[:, :, :M]
+        # linear part of the change of the bulk Gram matrix (the quadratic part is O(1/D))
+        cross = np.einsum("nid,jd->nij", dZ[:, :, M:], Z[:, M:])
+        dG = cross + cross.transpose(0, 2, 1)
+        samples.append(D * np.concatenate(
+            [dY.reshape(chunk, -1), dG.reshape(chunk, -1), dm], axis=1))
+    samples = np.concatenate(samples)
+    return samples.mean(0), samples.std(0) / np.sqrt(len(samples))
+
+
+def compiled_drift(model, spec, W, V, m, lr):
+    """The compiled right-hand side (bulk=\"finite\", exact at this D) at these weights."""
+    state = State.from_weights(model, spec, W, V, m)
+    f = rhs_function(compile_model(model), state, lr, bulk="finite")
+    return f(0.0, state.to_vector())

@@ -1,0 +1,133 @@
+"""Stage 5 of the pipeline: the trajectory of the order parameters, and the error.
+
+:class:`Trajectory` is what :func:`odesolve.integrate` returns; :func:`generalisation_error`
+is the one error formula of theory and simulator: ``ε = tr Ω/(2D) + E[L(λ, u, T0)]``
+with the field-space loss of :mod:`odesolve.derive.equations`; the average is derived
+symbolically and compiled with the model's equations.  It is exact at any D for any
+weights (the inputs are Gaussian).
+
+>>> import numpy as np
+>>> from odesolve import Autoencoder, OrderParameters, spiked_covariance
+>>> spec = spiked_covariance(D=100, spikes=[1.0], bulk=0.5)
+>>> ops = OrderParameters.from_weights(spec, np.zeros((1, 100)), np.zeros((1, 100)))
+>>> generalisation_error(Autoencoder(K=1, activation="erf"), ops) == spec.initial_error
+True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .codegen import compile_model
+from .spec.model import Autoencoder
+from .spec.spectra import Spectrum
+from .state import OrderParameters, State
+
+__all__ = ["Trajectory", "generalisation_error", "plateau_levels", "learning_times_on_grid",
+           "LEVEL_OFFSET"]
+
+
+@dataclass
+class Trajectory:
+    """Solution of :func:`integrate`.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n,)
+        Times (samples seen / D).
+    error : ndarray, shape (n,)
+        Generalisation error ε(t).
+    Q, R, T, T0 : ndarray, shape (n, K, K)
+        Order parameters.
+    m : ndarray, shape (n, K)
+        Encoder biases.
+    A, B : ndarray, shape (n, K, n_tracked)
+        Overlaps ``w_k·e_τ`` and ``v_k·e_τ/√D`` with the tracked modes.
+    learning_times : ndarray, shape (min(K, n_tracked),)
+        Time at which the error first fell below the midpoint between the PCA errors of
+        rank k−1 and k: the exit from the k-th plateau (NaN if not reached), located by
+        integrator events.
+    model, spectrum, lr, method, bulk : the problem that was solved.
+    mode : str
+        ``"all-modes"`` when every mode is tracked, else ``"closure-limit"`` or
+        ``"closure-finite"`` (see the module doc).
+    nfev : int
+        Number of right-hand-side evaluations.
+    wall_time : float
+        Seconds spent integrating (after compilation).
+    """
+
+    t: np.ndarray
+    error: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    T: np.ndarray
+    T0: np.ndarray
+    m: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+    learning_times: np.ndarray
+    model: Autoencoder
+    spectrum: Spectrum
+    lr: float
+    method: str
+    bulk: str
+    mode: str
+    nfev: int = 0
+    wall_time: float = 0.0
+    states: list = field(default_factory=list, repr=False)
+
+    def state(self, i: int = -1) -> State:
+        """The :class:`State` at record ``i`` (to restart or to compare)."""
+        return self.states[i]
+
+    def order_parameters(self, i: int = -1) -> OrderParameters:
+        """The :class:`OrderParameters` at record ``i``."""
+        return self.states[i].order_parameters()
+
+
+def generalisation_error(model: Autoencoder, order_parameters: OrderParameters) -> float:
+    """Population error ``E‖x − x̂‖²/(2D)`` of weights with these order parameters."""
+    ops = order_parameters
+    K = model.K
+    for name in ("Q", "R", "T0"):
+        shape = np.shape(getattr(ops, name))
+        if shape != (K, K):
+            raise ValueError(f"{name} must have shape ({K}, {K}), got {shape}")
+    excess = compile_model(model).module.error_excess(
+        np.ascontiguousarray(ops.Q, dtype=float), np.ascontiguousarray(ops.R, dtype=float),
+        np.ascontiguousarray(ops.T0, dtype=float), np.ascontiguousarray(ops.m, dtype=float))
+    return float(ops.trace / 2 + excess)
+
+
+#: Plateau exits are crossings of the mid-level between PCA errors, lowered by this
+#: fraction of the gap: some fixed points sit exactly at the mid-level (one ReLU unit
+#: on one spike reconstructs half of it), where an event on the exact level would see
+#: rounding noise change sign.
+LEVEL_OFFSET = 1e-4
+
+
+def plateau_levels(spec: Spectrum, K: int) -> np.ndarray:
+    """Mid-levels between the PCA errors of ranks k−1 and k, k = 1..min(K, n_tracked)."""
+    return np.array([0.5 * (spec.pca_error(k - 1) + spec.pca_error(k))
+                     - LEVEL_OFFSET * (spec.pca_error(k - 1) - spec.pca_error(k))
+                     for k in range(1, min(K, spec.n_tracked) + 1)])
+
+
+def learning_times_on_grid(t, error, spec: Spectrum, K: int) -> np.ndarray:
+    """Plateau exits located on the output grid (used for Euler; the adaptive solvers
+    locate them exactly with integrator events): first time the error is below each
+    mid-level, linearly interpolated between the two recorded points around it."""
+    levels = plateau_levels(spec, K)
+    times = np.full(len(levels), np.nan)
+    for k, level in enumerate(levels):
+        below = np.nonzero(error < level)[0]
+        if below.size:
+            i = below[0]
+            if i == 0:
+                times[k] = t[0]
+            else:
+                frac = (error[i - 1] - level) / (error[i - 1] - error[i])
+                times[k] = t[i - 1] + frac * (t[i] - t[i - 1])
+    return times

@@ -1,0 +1,351 @@
+"""Experiment configuration: a TOML file → a validated, frozen :class:`Config`.
+
+A configuration has six sections.  ``[data]``, ``[model]`` and ``[train]`` are
+required; ``[init]``, ``[theory]`` and ``[simulation]`` may be left out (every key in
+them has a default).  Every key, its type, default and meaning is listed by
+:func:`odesolve.workflow.schema.markdown_table` (that table is in the README).
+
+Unknown sections or keys, missing required keys, values of the wrong type or out of
+range all raise :class:`ConfigError`, which names the file and the key:
+
+>>> text = '''
+... [data]
+... kind = "spiked"
+... D = 500
+... spikes = [1.5, 0.6]
+... bulk = 0.05
+... [model]
+... K = 2
+... [train]
+... lr = 1.0
+... t_max = 50.0
+... '''
+>>> config = parse_config(tomllib.loads(text), source="demo.toml")
+>>> config.model.activation, config.init.scale, config.simulation.seeds
+('erf', 0.1, 0)
+>>> config.with_overrides({"lr": 0.5}).train.lr
+0.5
+>>> parse_config({**tomllib.loads(text), "train": {"lr": -1.0, "t_max": 5.0}}, "demo.toml")
+Traceback (most recent call last):
+...
+odesolve.errors.ConfigError: demo.toml: train.lr: must be finite and > 0, got -1.0
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from ..errors import ConfigError
+from ..spec.model import Autoencoder
+from .schema import (REQUIRED_SECTIONS, SECTIONS, DataConfig, InitConfig, ModelConfig,
+                     SimulationConfig, TheoryConfig, TrainConfig, plain_value, toml_value)
+
+__all__ = ["Config", "load_config", "parse_config", "parse_value", "resolve_key", "autoencoder_of",
+           "blame", "tomllib"]
+
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated experiment configuration (one attribute per TOML section).
+
+    Build it with :func:`load_config` or :func:`parse_config`; derive variants with
+    :meth:`with_overrides`.  ``source`` is the file it came from.
+    """
+
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    init: InitConfig = field(default_factory=InitConfig)
+    theory: TheoryConfig = field(default_factory=TheoryConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    source: str = field(default="<config>", compare=False)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Seeds of the runs: ``init.seed + i``; a single run for a weights file or no simulation."""
+        n = 1 if self.init.weights is not None else max(1, self.simulation.seeds)
+        return tuple(self.init.seed + i for i in range(n))
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the SGD simulator runs."""
+        return self.simulation.seeds > 0
+
+    def to_dict(self) -> dict:
+        """Nested ``{section: {key: value}}`` with every key (unset optional keys left out)."""
+        out = {}
+        for name in SECTIONS:
+            section = getattr(self, name)
+            out[name] = {f.name: plain_value(getattr(section, f.name))
+                         for f in dataclasses.fields(section) if getattr(section, f.name) is not None}
+        return out
+
+    def to_toml(self) -> str:
+        """The full configuration as TOML text (reloadable with :func:`parse_config`)."""
+        lines = []
+        for name, section in self.to_dict().items():
+            lines.append(f"[{name}]")
+            lines += [f"{key} = {toml_value(value)}" for key, value in section.items()]
+            lines.append("")
+        return "\n".join(lines)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical configuration (identifies a run's inputs)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def with_overrides(self, overrides: dict, source: str | None = None) -> "Config":
+        """A copy with some keys changed, validated like a file.
+
+        Keys are dotted (``"train.lr"``) or bare when unambiguous (``"lr"``, ``"K"``).
+        """
+        data = self.to_dict()
+        for key, value in overrides.items():
+            section, name = resolve_key(key, source or self.source)
+            data.setdefault(section, {})[name] = value
+        return parse_config(data, source or self.source, base_dir=None)
+
+
+def resolve_key(key: str, source: str = "<overrides>") -> tuple[str, str]:
+    """Split a dotted or bare key into ``(section, name)``.
+
+    >>> resolve_key("lr"), resolve_key("model.K"), resolve_key("K")
+    (('train', 'lr'), ('model', 'K'), ('model', 'K'))
+    """
+    if "." in key:
+        section, _, name = key.partition(".")
+        if section not in SECTIONS:
+            raise ConfigError(source, key, f"unknown section [{section}]{_suggest(section, SECTIONS)}")
+        names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+        if name not in names:
+            raise ConfigError(source, key, f"unknown key{_suggest(name, names)}")
+        return section, name
+    owners = [s for s, cls in SECTIONS.items() if key in {f.name for f in dataclasses.fields(cls)}]
+    if not owners:
+        every = [f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)]
+        raise ConfigError(source, key, f"unknown key{_suggest(key, every)}")
+    if len(owners) > 1:
+        raise ConfigError(source, key, "ambiguous key: write one of "
+                          + ", ".join(f"{s}.{key}" for s in owners))
+    return owners[0], key
+
+
+def _suggest(word, options) -> str:
+    close = (difflib.get_close_matches(word, list(options), n=1)
+             or [o for o in options if o.startswith(word) or word.startswith(o)])
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --- parsing and validation ---------------------------------------------------------
+def load_config(path) -> Config:
+    """Read and validate a TOML configuration file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.toml`` file. Relative paths inside it are resolved against its directory.
+
+    Raises
+    ------
+    ConfigError
+        For an unreadable file, invalid TOML, or any invalid key.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(path, None, "no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"invalid TOML: {exc}") from None
+    return parse_config(data, str(path), base_dir=path.parent)
+
+
+def parse_config(data: dict, source: str = "<config>", base_dir=None) -> Config:
+    """Validate a parsed TOML document (nested dicts) and build a :class:`Config`.
+
+    Parameters
+    ----------
+    data : dict
+        ``{section: {key: value}}`` as returned by :mod:`tomllib`.
+    source : str
+        Name used in error messages.
+    base_dir : path, optional
+        Directory against which relative paths are resolved (default: keep them as given).
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(source, None, "expected a TOML document")
+    for name, value in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(source, name, f"unknown section [{name}]{_suggest(name, SECTIONS)}")
+        if not isinstance(value, dict):
+            raise ConfigError(source, name, f"must be a table [{name}], got {_type_name(value)}")
+    for name in REQUIRED_SECTIONS:
+        if name not in data:
+            raise ConfigError(source, name, f"missing section [{name}]")
+    kind = data["data"].get("kind", DataConfig.kind)
+    sections = {name: _parse_section(name, cls, data.get(name, {}), source, base_dir, kind)
+                for name, cls in SECTIONS.items()}
+    config = Config(**sections, source=str(source))
+    _check_consistency(config)
+    return config
+
+
+def _parse_section(name, cls, table, source, base_dir, kind):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            raise ConfigError(source, f"{name}.{key}", f"unknown key{_suggest(key, fields)}")
+    values = {}
+    for key, f in fields.items():
+        dotted = f"{name}.{key}"
+        kinds = f.metadata["kinds"]
+        if kinds and kind not in kinds:
+            if key in table:
+                raise ConfigError(source, dotted, f"is not used with kind = {kind!r} (only with "
+                                  + " or ".join(repr(k) for k in kinds) + ")")
+            continue
+        if key not in table:
+            if f.metadata["required"]:
+                raise ConfigError(source, dotted, "missing required key")
+            if f.metadata["default"] is not None:
+                values[key] = f.metadata["default"]
+            continue
+        value = _coerce(table[key], f.metadata["types"], source, dotted)
+        if f.metadata["types"] == "path" and base_dir is not None:
+            value = str((Path(base_dir) / value).resolve()) if not os.path.isabs(value) else value
+        choices = f.metadata["choices"]
+        if choices is not None and not any(value == c and type(value) is type(c) for c in choices):
+            shown = ", ".join(toml_value(c) for c in choices)
+            raise ConfigError(source, dotted, f"must be one of {shown}; got {toml_value(value)}")
+        check = f.metadata["check"]
+        message = check(value) if check is not None else None
+        if message:
+            raise ConfigError(source, dotted, message)
+        values[key] = value
+    return cls(**values)
+
+
+def _type_name(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _coerce(value, types, source, dotted):
+    """Check a TOML value against the declared type; ints are accepted as floats."""
+    def fail():
+        raise ConfigError(source, dotted, f"expected {types}, got {_type_name(value)} {value!r}")
+
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if types == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail()
+        return value
+    if types == "float":
+        if not is_number:
+            fail()
+        return float(value)
+    if types == "bool":
+        if not isinstance(value, bool):
+            fail()
+        return value
+    if types in ("string", "path"):
+        if not isinstance(value, str) or not value:
+            fail()
+        return value
+    if types == "bool or string":
+        if not isinstance(value, (bool, str)):
+            fail()
+        return value
+    if types == "list of float":
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            fail()
+        return tuple(float(v) for v in value)
+    raise AssertionError(f"undeclared type {types!r}")
+
+
+def _check_consistency(config: Config) -> None:
+    """Checks that involve several keys."""
+    src, data = config.source, config.data
+    if data.kind in ("spiked", "sinusoidal") and data.D is None:
+        raise ConfigError(src, "data.D", f"missing required key (kind = {data.kind!r})")
+    if data.kind == "spiked":
+        if data.spikes is None:
+            raise ConfigError(src, "data.spikes", "missing required key (kind = 'spiked')")
+        if len(data.spikes) >= data.D:
+            raise ConfigError(src, "data.spikes",
+                              f"need fewer spikes ({len(data.spikes)}) than dimensions (D = {data.D})")
+    if data.kind == "sinusoidal" and data.M >= data.D:
+        raise ConfigError(src, "data.M", f"need M < D, got M = {data.M}, D = {data.D}")
+    if data.kind == "spectrum":
+        if (data.eigenvalues is None) == (data.file is None):
+            raise ConfigError(src, "data.eigenvalues", "give exactly one of data.eigenvalues "
+                              "and data.file (kind = 'spectrum')")
+        if data.eigenvalues is not None and data.D is not None and len(data.eigenvalues) != data.D:
+            raise ConfigError(src, "data.eigenvalues",
+                              f"lists {len(data.eigenvalues)} eigenvalues but D = {data.D}")
+    if data.kind == "images":
+        if data.dataset is None:
+            raise ConfigError(src, "data.dataset", "missing required key (kind = 'images')")
+        if data.dataset in ("cifar10", "fashion_mnist") and data.path is None:
+            raise ConfigError(src, "data.path", f"missing required key (dataset = {data.dataset!r} "
+                              "is read from disk)")
+    if data.D is not None and config.model.K >= data.D:
+        raise ConfigError(src, "model.K", f"need K < D, got K = {config.model.K}, D = {data.D}")
+    times = config.train.times
+    if times is not None and times[-1] > config.train.t_max:
+        raise ConfigError(src, "train.times", f"last time {times[-1]} exceeds t_max = {config.train.t_max}")
+    if config.init.weights is not None and config.simulation.seeds > 1:
+        raise ConfigError(src, "simulation.seeds",
+                          "a weights file gives one initial condition: use seeds = 0 or 1")
+    if config.train.rule == "sanger" and not config.model.tied:
+        raise ConfigError(src, "train.rule", "Sanger's rule needs tied weights (model.tied = true)")
+    with blame(src, "model.activation"):  # the other arguments are validated above
+        autoencoder_of(config)
+
+
+def autoencoder_of(config: Config) -> Autoencoder:
+    """The :class:`~odesolve.Autoencoder` a configuration describes."""
+    m = config.model
+    return Autoencoder(K=m.K, activation=m.activation, tied=m.tied, bias=m.bias,
+                       rule=config.train.rule)
+
+
+@contextlib.contextmanager
+def blame(source, key):
+    """Re-raise a ``ValueError`` raised inside the block as a :class:`ConfigError` on ``key``."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(source, key, str(exc)) from exc
+
+
+def parse_value(text: str):
+    """Parse a command-line value as a TOML value, or as a bare string if it is not one.
+
+    >>> parse_value("0.5"), parse_value("true"), parse_value("relu"), parse_value("[1, 2]")
+    (0.5, True, 'relu', [1, 2])
+    """
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
+
+

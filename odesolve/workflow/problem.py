@@ -1,0 +1,167 @@
+"""From a configuration to the objects of the pipeline: spectrum, model, initial states.
+
+:func:`build_problem` turns a validated :class:`~odesolve.workflow.config.Config` into a
+:class:`Problem` (spectrum, model, recording times, initial weights of each seed), the
+one place where files named in a configuration are read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..integrator import time_grid
+from ..spec import images
+from ..spec import spectra
+from ..state import State
+from .config import Config, autoencoder_of, blame
+
+__all__ = ["Problem", "build_problem"]
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Everything a run needs, built from a :class:`Config` by :func:`build_problem`.
+
+    Attributes
+    ----------
+    config : Config
+    model : odesolve.spec.model.Autoencoder
+    spectrum : odesolve.spec.spectra.Spectrum
+        Covariance of the data the simulator samples from.
+    theory_spectrum : odesolve.spec.spectra.Spectrum
+        The spectrum the theory integrates: ``spectrum`` in the closure,
+        ``spectrum.all_modes()`` otherwise.
+    times : ndarray
+        Recording times (multiples of 1/D).
+    seeds : tuple of int
+        Seeds of the runs.
+    overlap_modes : ndarray of int
+        Tracked modes whose overlaps are stored (the spikes; the 2K leading modes of a
+        spectrum without bulk), in decreasing order of eigenvalue.
+    samples : ndarray or None
+        Offline samples (n, D) of an image data set, for the simulator.
+    weights : tuple (W, V, m) or None
+        Initial weights from ``init.weights``.
+    """
+
+    config: Config
+    model: Any
+    spectrum: Any
+    theory_spectrum: Any
+    times: np.ndarray
+    seeds: tuple
+    overlap_modes: np.ndarray
+    samples: np.ndarray | None = None
+    weights: tuple | None = None
+
+    def initial_state(self, seed: int):
+        """Initial :class:`~odesolve.state.State` of the theory for run ``seed``."""
+        if self.weights is not None:
+            W, V, m = self.weights
+            return State.from_weights(self.model, self.theory_spectrum, W, V, m)
+        return State.random(self.model, self.theory_spectrum, self.config.init.scale,
+                            seed=seed, bias=self.config.init.bias)
+
+
+def build_problem(config: Config) -> Problem:
+    """Build the model, the spectrum, the time grid and the initial data of a run.
+
+    Errors raised by the data or model constructors are re-raised as :class:`ConfigError`
+    naming the key responsible.
+    """
+    src = config.source
+    spectrum, samples = _spectrum(config)
+    D = spectrum.D
+    if config.data.D is not None and config.data.D != D:
+        raise ConfigError(src, "data.D", f"is {config.data.D} but the data have D = {D}")
+    with blame(src, "model.K"):
+        model = autoencoder_of(config)
+        model.check_dimension(D)
+    theory_spectrum = spectrum.all_modes() if not config.theory.closure else spectrum
+    if config.train.times is not None:
+        times = np.asarray(config.train.times)
+        if not np.allclose(times * D, np.round(times * D), rtol=0.0, atol=1e-6):
+            raise ConfigError(src, "train.times", f"times must be multiples of 1/D = 1/{D} "
+                              "(whole SGD steps)")
+    else:
+        times = time_grid(config.train.t_max, config.train.n_times, D)
+    order = np.argsort(-spectrum.eigenvalues, kind="stable")
+    n_overlap = spectrum.n_tracked if spectrum.n_bulk else min(2 * model.K, spectrum.n_tracked)
+    weights = _weights(config, model, D) if config.init.weights is not None else None
+    return Problem(config=config, model=model, spectrum=spectrum, theory_spectrum=theory_spectrum,
+                   times=times, seeds=config.seeds, overlap_modes=order[:n_overlap],
+                   samples=samples, weights=weights)
+
+
+def _spectrum(config: Config):
+    """The data's :class:`~odesolve.spec.spectra.Spectrum` and, for images, the samples."""
+    src, d = config.source, config.data
+    if d.kind == "spiked":
+        with blame(src, "data.spikes"):
+            return spectra.spiked_covariance(d.D, d.spikes, d.bulk), None
+    if d.kind == "sinusoidal":
+        with blame(src, "data.M"):
+            return spectra.sinusoidal_spiked_covariance(d.D, d.M), None
+    if d.kind == "spectrum":
+        if d.eigenvalues is not None:
+            with blame(src, "data.eigenvalues"):
+                return spectra.given_spectrum(d.eigenvalues, name="spectrum"), None
+        with blame(src, "data.file"):
+            return _spectrum_file(d.file), None
+    with blame(src, "data.dataset"):
+        dataset = images.load_image_dataset(d.dataset, d.path, d.size)
+    with blame(src, "data.dataset"):
+        return dataset.spectrum(), np.asarray(dataset.X, dtype=float)
+
+
+def _spectrum_file(path):
+    try:
+        loaded = np.load(path)
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+    name = Path(path).stem
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            if "eigenvalues" in loaded:
+                vectors = loaded["eigenvectors"] if "eigenvectors" in loaded else None
+                return spectra.given_spectrum(loaded["eigenvalues"], vectors, name=name)
+            if "covariance" in loaded:
+                return spectra.covariance_spectrum(loaded["covariance"], name=name)
+            raise ValueError(f"{path} has neither 'eigenvalues' nor 'covariance' "
+                             f"(arrays: {', '.join(loaded.files)})")
+    if loaded.ndim == 1:
+        return spectra.given_spectrum(loaded, name=name)
+    return spectra.covariance_spectrum(loaded, name=name)
+
+
+def _weights(config: Config, model, D: int):
+    src, path = config.source, config.init.weights
+    try:
+        with np.load(path) as npz:
+            arrays = {name: np.asarray(npz[name], dtype=float) for name in npz.files}
+    except FileNotFoundError:
+        raise ConfigError(src, "init.weights", f"no such file: {path}") from None
+    except ValueError as exc:
+        raise ConfigError(src, "init.weights", f"cannot read {path}: {exc}") from None
+    if "W" not in arrays:
+        raise ConfigError(src, "init.weights", f"{path} has no array 'W'")
+    W = arrays["W"]
+    V = arrays.get("V")
+    if V is None:
+        if not model.tied:
+            raise ConfigError(src, "init.weights", f"{path} has no array 'V' (untied model)")
+        V = np.sqrt(D) * W
+    m = arrays.get("m", np.full(model.K, config.init.bias if model.has_bias else 0.0))
+    for name, array, shape in (("W", W, (model.K, D)), ("V", V, (model.K, D)), ("m", m, (model.K,))):
+        if array.shape != shape:
+            raise ConfigError(src, "init.weights",
+                              f"array {name} in {path} has shape {array.shape}, expected {shape}")
+        if not np.all(np.isfinite(array)):
+            raise ConfigError(src, "init.weights", f"array {name} in {path} contains NaN or inf")
+    return W, V, m
+
+

@@ -1,0 +1,256 @@
+"""Results files: one labelled :class:`xarray.Dataset` per run, stored as netCDF.
+
+Layout (``odesolve run`` writes it, ``odesolve plot`` reads it back)::
+
+    coordinates  time (n_time), seed (n_seed), unit, unit_ (K), spike (n_overlap),
+                 rank (0…K), plateau (1…)
+    theory       error_theory(seed, time), Q/R/T/T0_theory(seed, time, unit, unit_),
+                 A/B_theory(seed, time, unit, spike), m_theory(seed, time, unit),
+                 learning_time_theory(seed, plateau)
+    simulation   error_simulation(seed, time) (held-out test error) and the same order
+                 parameters with the suffix ``_simulation``
+    reference    eigenvalue(spike) (ρ/D of each overlap mode), pca_error(rank)
+    attributes   config (the full TOML), config_file, config_digest, odesolve_version,
+                 seeds, theory_mode, theory_solver, lr, created, wall times
+
+``seed`` i holds the theory started from the initial weights of seed i and, when
+simulated, the SGD run from the very same weights.  The ``spike`` coordinate is the
+index of the mode in the spectrum (tracked modes in the order of the data); ``A`` is
+``w_k·e_τ`` and ``B`` is ``v_k·e_τ/√D``.
+
+Files are written atomically (:func:`write_netcdf`): a run killed while writing leaves
+any previous file untouched.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from .config import parse_config, tomllib
+
+__all__ = [
+    "ENGINE",
+    "package_version",
+    "assemble_dataset",
+    "write_netcdf",
+    "load_results",
+    "config_of",
+    "normalised_overlaps",
+]
+
+#: netCDF engine used for every results file.
+ENGINE = "h5netcdf"
+
+_MATRICES = ("Q", "R", "T", "T0")
+
+
+def package_version() -> str:
+    """Version of the installed ``odesolve`` package."""
+    return __version__
+
+
+def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=0.0,
+                     simulation_wall_time=0.0, divergences=()) -> xr.Dataset:
+    """Collect the theory (and simulation) runs of one problem into a Dataset.
+
+    Parameters
+    ----------
+    problem : odesolve.workflow.config.Problem
+        The problem that was solved (its ``seeds`` index the runs).
+    trajectories : list of odesolve.integrator.Trajectory or None
+        One per seed, recorded at ``problem.times``; ``None`` for a run that diverged
+        (its values are NaN).
+    simulations : list of simulations.SimulationResult or None
+        One per seed (empty for theory only); ``None`` for a diverged run.
+    theory_wall_time, simulation_wall_time : float
+        Seconds spent, stored as attributes.
+    divergences : sequence of str
+        Messages of the runs that diverged, stored in the ``divergences`` attribute.
+    """
+    config, model = problem.config, problem.model
+    seeds = np.asarray(problem.seeds, dtype=np.int64)
+    times = problem.times
+    K, modes = model.K, problem.overlap_modes
+    if len(trajectories) != len(seeds):
+        raise ValueError(f"{len(trajectories)} theory runs for {len(seeds)} seeds")
+    if len(simulations) not in (0, len(seeds)):
+        raise ValueError(f"{len(simulations)} simulations for {len(seeds)} seeds")
+    spectrum = problem.spectrum
+    n_plateau = min(K, problem.theory_spectrum.n_tracked)
+    coords = {
+        "time": ("time", times, {"long_name": "time", "units": "samples seen / D"}),
+        "seed": ("seed", seeds, {"long_name": "seed of the initial weights"}),
+        "unit": ("unit", np.arange(K), {"long_name": "hidden unit"}),
+        "unit_": ("unit_", np.arange(K), {"long_name": "hidden unit (second index)"}),
+        "spike": ("spike", modes, {"long_name": "index of the eigen-mode in the spectrum"}),
+        "rank": ("rank", np.arange(K + 1), {"long_name": "rank of the PCA reconstruction"}),
+        "plateau": ("plateau", np.arange(1, n_plateau + 1), {"long_name": "plateau exited"}),
+    }
+    data = {
+        "eigenvalue": (("spike",), spectrum.eigenvalues[modes] / spectrum.D,
+                       {"long_name": "eigenvalue / D of the mode"}),
+        "pca_error": (("rank",), np.array([spectrum.pca_error(k) for k in range(K + 1)]),
+                      {"long_name": "error of the best rank-k reconstruction"}),
+    }
+    data.update(_theory_variables(trajectories, times, modes, K, n_plateau, model.has_bias))
+    if len(simulations):
+        data.update(_simulation_variables(simulations, times, modes, K, model.has_bias))
+    modes_run = {t.mode for t in trajectories if t is not None}
+    methods_run = {t.method for t in trajectories if t is not None}
+    attrs = {
+        "title": f"odesolve: {model.activation.name} autoencoder, K = {K}, "
+                 f"{'tied' if model.tied else 'untied'}, rule {model.rule}",
+        "config": config.to_toml(),
+        "config_file": config.source,
+        "config_digest": config.digest(),
+        "odesolve_version": package_version(),
+        "seeds": seeds,
+        "D": spectrum.D,
+        "K": K,
+        "lr": config.train.lr,
+        "activation": model.activation.name,
+        "tied": int(model.tied),
+        "bias": model.bias,
+        "rule": model.rule,
+        "data_kind": config.data.kind,
+        "theory_mode": ",".join(sorted(modes_run)) or "none",
+        "theory_solver": ",".join(sorted(methods_run)) or config.theory.solver,
+        "simulated": int(len(simulations) > 0),
+        "theory_wall_time": float(theory_wall_time),
+        "simulation_wall_time": float(simulation_wall_time),
+        "divergences": "\n".join(divergences),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _stack(runs, getter, shape):
+    """Stack ``getter(run)`` over runs, NaN for a missing (diverged) run."""
+    return np.stack([np.full(shape, np.nan) if r is None else np.asarray(getter(r), float)
+                     for r in runs])
+
+
+def _run_variables(runs, kind, error, times, modes, K, has_bias, tolerance):
+    """Variables ``<name>_<kind>`` of theory trajectories or simulations: both record the
+    same order parameters (Q, R, T, T0, m) and overlaps (A, B) at the problem's times."""
+    n = len(times)
+    for run in runs:
+        if run is not None and not np.allclose(run.t, times, rtol=tolerance, atol=tolerance):
+            raise ValueError(f"a {kind} run was not recorded at the problem's times")
+    attribute, long_name = error
+    out = {f"error_{kind}": (("seed", "time"), _stack(runs, lambda r: getattr(r, attribute), (n,)),
+                             {"long_name": f"{long_name} ({kind})"})}
+    for name in _MATRICES:
+        out[f"{name}_{kind}"] = (("seed", "time", "unit", "unit_"),
+                                 _stack(runs, lambda r: getattr(r, name), (n, K, K)),
+                                 {"long_name": f"order parameter {name} ({kind})"})
+    done = [r for r in runs if r is not None]
+    for name, what in (("A", "w_k·e_τ"), ("B", "v_k·e_τ/√D")):
+        if done and getattr(done[0], name, None) is not None:
+            out[f"{name}_{kind}"] = (("seed", "time", "unit", "spike"),
+                                     _stack(runs, lambda r: getattr(r, name)[:, :, modes],
+                                            (n, K, len(modes))),
+                                     {"long_name": f"overlap {what} ({kind})"})
+    if has_bias:
+        out[f"m_{kind}"] = (("seed", "time", "unit"), _stack(runs, lambda r: r.m, (n, K)),
+                            {"long_name": f"encoder bias ({kind})"})
+    return out
+
+
+def _theory_variables(trajectories, times, modes, K, n_plateau, has_bias):
+    out = _run_variables(trajectories, "theory", ("error", "generalisation error"), times, modes,
+                         K, has_bias, 1e-12)
+    out["learning_time_theory"] = (("seed", "plateau"),
+                                   _stack(trajectories, lambda r: r.learning_times[:n_plateau],
+                                          (n_plateau,)),
+                                   {"long_name": "exit time of the k-th plateau (theory)"})
+    return out
+
+
+def _simulation_variables(simulations, times, modes, K, has_bias):
+    return _run_variables(simulations, "simulation", ("test_error", "held-out test error"),
+                          times, modes, K, has_bias, 1e-9)
+
+
+def write_netcdf(dataset: xr.Dataset, path) -> Path:
+    """Write ``dataset`` to ``path`` atomically (netCDF-4 through h5netcdf).
+
+    The data go to a temporary file in the same directory, which is flushed to disk and
+    then renamed over ``path`` (:func:`os.replace`), so that readers and a run killed
+    mid-write only ever see the old or the new complete file.  Missing parent
+    directories are created.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    encoding = {name: {"zlib": True, "complevel": 4} for name, var in dataset.data_vars.items()
+                if var.dtype.kind == "f" and var.size > 64}
+    try:
+        dataset.to_netcdf(tmp, engine=ENGINE, encoding=encoding)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_results(path) -> xr.Dataset:
+    """Load a results file fully into memory (the file is closed afterwards).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not an odesolve results file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such results file: {path}")
+    try:
+        dataset = xr.load_dataset(path, engine=ENGINE)
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable netCDF file: {exc}") from exc
+    if "config" not in dataset.attrs:
+        raise ValueError(f"{path} is not an odesolve results file (no 'config' attribute)")
+    return dataset
+
+
+def config_of(dataset: xr.Dataset):
+    """The :class:`~odesolve.workflow.config.Config` stored in a results file."""
+    return parse_config(tomllib.loads(dataset.attrs["config"]),
+                        source=dataset.attrs.get("config_file", "<results file>"))
+
+
+def normalised_overlaps(dataset: xr.Dataset, kind: str = "theory") -> xr.DataArray:
+    """Share of unit k's pre-activation variance carried by mode τ: ``s_τ A_kτ² / Q_kk``.
+
+    It lies in [0, 1] and sums to at most 1 over the modes: a unit aligned with a
+    single eigenvector has one entry equal to 1.
+
+    Parameters
+    ----------
+    kind : {"theory", "simulation"}
+    """
+    A = dataset[f"A_{kind}"]
+    Q = dataset[f"Q_{kind}"]
+    Qkk = xr.DataArray(np.diagonal(Q.values, axis1=-2, axis2=-1), dims=Q.dims[:-1],
+                       coords={d: Q.coords[d] for d in Q.dims[:-1]})
+    share = (dataset["eigenvalue"] * A**2 / Qkk).transpose(*A.dims)
+    share.attrs["long_name"] = "s_τ A_kτ² / Q_kk"
+    return share

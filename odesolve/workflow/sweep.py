@@ -1,0 +1,266 @@
+"""Parameter sweeps on dask.distributed, with a per-point cache that survives restarts.
+
+``odesolve sweep CONFIG.toml --grid lr=0.1,0.5,1 --grid K=2,4`` runs
+:func:`~odesolve.workflow.experiment.run_experiment` for every point of the grid (theory and
+simulation), in parallel on a local cluster or on an existing scheduler, and gathers the
+results into one netCDF file whose swept parameters are dimensions.
+
+* Every finished point is written (atomically, by the process that submitted the sweep)
+  to ``SWEEP_DIR/points/<hash>.nc``, where ``<hash>`` is the digest of the point's full
+  configuration.  Restarting the sweep skips these points; changing anything in the
+  configuration changes the hash, so stale points are never reused.
+* Tasks are submitted with ``retries=2``; a task whose worker dies is also rescheduled
+  by the scheduler, so a killed worker does not lose points.
+* Workers only compute and return the (small) result datasets, so a remote cluster needs
+  no file system shared with the submitting machine.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import itertools
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from distributed import Client, LocalCluster, as_completed
+
+from .._progress import progress_bar
+from ..errors import ConfigError, SweepError
+from .config import Config, parse_value, resolve_key
+from .experiment import run_experiment
+from .results import load_results, package_version, write_netcdf
+
+__all__ = ["SweepError", "parse_grid", "expand_grid", "point_path", "map_points", "run_sweep"]
+
+
+def parse_grid(specs) -> dict:
+    """Parse ``["lr=0.1,0.5,1", "K=2,4"]`` into ``{"lr": [0.1, 0.5, 1], "K": [2, 4]}``.
+
+    Values are TOML values (``true``, ``"relu"``, ``[1.5, 0.6]``) or bare strings;
+    commas inside brackets or quotes do not split.
+
+    >>> parse_grid(["lr=0.1,0.5,1", "activation=erf,relu", "spikes=[2, 1],[3, 1]"])
+    {'lr': [0.1, 0.5, 1], 'activation': ['erf', 'relu'], 'spikes': [[2, 1], [3, 1]]}
+    """
+    grid = {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise ConfigError("--grid", spec, "expected KEY=VALUE1,VALUE2,...")
+        if key in grid:
+            raise ConfigError("--grid", key, "given twice")
+        grid[key] = [parse_value(v) for v in _split_top_level(values)]
+    return grid
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, quote, current = [], 0, None, []
+    for char in text:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def expand_grid(grid: dict) -> list[dict]:
+    """Every combination of the grid values, the last key varying fastest.
+
+    >>> expand_grid({"lr": [0.1, 1], "K": [2, 4]})
+    [{'lr': 0.1, 'K': 2}, {'lr': 0.1, 'K': 4}, {'lr': 1, 'K': 2}, {'lr': 1, 'K': 4}]
+    """
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*grid.values())]
+
+
+def point_path(sweep_dir, config: Config) -> Path:
+    """Cache file of one point: ``sweep_dir/points/<digest of its configuration>.nc``."""
+    return Path(sweep_dir) / "points" / f"{config.digest()[:24]}.nc"
+
+
+def _compute_point(config: Config) -> xr.Dataset:
+    """Run one point (on a worker)."""
+    return run_experiment(config, progress=False)
+
+
+def map_points(client, function, arguments: dict, *, retries: int = 2, on_result=None,
+               progress: bool = False, desc: str = "sweep") -> dict:
+    """Run ``function(argument)`` for every ``{key: argument}`` on a dask client.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    function : callable
+        Must be importable by the workers.
+    arguments : dict
+        ``{key: argument}``; keys name the tasks.
+    retries : int
+        Extra attempts for a task that raises (a task whose worker dies is rescheduled
+        by the scheduler as well).
+    on_result : callable, optional
+        ``on_result(key, result)``, called on the submitting process as each task
+        finishes (used to cache points as soon as they are done).
+
+    Returns
+    -------
+    dict
+        ``{key: exception}`` for the tasks that still failed.
+    """
+    futures = {client.submit(function, arg, key=f"odesolve-point-{key}", retries=retries,
+                             pure=False): key for key, arg in arguments.items()}
+    failures = {}
+    with progress_bar(total=len(futures), desc=desc, unit="point", disable=not progress) as bar:
+        for future in as_completed(futures):
+            key = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # reported to the caller, the other points go on
+                failures[key] = exc
+            else:
+                if on_result is not None:
+                    on_result(key, result)
+            finally:
+                future.release()
+            bar.update()
+    return failures
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, n_workers: int | None, n_points: int):
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    workers = n_workers or max(1, min(os.cpu_count() or 1, n_points))
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = None,
+              n_workers: int | None = None, retries: int = 2, progress: bool = False):
+    """Run every point of ``grid`` on top of ``config`` and gather the results.
+
+    Parameters
+    ----------
+    config : Config
+        Base configuration.
+    grid : dict
+        ``{key: [values]}``; keys as in :meth:`Config.with_overrides` (``"lr"``,
+        ``"model.K"``, …).  Each key becomes a dimension of the result.
+    sweep_dir : path
+        Directory of the point cache (``points/``) and of the gathered ``sweep.nc``.
+    scheduler : str, optional
+        Address of an existing dask scheduler; default: a local cluster.
+    n_workers : int, optional
+        Workers of the local cluster (default: one per core, at most one per point).
+    retries : int
+        Extra attempts per point.
+    progress : bool
+        Show a progress bar over the points.
+
+    Returns
+    -------
+    dataset : xarray.Dataset
+        Every result variable with the swept parameters as leading dimensions.
+    summary : dict
+        ``{"path": sweep.nc, "computed": n, "cached": n}``.
+
+    Raises
+    ------
+    ConfigError
+        For an invalid grid key or value (before anything runs).
+    SweepError
+        If points failed after their retries (the finished ones are cached).
+    """
+    if not grid:
+        raise ConfigError("--grid", None, "give at least one --grid KEY=VALUES")
+    dims = _dimension_names(grid, config.source)
+    points = expand_grid(grid)
+    configs = [config.with_overrides(point, source=f"{config.source} with "
+                                     + ", ".join(f"{k}={v!r}" for k, v in point.items()))
+               for point in points]
+    paths = [point_path(sweep_dir, c) for c in configs]
+    # tasks are named by the digest of their configuration: unique on a shared scheduler
+    todo = {p.stem: c for c, p in zip(configs, paths) if not p.exists()}
+    point_of = {p.stem: point for point, p in zip(points, paths)}
+
+    def cache(digest, dataset):
+        write_netcdf(dataset, Path(sweep_dir) / "points" / f"{digest}.nc")
+
+    if todo:
+        with _client(scheduler, n_workers, len(todo)) as client:
+            failures = map_points(client, _compute_point, todo, retries=retries,
+                                  on_result=cache, progress=progress)
+        if failures:
+            lines = [f"  {point_of[d]}: {type(exc).__name__}: {exc}" for d, exc in failures.items()]
+            raise SweepError(f"{len(failures)} of {len(points)} points failed (the others are "
+                             f"cached in {Path(sweep_dir) / 'points'}):\n" + "\n".join(lines))
+    dataset = _gather(config, grid, dims, points, paths)
+    out = write_netcdf(dataset, Path(sweep_dir) / "sweep.nc")
+    return dataset, {"path": out, "computed": len(todo), "cached": len(points) - len(todo)}
+
+
+def _dimension_names(grid: dict, source: str) -> dict:
+    """``{grid key: dimension name}``: the bare key name, qualified only if two collide."""
+    resolved = {key: resolve_key(key, source) for key in grid}
+    names = [name for _, name in resolved.values()]
+    return {key: name if names.count(name) == 1 else f"{section}_{name}"
+            for key, (section, name) in resolved.items()}
+
+
+def _coordinate(values) -> np.ndarray:
+    """Grid values as a netCDF-friendly coordinate (numbers, else their text)."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.asarray(values)
+    return np.asarray([v if isinstance(v, str) else json.dumps(v) for v in values], dtype=str)
+
+
+def _nest(items: list, shape: list) -> list:
+    """Nested lists of ``shape`` from a flat list in C order (last index fastest)."""
+    if len(shape) == 1:
+        return list(items)
+    step = len(items) // shape[0]
+    return [_nest(items[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def _gather(config, grid, dims, points, paths) -> xr.Dataset:
+    coords = {dims[key]: _coordinate(values) for key, values in grid.items()}
+    datasets = []
+    for point, path in zip(points, paths):
+        ds = load_results(path)
+        extras = {"theory_wall_time": ds.attrs["theory_wall_time"],
+                  "simulation_wall_time": ds.attrs["simulation_wall_time"],
+                  "divergences": ds.attrs.get("divergences", "")}
+        ds = ds.assign({name: ((), value) for name, value in extras.items()})
+        index = {dims[k]: [coords[dims[k]][list(grid[k]).index(v)]] for k, v in point.items()}
+        datasets.append(ds.expand_dims(index))
+    combined = xr.combine_nested(_nest(datasets, [len(v) for v in grid.values()]),
+                                 concat_dim=list(coords), join="outer",
+                                 combine_attrs="drop_conflicts")
+    combined.attrs.update({
+        "title": "odesolve sweep over " + ", ".join(coords),
+        "config": config.to_toml(),
+        "config_file": config.source,
+        "grid": json.dumps(grid),
+        "odesolve_version": package_version(),
+        "n_points": len(points),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    return combined

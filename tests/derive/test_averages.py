@@ -1,0 +1,336 @@
+"""Gaussian averages: closed forms vs quadrature vs Monte Carlo, placeholders, numba.
+
+Monte Carlo of averages with DiracDelta terms uses exact Gaussian smoothing: a
+delta factor δ^(n)(λ − r) is replaced by the n-th derivative of a N(0, ε²) density
+(the conditional expectation of δ^(n)(λ + εξ − r) over ξ) and regular factors are
+evaluated at λ + εξ.  This is an unbiased estimate of the same average with the
+variance raised to q + ε², which is what the theory is evaluated at.
+"""
+import math
+import zlib
+
+import numpy as np
+import pytest
+import sympy
+from numpy.polynomial.hermite_e import hermeval
+
+from odesolve.derive import closed_form
+from odesolve.spec.activations import X, resolve_activation
+from odesolve.derive.averages import (closed_form_available, expect_1, expect_2, gaussian_average_1,
+                               gaussian_average_2, numeric_average, numeric_average_1,
+                               numeric_average_source, numeric_sources)
+
+H, D = sympy.Heaviside, sympy.DiracDelta
+Q1, Q2, C, M1, M2 = sympy.symbols("Q1 Q2 C M1 M2", real=True)
+ACTIVATIONS = ["linear", "erf", "relu", "sign", "tanh", "x + 0.1*x**3"]
+# pairs (derivative order of f on λ1, of h on λ2) and single-field products
+PAIRS = {"g'g'": (1, 1), "g''g": (2, 0), "gg": (0, 0), "g'g": (1, 0), "g''g'": (2, 1), "g'''g": (3, 0)}
+SINGLES = {"g": (0,), "g'": (1,), "g'''": (3,), "g'g": (1, 0), "g'^2": (1, 1), "g^2": (0, 0)}
+MC_SAMPLES = 200_000
+EPS = 0.5  # smoothing width of delta factors in Monte Carlo
+
+
+def _seed(*key):
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def _pair_params(rng, means):
+    q1, q2 = rng.uniform(0.3, 2.0, 2)
+    c = rng.uniform(-0.9, 0.9) * math.sqrt(q1 * q2)
+    m1, m2 = rng.normal(0.0, 0.7, 2) if means else (0.0, 0.0)
+    return float(q1), float(q2), float(c), float(m1), float(m2)
+
+
+def _functions(act, orders):
+    g = resolve_activation(act)
+    return [g.derivative(n) for n in orders]
+
+
+def _single(act, family):
+    return sympy.Mul(*_functions(act, SINGLES[family]))
+
+
+# ----------------------------------------------------------------------------- theory
+def _theory_2(f, h, p):
+    """Closed form when there is one, else quadrature (plain Python, no compile)."""
+    means = (M1, M2) if p[3] or p[4] else (0, 0)  # zero means: the zero-mean formulas
+    closed = gaussian_average_2(f, h, Q1, Q2, C, *means)
+    if closed is None:
+        return numeric_average(f, h, *p, jit=False)
+    return float(closed.subs(dict(zip((Q1, Q2, C, M1, M2), p))))
+
+
+def _theory_1(f, q, m):
+    closed = gaussian_average_1(f, Q1, M1 if m else 0)
+    if closed is None:
+        return numeric_average_1(f, q, m, jit=False)
+    return float(closed.subs({Q1: q, M1: m}))
+
+
+# ------------------------------------------------------------------------ Monte Carlo
+def _smoothed(expr, eps):
+    """Per-sample unbiased estimator of (expr * N(0, eps²))(λ): callable (λ, ξ)."""
+    regular, deltas = sympy.Integer(0), []
+    for term in sympy.Add.make_args(sympy.expand(expr)):
+        found = [f for f in sympy.Mul.make_args(term) if isinstance(f, sympy.DiracDelta)]
+        if not found:
+            regular += term
+            continue
+        a = term / found[0]
+        assert not a.has(X), f"test helper expects constant delta coefficients: {term}"
+        n = int(found[0].args[1]) if len(found[0].args) > 1 else 0
+        deltas.append((float(a), n, float(-found[0].args[0].subs(X, 0))))
+    fn = sympy.lambdify(X, regular, modules=["scipy", "numpy"])
+
+    def value(lam, xi):
+        out = np.broadcast_to(fn(lam + eps * xi), lam.shape).astype(float)
+        for a, n, r in deltas:  # d^n/du^n of the N(0, eps^2) density: (-1)^n He_n(u/eps) phi/eps^n
+            u = (lam - r) / eps
+            out = out + a * (-1) ** n * hermeval(u, [0] * n + [1]) * np.exp(-u * u / 2) / (
+                math.sqrt(2 * math.pi) * eps ** (n + 1))
+        return out
+
+    return value, bool(deltas)
+
+
+def _mc_2(f, h, p, rng):
+    q1, q2, c, m1, m2 = p
+    fv, f_delta = _smoothed(f, EPS)
+    hv, h_delta = _smoothed(h, EPS)
+    z1, z2, xi1, xi2 = rng.standard_normal((4, MC_SAMPLES))
+    lam1 = m1 + math.sqrt(q1) * z1
+    lam2 = m2 + c / math.sqrt(q1) * z1 + math.sqrt(q2 - c * c / q1) * z2
+    s = fv(lam1, xi1 if f_delta else 0 * xi1) * hv(lam2, xi2 if h_delta else 0 * xi2)
+    shifted = (q1 + EPS**2 * f_delta, q2 + EPS**2 * h_delta, c, m1, m2)
+    return s.mean(), s.std() / math.sqrt(MC_SAMPLES), shifted
+
+
+def _mc_1(f, q, m, rng):
+    fv, has_delta = _smoothed(f, EPS)
+    lam = m + math.sqrt(q) * rng.standard_normal(MC_SAMPLES)
+    s = fv(lam, rng.standard_normal(MC_SAMPLES) if has_delta else 0 * lam)
+    return s.mean(), s.std() / math.sqrt(MC_SAMPLES), q + EPS**2 * has_delta
+
+
+# ------------------------------------------------------------------------------ tests
+@pytest.mark.parametrize("means", [False, True], ids=["m=0", "m"])
+@pytest.mark.parametrize("family", PAIRS)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_pair_average_matches_monte_carlo(act, family, means):
+    rng = _seed("mc2", act, family, means)
+    f, h = _functions(act, PAIRS[family])
+    p = _pair_params(rng, means)
+    mc, se, shifted = _mc_2(f, h, p, rng)
+    assert abs(_theory_2(f, h, shifted) - mc) < 4 * se + 1e-12
+
+
+@pytest.mark.parametrize("means", [False, True], ids=["m=0", "m"])
+@pytest.mark.parametrize("family", SINGLES)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_single_average_matches_monte_carlo(act, family, means):
+    if act == "sign" and family in ("g'g", "g'^2"):
+        pytest.skip("products of a delta with a step or a delta at its jump")
+    rng = _seed("mc1", act, family, means)
+    f = _single(act, family)
+    q, m = float(rng.uniform(0.3, 2.0)), float(rng.normal(0.0, 0.7)) if means else 0.0
+    mc, se, q_shifted = _mc_1(f, q, m, rng)
+    assert abs(_theory_1(f, q_shifted, m) - mc) < 4 * se + 1e-12
+
+
+@pytest.mark.parametrize("means", [False, True], ids=["m=0", "m"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_closed_forms_agree_with_quadrature(act, means):
+    rng = _seed("quad", act, means)
+    m = (M1, M2) if means else (0, 0)
+    for family, orders in PAIRS.items():
+        f, h = _functions(act, orders)
+        closed = gaussian_average_2(f, h, Q1, Q2, C, *m)
+        if closed is None:
+            continue
+        fn = sympy.lambdify((Q1, Q2, C, M1, M2), closed, "math")
+        for _ in range(3):
+            p = _pair_params(rng, means)
+            assert numeric_average(f, h, *p, jit=False) == pytest.approx(fn(*p), rel=1e-9, abs=1e-10), family
+    for family in SINGLES:
+        if act == "sign" and family == "g'^2":
+            continue
+        f = _single(act, family)
+        closed = gaussian_average_1(f, Q1, m[0])
+        if closed is None:
+            continue
+        fn = sympy.lambdify((Q1, M1), closed, "math")
+        for _ in range(3):
+            q, mean = float(rng.uniform(0.1, 5.0)), float(rng.normal(0, 1.5)) if means else 0.0
+            assert numeric_average_1(f, q, mean, jit=False) == pytest.approx(fn(q, mean), rel=1e-9, abs=1e-10)
+
+
+def test_known_erf_results():
+    erf = resolve_activation("erf")
+    g, g1 = erf.derivative(0), erf.derivative(1)
+    q1, q2 = sympy.symbols("q1 q2", positive=True)
+    c = sympy.Symbol("c", real=True)
+    pi = sympy.pi
+    assert sympy.simplify(gaussian_average_1(g1, q1) - sympy.sqrt(2 / pi) / sympy.sqrt(1 + q1)) == 0
+    assert sympy.simplify(gaussian_average_2(g, g, q1, q2, c)
+                          - 2 / pi * sympy.asin(c / sympy.sqrt((1 + q1) * (1 + q2)))) == 0
+    assert sympy.simplify(gaussian_average_2(g1, g1, q1, q2, c)
+                          - 2 / pi / sympy.sqrt((1 + q1) * (1 + q2) - c**2)) == 0
+    m = sympy.Symbol("m", real=True)  # E[g] with a mean: erf(m / sqrt(2 (1 + q)))
+    assert sympy.simplify(gaussian_average_1(g, q1, m) - sympy.erf(m / sympy.sqrt(2 * (1 + q1)))) == 0
+
+
+def test_known_relu_and_sign_results():
+    relu, sign = resolve_activation("relu"), resolve_activation("sign")
+    rng = np.random.default_rng(7)
+    gg = sympy.lambdify((Q1, Q2, C), gaussian_average_2(relu.expr, relu.expr, Q1, Q2, C), "math")
+    hh = sympy.lambdify((Q1, Q2, C), gaussian_average_2(H(X), H(X), Q1, Q2, C), "math")
+    ss = sympy.lambdify((Q1, Q2, C), gaussian_average_2(sign.expr, sign.expr, Q1, Q2, C), "math")
+    for _ in range(5):
+        q1, q2 = rng.uniform(0.1, 4.0, 2)
+        c = rng.uniform(-1, 1) * math.sqrt(q1 * q2)
+        cos = c / math.sqrt(q1 * q2)
+        theta = math.acos(cos)
+        arc_cosine = math.sqrt(q1 * q2) / (2 * math.pi) * (math.sin(theta) + (math.pi - theta) * cos)
+        assert gg(q1, q2, c) == pytest.approx(arc_cosine, rel=1e-13)
+        assert hh(q1, q2, c) == pytest.approx(0.25 + math.asin(cos) / (2 * math.pi), rel=1e-13)
+        assert ss(q1, q2, c) == pytest.approx(2 / math.pi * math.asin(cos), rel=1e-12, abs=1e-14)
+    q = sympy.Symbol("q", positive=True)
+    assert gaussian_average_1(sign.derivative(1), q) == sympy.sqrt(2) / (sympy.sqrt(sympy.pi) * sympy.sqrt(q))
+
+
+@pytest.mark.parametrize("act, missing_at_zero_means, missing_with_means", [
+    ("linear", set(), set()),
+    ("x + 0.1*x**3", set(), set()),
+    ("erf", set(), {"gg"}),  # Owen's T
+    ("relu", set(), {"gg", "g'g'", "g'g"}),  # bivariate normal CDF
+    ("sign", set(), {"gg"}),
+    ("tanh", set(PAIRS), set(PAIRS)),
+])
+def test_closed_form_availability(act, missing_at_zero_means, missing_with_means):
+    for family, orders in PAIRS.items():
+        f, h = _functions(act, orders)
+        assert closed_form_available(f, h) == (family not in missing_at_zero_means), family
+        assert closed_form_available(f, h, with_means=True) == (family not in missing_with_means), family
+    assert closed_form_available(_single(act, "g'")) == (act != "tanh")
+
+
+def test_tails_and_large_variances_are_accurate():
+    relu, erf = resolve_activation("relu"), resolve_activation("erf")
+    for m in (-6.0, 6.0):  # deep in a tail of the ReLU kink
+        exact = m * 0.5 * math.erfc(-m / math.sqrt(2)) + math.exp(-m * m / 2) / math.sqrt(2 * math.pi)
+        assert numeric_average_1(relu.expr, 1.0, m, jit=False) == pytest.approx(exact, rel=1e-10, abs=1e-15)
+        closed = gaussian_average_1(relu.expr, 1, m)
+        assert float(closed) == pytest.approx(exact, rel=1e-10, abs=1e-15)
+    for q in (0.01, 50.0):  # erf of a very narrow / wide pre-activation
+        for c in (0.3, 0.999):
+            p = (q, q, c * q, 0.0, 0.0)
+            closed = 2 / math.pi * math.asin(c * q / (1 + q))
+            assert numeric_average(erf.expr, erf.expr, *p, jit=False) == pytest.approx(closed, rel=1e-8, abs=1e-12)
+
+
+@pytest.mark.parametrize("rho", [0.999999, -0.9999999])
+def test_near_perfect_correlation_of_steps(rho):
+    """λ2 | λ1 is very narrow: the inner average of a step is itself a steep step."""
+    q1, q2 = 0.8, 1.9
+    c = rho * math.sqrt(q1 * q2)
+    exact = 0.25 + math.asin(rho) / (2 * math.pi)
+    assert numeric_average(H(X), H(X), q1, q2, c, jit=False) == pytest.approx(exact, abs=1e-11)
+
+
+def test_perfect_correlation_is_graceful():
+    relu = resolve_activation("relu")
+    q, m = 1.3, 0.4
+    diagonal = numeric_average_1(relu.expr**2, q, m, jit=False)
+    for c in (q, q * (1 + 1e-15)):  # exactly and (by rounding) beyond perfect correlation
+        value = numeric_average(relu.expr, relu.expr, q, q, c, m, m, jit=False)
+        assert value == pytest.approx(diagonal, abs=1e-6)
+
+
+def test_special_cases():
+    erf = resolve_activation("erf").expr
+    q1, q2, c = sympy.symbols("q1 q2 c", real=True)
+    assert expect_2(0, erf, q1, q2, c) == 0
+    assert expect_2(X * D(X), erf, q1, q2, c) == 0
+    assert expect_1(X * D(X, 1) + D(X), q1) == 0
+    assert expect_2(3, erf**2, q1, q2, c) == 3 * expect_1(erf**2, q2)
+    assert expect_1(sympy.Integer(5), q1) == 5
+    with pytest.raises(ValueError, match="ill-defined"):
+        expect_2(D(X) ** 2, erf, q1, q2, c)
+    with pytest.raises(ValueError, match="ill-defined"):
+        expect_1(H(X) * D(X, 1), q1)
+
+
+def test_numeric_mode_gives_placeholders_everywhere(monkeypatch):
+    erf = resolve_activation("erf").expr
+    q1, q2, c = sympy.symbols("q1 q2 c", real=True)
+    closed = expect_2(erf, erf, q1, q2, c)
+    monkeypatch.setenv("ODESOLVE_AVERAGES", "numeric")
+    e = expect_2(erf, erf, q1, q2, c)
+    assert e.func.__name__.startswith("gauss_avg2_") and e.args == (q1, q2, c, 0, 0)
+    assert expect_2(erf, erf, q1, q2, c, mode="auto") == closed
+    e1 = expect_1(erf**2, q1, 0.5)
+    assert e1.func.__name__.startswith("gauss_avg1_")
+    sources = numeric_sources(sympy.Tuple(e + 1, 2 * e1, sympy.Function("other")(q1)))
+    assert set(sources) == {e.func.__name__, e1.func.__name__}
+    namespace = {"math": math, "njit": lambda fn: fn}
+    for source in sources.values():
+        exec(source, namespace)
+    point = {q1: 0.8, q2: 1.7, c: -0.6}
+    assert namespace[e.func.__name__](0.8, 1.7, -0.6, 0.0, 0.0) == pytest.approx(
+        float(closed.subs(point)), rel=1e-12)
+    monkeypatch.setenv("ODESOLVE_AVERAGES", "bogus")
+    with pytest.raises(ValueError, match="bogus"):
+        expect_1(erf, q1)
+
+
+def test_placeholder_names_are_per_integrand():
+    tanh = resolve_activation("tanh")
+    q1, q2, c = sympy.symbols("q1 q2 c", real=True)
+    a = expect_2(tanh.expr, tanh.expr, q1, q2, c)
+    b = expect_2(tanh.expr, tanh.expr, q2, q1, c, 1, 2)
+    d = expect_2(tanh.derivative(1), tanh.expr, q1, q2, c)
+    assert a.func is b.func and a.func != d.func
+    with pytest.raises(KeyError, match="re-derive"):
+        numeric_sources(sympy.Function("gauss_avg2_000000000000")(q1, q2, c, 0, 0))
+
+
+def test_placeholder_evaluates_with_evalf():
+    tanh = resolve_activation("tanh").expr
+    q = sympy.Symbol("q", positive=True)
+    e = expect_1(tanh**2, q, 0.3)
+    assert float(e.subs(q, 0.9).evalf()) == pytest.approx(numeric_average_1(tanh**2, 0.9, 0.3, jit=False), rel=1e-12)
+
+
+def test_generated_sources_compile_with_numba():
+    """The sources as a code generator uses them: pasted after the module header."""
+    relu, tanh, sign = (resolve_activation(a) for a in ("relu", "tanh", "sign"))
+    cases = [
+        (2, relu.expr, relu.expr, (0.9, 1.4, 0.5, 0.3, -0.6)),  # closed inner, kink outer
+        (2, sign.derivative(2), sign.expr, (0.9, 1.4, -0.5, 0.3, -0.6)),  # δ' integrated exactly
+        (2, tanh.expr, tanh.derivative(1), (0.9, 1.4, 0.5, 0.3, -0.6)),  # nested quadrature
+        (1, tanh.expr * tanh.derivative(1), None, (1.7, 0.2)),
+    ]
+    sources = [numeric_average_source(kind, f, h, f"avg_{i}") for i, (kind, f, h, _) in enumerate(cases)]
+    module = "import math\nfrom numba import njit\n\n" + "\n\n".join(sources)
+    namespace = {}
+    exec(compile(module, "<generated>", "exec"), namespace)
+    for i, (kind, f, h, args) in enumerate(cases):
+        jitted = namespace[f"avg_{i}"]
+        assert hasattr(jitted, "signatures")  # a numba dispatcher
+        python = numeric_average(f, h, *args, jit=False) if kind == 2 else numeric_average_1(f, *args, jit=False)
+        assert jitted(*args) == pytest.approx(python, rel=1e-12, abs=1e-15)
+
+
+def test_source_arguments_are_checked():
+    with pytest.raises(ValueError, match="kind"):
+        numeric_average_source(1, X, X, "f")
+    with pytest.raises(ValueError, match="identifier"):
+        numeric_average_source(2, X, X, "1f")
+
+
+def test_closed_forms_are_cached():
+    relu = resolve_activation("relu").expr
+    gaussian_average_2(relu, relu, Q1, Q2, C)
+    hits = closed_form._closed_2.cache_info().hits
+    gaussian_average_2(relu, relu, Q2, Q1, C)
+    assert closed_form._closed_2.cache_info().hits == hits + 1

@@ -1,0 +1,32 @@
+"""Every paper figure, drawn at reduced size (small D, two seeds): a non-empty PNG."""
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from odesolve.workflow.cli import FIGURES
+
+
+
+@pytest.mark.parametrize("name", [n for n in FIGURES if n != "limits"])
+def test_figure_quick(name, tmp_path):
+    module = importlib.import_module(FIGURES[name][0])
+    path = Path(module.make_figure(tmp_path, quick=True))
+    assert path.parent == tmp_path and path.suffix == ".png"
+    assert path.stat().st_size > 20_000
+
+
+def test_limits_figure_through_the_cli(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "odesolve.workflow.cli", "figure", "6", "--quick",
+                           "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    path = Path(done.stdout.strip().split("wrote ")[-1])
+    assert path.exists() and path.stat().st_size > 10_000
