@@ -76,15 +76,21 @@ class Trajectory:
     mode: str
     nfev: int = 0
     wall_time: float = 0.0
-    states: list = field(default_factory=list, repr=False)
+    y: np.ndarray | None = field(default=None, repr=False)
+    initial: State | None = field(default=None, repr=False)
+
+    @property
+    def states(self) -> list:
+        """The :class:`State` at every record (built on demand from the state vectors)."""
+        return [self.initial.with_vector(y) for y in self.y]
 
     def state(self, i: int = -1) -> State:
         """The :class:`State` at record ``i`` (to restart or to compare)."""
-        return self.states[i]
+        return self.initial.with_vector(self.y[i])
 
     def order_parameters(self, i: int = -1) -> OrderParameters:
         """The :class:`OrderParameters` at record ``i``."""
-        return self.states[i].order_parameters()
+        return self.state(i).order_parameters()
 
 
 def generalisation_error(model: Autoencoder, order_parameters: OrderParameters) -> float:

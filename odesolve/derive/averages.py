@@ -68,8 +68,12 @@ True
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 import os
+
+import mpmath
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -79,7 +83,8 @@ from ..spec.activations import X, normalize
 from .closed_form import closed_form_available, gaussian_average_1, gaussian_average_2
 from .quadrature import numeric_average, numeric_average_1, numeric_average_source
 
-__all__ = ["expect_1", "expect_2", "numeric_sources", "closed_form_available", "gaussian_average_1",
+__all__ = ["expect_1", "expect_2", "numeric_sources", "family_average", "activation_factor",
+           "closed_form_available", "gaussian_average_1",
            "gaussian_average_2", "numeric_average", "numeric_average_1", "numeric_average_source"]
 
 # --------------------------------------------------------------------------- #
@@ -164,3 +169,106 @@ def numeric_sources(expr):
         kind, f, h, _ = _PLACEHOLDERS[name]
         out[name] = numeric_average_source(kind, f, h, name)
     return out
+
+
+# --------------------------------------------------------------------------- #
+# The averages of a model family (see odesolve.derive.structure)
+# --------------------------------------------------------------------------- #
+#: Symbols of the generated average functions: E[f(λ)] of (q, m) and E[f(λ1) h(λ2)] of
+#: (q1, q2, c, m1, m2).
+Q, M = sympy.symbols("q m", real=True)
+Q1, Q2, C, M1, M2 = sympy.symbols("q1 q2 c m1 m2", real=True)
+#: x where the growth of an integrand is measured: E over N(m, q) exists for every q only
+#: if log|f(x)| = o(x²); exp(x) gives a slope 3e-5 here, exp(x²/1000) gives 1e-3.
+_GROWTH_POINTS = (1e4, 2e4)
+_GROWTH_SLOPE = 1e-4
+
+
+def activation_factor(activation, name: str, n: int):
+    """``g^(n)`` (``name="g"``, distributional) or ``ga^(n)`` (``name="ga"``), where
+    ``ga`` is the almost-everywhere derivative of g (its Dirac deltas dropped)."""
+    if name == "g":
+        return activation.derivative(n)
+    d1 = activation.derivative(1)
+    f = normalize(d1.xreplace({d: sympy.Integer(0) for d in d1.atoms(sympy.DiracDelta)}))
+    for _ in range(n):
+        f = normalize(sympy.diff(f, X))
+    return f
+
+
+def _integrand(activation, keys):
+    f = sympy.Integer(1)
+    for name, n in keys:
+        f = f * activation_factor(activation, name, n)
+    return normalize(f)
+
+
+def family_average(activation, average, with_means: bool, mode=None):
+    """The Gaussian average ``average`` (a :class:`~odesolve.derive.structure.Average`)
+    of ``activation``: a closed form or a quadrature placeholder, in the symbols
+    ``(Q, M)`` or ``(Q1, Q2, C, M1, M2)`` (zero means when ``with_means`` is False).
+
+    Raises
+    ------
+    ValueError
+        Naming the activation and the reason when the average does not exist (a factor
+        grows too fast for the Gaussian, or is not locally integrable).
+    """
+    f = _integrand(activation, average.own)
+    _check_exists(activation, f, average.formula)
+    if average.other is None:
+        return expect_1(f, Q, M if with_means else 0, mode)
+    h = _integrand(activation, average.other)
+    _check_exists(activation, h, average.formula)
+    zero = sympy.Integer(0)
+    return expect_2(f, h, Q1, Q2, C, M1 if with_means else zero, M2 if with_means else zero, mode)
+
+
+def _log_abs(f, x):
+    """log|f(x)| in 30-digit mpmath arithmetic (sympy's adaptive evalf can hang on the
+    cancellations of far tails, e.g. 1 + erf(-10⁴))."""
+    value = f.subs(X, x)
+    if value.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        return math.inf
+    with mpmath.workdps(30):
+        value = sympy.lambdify((), value, modules="mpmath")()
+        return -math.inf if value == 0 else float(mpmath.log(abs(value)))
+
+
+@functools.lru_cache(maxsize=None)
+def _check_exists(activation, f, formula):
+    """Raise ValueError when the Gaussian average of ``f`` does not exist for every q."""
+    regular = sympy.Add(*[t for t in sympy.Add.make_args(f) if not t.has(sympy.DiracDelta)])
+    if not regular.has(X):
+        return
+    where = f"the Gaussian average {formula} of activation {activation.name!r} does not exist"
+    for side in (1, -1):
+        lo, hi = (side * p for p in _GROWTH_POINTS)
+        try:
+            slope = (_log_abs(regular, hi) - _log_abs(regular, lo)) / (hi**2 - lo**2)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if slope > _GROWTH_SLOPE:
+            raise ValueError(f"{where}: {sympy.sstr(regular)} grows like exp({slope:.3g}·x²), "
+                             "too fast for a Gaussian of every variance")
+    for r in _singular_points(regular):
+        for side in (1, -1):
+            near, nearer = (_log_abs(regular, r + side * d) for d in (1e-6, 1e-10))
+            order = (nearer - near) / math.log(1e4)     # |f| ~ |x − r|^(−order)
+            if order > 1 - 1e-3:
+                raise ValueError(f"{where}: {sympy.sstr(regular)} behaves like |x - {r:g}|^"
+                                 f"(-{order:.3g}) near x = {r:g}, which is not integrable")
+
+
+def _singular_points(f):
+    """Kinks of f and the real points where a piece of f is singular."""
+    points = {float(-a.args[0].subs(X, 0)) for a in f.atoms(sympy.Heaviside)}
+    smooth = f.replace(lambda e: isinstance(e, sympy.Heaviside), lambda e: sympy.Integer(1))
+    try:
+        from sympy.calculus.singularities import singularities
+        found = singularities(smooth, X, sympy.S.Reals)
+        if isinstance(found, sympy.FiniteSet):
+            points |= {float(p) for p in found if p.is_real}
+    except (NotImplementedError, TypeError, ValueError):
+        pass   # no singular points found symbolically: only the kinks are checked
+    return sorted(points)

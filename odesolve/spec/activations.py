@@ -92,7 +92,19 @@ def _minmax_to_heaviside(e):
 
 
 def _canonical_heaviside(u):
-    """H(a x + b) -> H(x + b/a) or 1 - H(x + b/a) (equal almost everywhere)."""
+    """H(a x + b) -> H(x + b/a) or 1 - H(x + b/a) (equal almost everywhere).
+
+    A piecewise-linear argument (nested Min/Max, e.g. hard tanh ``Min(Max(x, -1), 1)``)
+    is split on its inner steps: ``H(a + b H(x - r)) = H(a) (1 - H(x - r)) + H(a + b) H(x - r)``
+    off the null set x = r.
+    """
+    inner = sorted(u.atoms(sympy.Heaviside), key=sympy.default_sort_key)
+    if inner:
+        h = inner[0]
+        return (_canonical_heaviside(u.xreplace({h: sympy.Integer(0)})) * (1 - h)
+                + _canonical_heaviside(u.xreplace({h: sympy.Integer(1)})) * h)
+    if not u.has(X):
+        return sympy.Heaviside(u)
     lin = _linear_coeffs(u)
     if lin is None or not lin[0].is_number:
         raise ValueError(f"Heaviside/DiracDelta argument {u} is not linear in x")
@@ -130,6 +142,9 @@ def _reduce_delta_term(term):
     out = sympy.Integer(0)
     for j in range(n + 1):
         sj = sympy.diff(s, X, j).subs(X, r)
+        if sj.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            raise ValueError(f"ill-defined product of distributions: {term} (its factor is "
+                             f"singular at x = {r})")
         out += (-1) ** j * comb(n, j) * sj * sympy.DiracDelta(X - r, n - j)
     if any(not d.args[0].has(X) and d.args[0] == 0 for d in out.atoms(sympy.DiracDelta)):
         raise ValueError(f"ill-defined product of distributions: {term}")

@@ -17,18 +17,48 @@ from ..state import State
 SQRT2 = np.sqrt(2.0)
 
 
+def _sigmoid(x):
+    return 0.5 * (1 + np.tanh(x / 2))
+
+
+def _erf_gauss(x):
+    return np.sqrt(2 / np.pi) * np.exp(-x**2 / 2)
+
+
+#: The activations of issue 9's corpus: name -> (expression given to the package,
+#: g, its almost-everywhere derivative), g and g' written here by hand with numpy.
+CORPUS = {
+    "linear": ("linear", lambda x: x, np.ones_like),
+    "erf": ("erf", lambda x: erf(x / SQRT2), _erf_gauss),
+    "tanh": ("tanh", np.tanh, lambda x: 1 - np.tanh(x)**2),
+    "relu": ("relu", lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float)),
+    "leaky_relu": ("Max(x, 0.1*x)", lambda x: np.where(x > 0, x, 0.1 * x),
+                   lambda x: np.where(x > 0, 1.0, 0.1)),
+    "sign": ("sign", np.sign, np.zeros_like),
+    "heaviside": ("Heaviside(x)", lambda x: (x > 0).astype(float), np.zeros_like),
+    "abs": ("Abs(x)", np.abs, np.sign),
+    "sigmoid": ("1/(1+exp(-x))", _sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x))),
+    "hardtanh": ("Min(Max(x, -1), 1)", lambda x: np.clip(x, -1.0, 1.0),
+                 lambda x: (np.abs(x) < 1).astype(float)),
+    "gelu": ("x*(1 + erf(x/sqrt(2)))/2", lambda x: x * (1 + erf(x / SQRT2)) / 2,
+             lambda x: (1 + erf(x / SQRT2)) / 2 + x * np.exp(-x**2 / 2) / np.sqrt(2 * np.pi)),
+    "elu": ("Piecewise((x, x > 0), (exp(x) - 1, True))",
+            lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+            lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0)))),
+    "sin": ("sin(x)", np.sin, np.cos),
+    "cube": ("x**3", lambda x: x**3, lambda x: 3 * x**2),
+    "gauss": ("exp(-x**2)", lambda x: np.exp(-x**2), lambda x: -2 * x * np.exp(-x**2)),
+}
+_BY_EXPRESSION = {spec: (g, gp) for spec, g, gp in CORPUS.values()}
+
+
 def activation_and_derivative(name: str):
-    """g and its almost-everywhere derivative, as numpy functions."""
-    if name == "linear":
-        return (lambda x: x), (lambda x: np.ones_like(x))
-    if name == "erf":
-        return (lambda x: erf(x / SQRT2)), (lambda x: np.sqrt(2 / np.pi) * np.exp(-x**2 / 2))
-    if name == "relu":
-        return (lambda x: np.maximum(x, 0.0)), (lambda x: (x > 0).astype(float))
-    if name == "sign":
-        return np.sign, (lambda x: np.zeros_like(x))
-    if name == "tanh":
-        return np.tanh, (lambda x: 1 - np.tanh(x)**2)
+    """g and its almost-everywhere derivative, as numpy functions, for an activation of
+    :data:`CORPUS` given by its name or by the expression the package was given."""
+    if name in CORPUS:
+        return CORPUS[name][1:]
+    if name in _BY_EXPRESSION:
+        return _BY_EXPRESSION[name]
     raise KeyError(name)
 
 

@@ -1,10 +1,7 @@
 """Gaussian averages: closed forms vs quadrature vs Monte Carlo, placeholders, numba.
 
-Monte Carlo of averages with DiracDelta terms uses exact Gaussian smoothing: a
-delta factor δ^(n)(λ − r) is replaced by the n-th derivative of a N(0, ε²) density
-(the conditional expectation of δ^(n)(λ + εξ − r) over ξ) and regular factors are
-evaluated at λ + εξ.  This is an unbiased estimate of the same average with the
-variance raised to q + ε², which is what the theory is evaluated at.
+Monte Carlo of averages with DiracDelta terms uses exact Gaussian smoothing
+(:mod:`odesolve.testing.gaussian_mc`).
 """
 import math
 import zlib
@@ -12,9 +9,9 @@ import zlib
 import numpy as np
 import pytest
 import sympy
-from numpy.polynomial.hermite_e import hermeval
 
 from odesolve.derive import closed_form
+from odesolve.testing.gaussian_mc import EPS, mc_average_1, mc_average_2
 from odesolve.spec.activations import X, resolve_activation
 from odesolve.derive.averages import (closed_form_available, expect_1, expect_2, gaussian_average_1,
                                gaussian_average_2, numeric_average, numeric_average_1,
@@ -27,7 +24,6 @@ ACTIVATIONS = ["linear", "erf", "relu", "sign", "tanh", "x + 0.1*x**3"]
 PAIRS = {"g'g'": (1, 1), "g''g": (2, 0), "gg": (0, 0), "g'g": (1, 0), "g''g'": (2, 1), "g'''g": (3, 0)}
 SINGLES = {"g": (0,), "g'": (1,), "g'''": (3,), "g'g": (1, 0), "g'^2": (1, 1), "g^2": (0, 0)}
 MC_SAMPLES = 200_000
-EPS = 0.5  # smoothing width of delta factors in Monte Carlo
 
 
 def _seed(*key):
@@ -68,48 +64,12 @@ def _theory_1(f, q, m):
 
 
 # ------------------------------------------------------------------------ Monte Carlo
-def _smoothed(expr, eps):
-    """Per-sample unbiased estimator of (expr * N(0, eps²))(λ): callable (λ, ξ)."""
-    regular, deltas = sympy.Integer(0), []
-    for term in sympy.Add.make_args(sympy.expand(expr)):
-        found = [f for f in sympy.Mul.make_args(term) if isinstance(f, sympy.DiracDelta)]
-        if not found:
-            regular += term
-            continue
-        a = term / found[0]
-        assert not a.has(X), f"test helper expects constant delta coefficients: {term}"
-        n = int(found[0].args[1]) if len(found[0].args) > 1 else 0
-        deltas.append((float(a), n, float(-found[0].args[0].subs(X, 0))))
-    fn = sympy.lambdify(X, regular, modules=["scipy", "numpy"])
-
-    def value(lam, xi):
-        out = np.broadcast_to(fn(lam + eps * xi), lam.shape).astype(float)
-        for a, n, r in deltas:  # d^n/du^n of the N(0, eps^2) density: (-1)^n He_n(u/eps) phi/eps^n
-            u = (lam - r) / eps
-            out = out + a * (-1) ** n * hermeval(u, [0] * n + [1]) * np.exp(-u * u / 2) / (
-                math.sqrt(2 * math.pi) * eps ** (n + 1))
-        return out
-
-    return value, bool(deltas)
-
-
 def _mc_2(f, h, p, rng):
-    q1, q2, c, m1, m2 = p
-    fv, f_delta = _smoothed(f, EPS)
-    hv, h_delta = _smoothed(h, EPS)
-    z1, z2, xi1, xi2 = rng.standard_normal((4, MC_SAMPLES))
-    lam1 = m1 + math.sqrt(q1) * z1
-    lam2 = m2 + c / math.sqrt(q1) * z1 + math.sqrt(q2 - c * c / q1) * z2
-    s = fv(lam1, xi1 if f_delta else 0 * xi1) * hv(lam2, xi2 if h_delta else 0 * xi2)
-    shifted = (q1 + EPS**2 * f_delta, q2 + EPS**2 * h_delta, c, m1, m2)
-    return s.mean(), s.std() / math.sqrt(MC_SAMPLES), shifted
+    return mc_average_2(f, h, p, rng, MC_SAMPLES, EPS)
 
 
 def _mc_1(f, q, m, rng):
-    fv, has_delta = _smoothed(f, EPS)
-    lam = m + math.sqrt(q) * rng.standard_normal(MC_SAMPLES)
-    s = fv(lam, rng.standard_normal(MC_SAMPLES) if has_delta else 0 * lam)
-    return s.mean(), s.std() / math.sqrt(MC_SAMPLES), q + EPS**2 * has_delta
+    return mc_average_1(f, q, m, rng, MC_SAMPLES, EPS)
 
 
 # ------------------------------------------------------------------------------ tests
