@@ -1,0 +1,151 @@
+"""Benchmark of theory engine v2 against the previous engine (issue 9).
+
+Run: ``python -m benchmarks.bench_engine [--baseline PATH] [--quick]``.  ``PATH`` is a
+checkout of the previous engine (default ``/tmp/baseline``, the frozen copy used while
+this engine was written); its rows are measured in the same run, in subprocesses that
+import it instead of this tree.  Rows (erf, K spikes s_k = 1.5·0.7^k, bulk 0.05, D = 1000,
+init 0.1, seed 0, unless stated):
+
+* cold start, K = 2, 8, 24, 64: a fresh process with an empty cache folder: imports,
+  derivation, code generation, compilation and the first integration to t = 10³;
+* warm K = 24 to t = 10³ (integration only, cache on disk);
+* K = 100, 5 spikes + bulk, to t = 10⁴ (warm);
+* all modes, D = 1024 (spiked spectrum, every mode tracked), K = 32, to t = 10³ (warm);
+* warm K = 2 curve to t = 10⁴ (median of 5);
+* a batch of 1,000 curves (K = 3, seeds 0…999, t = 10³): ``integrate_batch`` against a
+  loop of ``integrate`` (the loop timed over 50 curves and scaled).
+
+The machine load (1-minute load average before and after) is printed with the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from odesolve.testing.tables import md_table, machine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: One measurement, run as ``python -c`` in a fresh process; prints a JSON dict.
+_CASE = textwrap.dedent("""
+    import json, time, sys
+    start = time.perf_counter()
+    import numpy as np
+    from odesolve import Autoencoder, State, integrate, spiked_covariance
+    try:
+        from odesolve import compile_model
+    except ImportError:
+        from odesolve.codegen import compile_model
+    K, n_spikes, D, t_max, all_modes, repeat, warmup = {args}
+    spikes = [1.5 * 0.7 ** k for k in range(n_spikes)]
+    spec = spiked_covariance(D, spikes, 0.05)
+    if all_modes:
+        spec = spec.all_modes()
+    model = Autoencoder(K=K, activation="erf")
+    state = State.random(model, spec, 0.1, seed=0)
+    if warmup:
+        compile_model(model)
+        integrate(state, 1.0, min(t_max, 1.0))
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        traj = integrate(state, 1.0, t_max)
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({{"first": time.perf_counter() - start, "median": sorted(times)[len(times) // 2],
+                      "method": traj.method, "nfev": int(traj.nfev),
+                      "error": float(traj.error[-1])}}))
+""")
+
+
+def _run(source_root, args, cache, timeout=3000):
+    env = {**os.environ, "PYTHONPATH": str(source_root), "ODESOLVE_CACHE": str(cache),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _CASE.format(args=args)], env=env,
+                         capture_output=True, text=True, timeout=timeout, cwd=tempfile.gettempdir())
+    if out.returncode:
+        return {"failed": out.stderr.strip().splitlines()[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _batch(n_batch=1000, n_loop=50):
+    from odesolve import Autoencoder, State, integrate, spiked_covariance
+    from odesolve.integrator import integrate_batch
+    spec = spiked_covariance(1000, [1.5, 1.05, 0.735], 0.05)
+    model = Autoencoder(K=3, activation="erf")
+    states = [State.random(model, spec, 0.1, seed=s) for s in range(n_batch)]
+    integrate(states[0], 1.0, 1.0)                      # compile outside the timings
+    t0 = time.perf_counter()
+    integrate_batch(states, 1.0, 1e3)
+    batch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for st in states[:n_loop]:
+        integrate(st, 1.0, 1e3)
+    loop = (time.perf_counter() - t0) * n_batch / n_loop
+    return batch, loop
+
+
+def rows(baseline: Path, quick: bool = False):
+    """``(case, new seconds, previous seconds, ratio previous/new, note)`` rows."""
+    out = []
+
+    def both(label, args, cold, timeout=3000, with_baseline=True):
+        res = {}
+        for name, root in (("new", ROOT), ("old", baseline if with_baseline else None)):
+            if root is None:
+                res[name] = {"failed": "not run (see note)"}
+                continue
+            with tempfile.TemporaryDirectory(prefix="bench-engine-") as cache:
+                if not cold:      # fill the cache in a first process, time a second one
+                    _run(root, args, cache, timeout)
+                try:
+                    res[name] = _run(root, args, cache, timeout)
+                except subprocess.TimeoutExpired:
+                    res[name] = {"failed": f"over {timeout} s"}
+        key = "first" if cold else "median"
+        new, old = res["new"].get(key), res["old"].get(key)
+        ratio = f"{old / new:.1f}×" if new and old else "—"
+        note = "; ".join(f"{n}: {r['failed']}" if "failed" in r else
+                         f"{n}: {r['method']}, {r['nfev']} evals, ε = {r['error']:.5f}"
+                         for n, r in res.items())
+        out.append((label, new, old, ratio, note))
+        print(out[-1], flush=True)
+
+    for K in ((2, 8) if quick else (2, 8, 24, 64)):
+        both(f"cold start K = {K} (to t = 10³)", (K, K, 1000, 1e3, False, 1, False), True,
+             with_baseline=K <= 24)
+    both("warm K = 24 to t = 10³", (24, 24, 1000, 1e3, False, 3, True), False)
+    both("K = 100, 5 spikes + bulk, to t = 10⁴", (100, 5, 1000, 1e4, False, 1, True), False,
+         with_baseline=False)
+    both("all modes D = 1024, K = 32, to t = 10³", (32, 5, 1024, 1e3, True, 1, True), False,
+         with_baseline=False)
+    both("warm K = 2 curve to t = 10⁴", (2, 2, 1000, 1e4, False, 5, True), False)
+    batch, loop = _batch(200 if quick else 1000, 20 if quick else 50)
+    out.append(("batch of 1,000 curves K = 3 to t = 10³ (integrate_batch vs loop)", batch,
+                loop, f"{loop / batch:.1f}×", "loop: integrate per curve (timed on a subset)"))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, default=Path("/tmp/baseline"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
+    table = rows(args.baseline, args.quick)
+    load_after = os.getloadavg()[0]
+    print(f"\nMachine: {machine()}; 1-min load average {load_before:.1f} before, "
+          f"{load_after:.1f} after (2 cores shared with other jobs inflate every time)\n")
+    print(md_table(["case", "new engine (s)", "previous engine (s)", "previous/new", "notes"],
+                   [(case, "—" if new is None else new, "—" if old is None else old, ratio, note)
+                    for case, new, old, ratio, note in table]))
+
+
+if __name__ == "__main__":
+    main()
