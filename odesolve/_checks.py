@@ -21,33 +21,62 @@ import numbers
 import numpy as np
 
 __all__ = ["check_real", "check_positive", "check_non_negative", "check_integer", "check_rng",
-           "check_choice", "check_bool", "check_matrix", "check_psd"]
+           "check_choice", "check_bool", "check_matrix", "check_psd", "check_tolerance",
+           "check_seed", "message_of"]
+
+
+def _real(name: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    return float(value)
 
 
 def check_real(name: str, value) -> float:
     """A finite real number (not a bool or a string)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
+    value = _real(name, value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise ValueError(f"{name} must be finite, got {value!r}")
     return value
 
 
 def check_positive(name: str, value) -> float:
     """A finite real number > 0."""
-    value = check_real(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value:g}")
+    value = _real(name, value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
     return value
 
 
 def check_non_negative(name: str, value) -> float:
     """A finite real number >= 0."""
-    value = check_real(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value:g}")
+    value = _real(name, value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return value
+
+
+def check_tolerance(name: str, value) -> float:
+    """A relative tolerance: a real number in (0, 1)."""
+    value = check_positive(name, value)
+    if value >= 1:
+        raise ValueError(f"{name} must be < 1, got {value!r}")
+    return value
+
+
+def check_seed(name: str, value, count: int = 1) -> int:
+    """A seed: an integer with ``value, …, value + count − 1`` in [0, 2⁶³) (what numpy's
+    generators and the int64 seed coordinate of results files hold)."""
+    return check_integer(name, value, minimum=0, maximum=2**63 - count)
+
+
+def message_of(check, value, *args) -> str | None:
+    """The message of ``check("", value, *args)`` without the leading name, or None if the
+    value passes: how the configuration reuses these checks (``"train.lr: must be > 0"``)."""
+    try:
+        check("", value, *args)
+    except (TypeError, ValueError) as exc:
+        return str(exc).strip()
+    return None
 
 
 def check_integer(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:

@@ -48,6 +48,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from .._checks import check_seed, message_of
 from ..errors import ConfigError
 from ..spec.model import Autoencoder
 from .schema import (REQUIRED_SECTIONS, SECTIONS, DataConfig, InitConfig, ModelConfig,
@@ -166,10 +167,17 @@ def load_config(path) -> Config:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(path, None, "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(path, None, "is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                          f"offset {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"invalid TOML: {exc}") from None
     return parse_config(data, str(path), base_dir=path.parent)
@@ -307,6 +315,18 @@ def _check_consistency(config: Config) -> None:
                               "is read from disk)")
     if data.D is not None and config.model.K >= data.D:
         raise ConfigError(src, "model.K", f"need K < D, got K = {config.model.K}, D = {data.D}")
+    D = data.D if data.D is not None else (
+        len(data.eigenvalues) if data.eigenvalues is not None else None)
+    if D is not None and round(config.train.t_max * D) < 1:
+        raise ConfigError(src, "train.t_max", f"{config.train.t_max:g} is less than one SGD "
+                          f"step (1/D = {1 / D:g})")
+    if config.theory.dt is not None and config.theory.dt > config.train.t_max:
+        raise ConfigError(src, "theory.dt", f"the Euler step {config.theory.dt:g} is longer "
+                          f"than t_max = {config.train.t_max:g}")
+    message = check_seed_message(config.init.seed, len(config.seeds))
+    if message:
+        raise ConfigError(src, "init.seed", f"{message} (seeds init.seed … init.seed + "
+                          f"{len(config.seeds) - 1} are used)")
     times = config.train.times
     if times is not None and times[-1] > config.train.t_max:
         raise ConfigError(src, "train.times", f"last time {times[-1]} exceeds t_max = {config.train.t_max}")
@@ -319,6 +339,11 @@ def _check_consistency(config: Config) -> None:
         autoencoder_of(config)
 
 
+def check_seed_message(seed: int, count: int) -> str | None:
+    """Why seeds ``seed … seed + count − 1`` are out of range, or None."""
+    return message_of(check_seed, seed, count)
+
+
 def autoencoder_of(config: Config) -> Autoencoder:
     """The :class:`~odesolve.Autoencoder` a configuration describes."""
     m = config.model
@@ -328,12 +353,13 @@ def autoencoder_of(config: Config) -> Autoencoder:
 
 @contextlib.contextmanager
 def blame(source, key):
-    """Re-raise a ``ValueError`` raised inside the block as a :class:`ConfigError` on ``key``."""
+    """Re-raise a ``ValueError``/``TypeError`` raised inside the block as a
+    :class:`ConfigError` on ``key``."""
     try:
         yield
     except ConfigError:
         raise
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(source, key, str(exc)) from exc
 
 
