@@ -54,15 +54,37 @@ class ReducedEquations:
     error: sp.Expr
 
     def lambdified(self):
-        """Numeric ``(flow(y), jacobian(y), error(y))`` callables."""
+        """Numeric ``(flow(y), jacobian(y), error(y))`` callables.
+
+        The Jacobian is symbolic, except where the flow holds Gaussian averages computed
+        by quadrature (placeholders, e.g. ReLU with a trained bias and K ≥ 2): sympy cannot
+        differentiate those, and the Jacobian is then the central finite difference of
+        the numeric flow (step 1e-5 relative: error ~1e-9, far below what stability
+        questions need).
+        """
         modules = [_placeholder_functions(sp.Tuple(self.flow, self.error)), "math", "numpy"]
         jac = self.flow.jacobian(self.variables)
-        flow = sp.lambdify([self.variables], list(self.flow), modules=modules)
-        jacobian = sp.lambdify([self.variables], jac, modules=modules)
+        flow_of = sp.lambdify([self.variables], list(self.flow), modules=modules)
         error = sp.lambdify([self.variables], self.error, modules=modules)
-        return (lambda y: np.array(flow(list(y)), dtype=float),
-                lambda y: np.array(jacobian(list(y)), dtype=float),
-                lambda y: float(error(list(y))))
+
+        def flow(y):
+            return np.array(flow_of(list(y)), dtype=float)
+
+        if jac.has(sp.Derivative):
+            def jacobian(y):
+                y = np.asarray(y, dtype=float)
+                columns = []
+                for i in range(y.size):
+                    step = np.zeros_like(y)
+                    step[i] = 1e-5 * max(1.0, abs(y[i]))
+                    columns.append((flow(y + step) - flow(y - step)) / (2 * step[i]))
+                return np.array(columns).T
+        else:
+            symbolic = sp.lambdify([self.variables], jac, modules=modules)
+
+            def jacobian(y):
+                return np.array(symbolic(list(y)), dtype=float)
+        return flow, jacobian, lambda y: float(error(list(y)))
 
 
 def reduced_equations(model: Autoencoder, spikes) -> ReducedEquations:

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from threadpoolctl import threadpool_limits
 
-from ._checks import (check_choice, check_integer, check_positive, check_real,
+from ._checks import (check_choice, check_cost, check_integer, check_positive, check_real,
                       check_tolerance)
 from ._progress import progress_bar
 from .codegen import CompiledModel, compile_model
@@ -125,6 +125,11 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         t_eval = time_grid(t1, check_integer("n_points", n_points, minimum=2), t0=t0)
     else:
         t_eval = _check_t_eval(t_eval, t0, t1)
+    if method == "euler":
+        steps = (t1 - t0) / (dt or 1.0 / state.spectrum.D)
+        size = state.to_vector().size
+        check_cost(f"Euler: {steps:.3g} steps of {size} variables",
+                   seconds=SECONDS_PER_EULER_VALUE * steps * size)
     compiled = compile_model(state.model)
     if method == "auto":
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
@@ -235,6 +240,9 @@ def _level_crossing(compiled, state, level):
     return crossing
 
 
+#: Seconds per Euler step and state variable (compiled loop, CI machine), for the cost
+#: estimate announced before long runs.
+SECONDS_PER_EULER_VALUE = 5e-9
 #: Steps × state size of one compiled Euler call (about 0.01–0.1 s): between calls Python
 #: serves Ctrl-C and the progress bar, so a long Euler run stays interruptible.
 EULER_CHUNK_VALUES = 2**20

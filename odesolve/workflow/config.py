@@ -48,8 +48,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from simulations.online import SECONDS_PER_STEP_KD
+
 from .._checks import check_cost, check_seed, message_of
 from ..errors import ConfigError
+from ..integrator import SECONDS_PER_EULER_VALUE
 from ..spec.model import Autoencoder
 from .schema import (REQUIRED_SECTIONS, SECTIONS, DataConfig, InitConfig, ModelConfig,
                      SimulationConfig, TheoryConfig, TrainConfig, plain_value, toml_value)
@@ -344,11 +347,9 @@ def _check_consistency(config: Config) -> None:
     _check_cost(config)
 
 
-#: Cost model of the estimates made before a run (measured on the 2-core CI machine):
-#: seconds per SGD step and unit of K·D, per Euler step and state variable, per theory run,
-#: and per flop of a dense eigendecomposition.
-_SECONDS_PER_SGD_STEP_KD = 2.2e-9
-_SECONDS_PER_EULER_VALUE = 5e-9
+#: Cost model of the estimates made before a run (measured on the 2-core CI machine): the
+#: simulator's and the integrator's per-step costs, seconds per theory run, and per flop
+#: of a dense eigendecomposition.
 _SECONDS_PER_THEORY_RUN = 0.1
 _SECONDS_PER_FLOP = 1e-10
 
@@ -386,11 +387,11 @@ def _check_cost(config: Config) -> None:
         steps = config.train.t_max / (config.theory.dt or 1.0 / D)
         with blame(src, "theory.dt"):
             check_cost(f"Euler: {steps:.3g} steps of {n_state} variables",
-                       seconds=_SECONDS_PER_EULER_VALUE * steps * n_state)
+                       seconds=SECONDS_PER_EULER_VALUE * steps * n_state)
     per_seed = _SECONDS_PER_THEORY_RUN
     if config.simulated:
         steps = round(config.train.t_max * D)
-        per_seed += _SECONDS_PER_SGD_STEP_KD * steps * K * D
+        per_seed += SECONDS_PER_STEP_KD * steps * K * D
         with blame(src, "train.t_max"):
             check_cost(f"online SGD: {steps:.3g} SGD steps at K = {K}, D = {D}", seconds=per_seed)
         with blame(src, "simulation.n_test"):
