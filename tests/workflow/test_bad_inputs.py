@@ -838,3 +838,114 @@ def test_reduced_equations_of_relu_with_trained_bias_are_numeric():
             step = np.zeros_like(y)
             step[i] = 1e-4
             assert np.allclose((flow(y + step) - flow(y - step)) / 2e-4, J[:, i], atol=1e-6)
+
+
+# ===================================================================== 9. interrupted runs
+KILL_AT_REPLACE = """
+import os, signal, sys
+target = int(sys.argv[1])
+real = os.replace
+count = [0]
+def replace(src, dst):
+    count[0] += 1
+    if count[0] == target:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst)
+os.replace = replace
+from odesolve.workflow.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _output_set(out: Path):
+    """``(run id of result.nc, run id of result.png)``, or None when the set is absent."""
+    from PIL import Image
+    from odesolve.workflow.results import load_results
+    if not (out / "result.nc").exists() and not (out / "result.png").exists():
+        return None
+    return (load_results(out / "result.nc").attrs["run_id"],
+            Image.open(out / "result.png").info.get("odesolve_run_id"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at, survivor", [(1, "old"), (2, "new"), (3, "new"), (4, "new")])
+def test_sigkill_while_saving_leaves_old_or_new_set(kill_at, survivor, tmp_path, capsys,
+                                                   subprocess_env):
+    """``odesolve run`` killed (SIGKILL) at the k-th rename of its save: before the commit
+    (k = 1) the old set survives, after it (k = 2, 3: between the renames of result.nc and
+    result.png) the next command completes the new set; k = 4 is a save that finished.
+    Never a mixed set, never a temporary file left behind."""
+    out = tmp_path / "o"
+    config = config_file(tmp_path)
+    assert cli(capsys, "run", config, "--out", out, seconds=120)[0] == 0
+    old = _output_set(out)
+    assert old[0] == old[1]
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_AT_REPLACE)
+    done = subprocess.run([sys.executable, str(script), str(kill_at), "run", str(config),
+                           "--out", str(out), "--set", "lr=0.5"],
+                          capture_output=True, text=True, timeout=300, env=subprocess_env)
+    assert done.returncode == (0 if kill_at == 4 else -signal.SIGKILL), done.stderr[-2000:]
+    # the next command that reads the folder completes or discards the interrupted save
+    now = _output_set(out)
+    assert now[0] == now[1], "result.nc and result.png come from different runs"
+    assert (now == old) == (survivor == "old")
+    assert sorted(p.name for p in out.iterdir()) == ["result.nc", "result.png"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_long_euler_run_within_a_second(tmp_path, subprocess_env):
+    config = config_file(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "odesolve", "run", str(config), "--out", str(tmp_path / "o"),
+         "--set", "solver=\"euler\"", "--set", "theory.dt=1e-7", "--set", "t_max=100"],
+        stderr=subprocess.PIPE, text=True, env=subprocess_env)
+    # the integrator announces its cost once the equations are compiled: Euler is running
+    announced = 0
+    for line in process.stderr:
+        announced += line.startswith("odesolve: warning: Euler")
+        if announced == 2:
+            break
+    time.sleep(2.0)
+    assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    start = time.perf_counter()
+    process.wait(timeout=30)
+    assert time.perf_counter() - start < 1.0
+    assert process.returncode == 130
+    assert "interrupted" in process.stderr.read()
+    assert not any((tmp_path / "o").iterdir())
+
+
+# ===================================================================== 10. caches
+def test_sweep_cache_follows_the_contents_of_data_files(tmp_path):
+    np.save(tmp_path / "s.npy", np.r_[5.0, 2.0, np.full(18, 0.1)])
+    config = load_config(config_file(tmp_path, SPECTRUM.format(f="s.npy")))
+    first, _ = run_sweep(config, {"lr": [1.0]}, tmp_path / "sw", n_workers=1)
+    np.save(tmp_path / "s.npy", np.r_[9.0, 2.0, np.full(18, 0.1)])
+    second, summary = run_sweep(config, {"lr": [1.0]}, tmp_path / "sw", n_workers=1)
+    assert summary["computed"] == 1
+    assert float(second["pca_error"][..., 0]) != float(first["pca_error"][..., 0])
+
+
+def test_damaged_sweep_point_is_recomputed(tmp_path):
+    config = load_config(config_file(tmp_path))
+    run_sweep(config, {"lr": [1.0]}, tmp_path / "sw", n_workers=1)
+    point = next((tmp_path / "sw" / "points").glob("*.nc"))
+    point.write_bytes(point.read_bytes()[:100])
+    _, summary = run_sweep(config, {"lr": [1.0]}, tmp_path / "sw", n_workers=1)
+    assert summary["computed"] == 1
+
+
+def test_damaged_compiled_module_is_rebuilt(tmp_path):
+    """An empty or truncated generated module in the compile cache is detected and rebuilt."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ODESOLVE_CACHE": str(tmp_path)}
+    code = ("import odesolve; c = odesolve.compile_model(odesolve.Autoencoder(K=1, "
+            "activation='linear')); print(c.path)")
+    path = Path(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                               text=True, timeout=300, check=True).stdout.strip())
+    for damage in (b"", path.read_bytes()[:200]):
+        path.write_bytes(damage)
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-1000:]
