@@ -1,7 +1,5 @@
 """``python -m odesolve``: the ``odesolve`` command."""
-import sys
-
-from .workflow.cli import main
+from .workflow.cli import entry_point
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()
