@@ -1,11 +1,10 @@
 """The fundamental-limits figure draws at reduced size: a non-empty PNG."""
 from __future__ import annotations
 
-import pytest
-
 import importlib
 from pathlib import Path
 
+import pytest
 from threadpoolctl import threadpool_limits
 
 pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
