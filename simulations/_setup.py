@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from odesolve._checks import check_integer, check_positive, check_seed
-
 from odesolve.integrator import time_grid
 from odesolve.spec.images import Dataset
 from odesolve.state import initial_weights

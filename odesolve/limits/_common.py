@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .._checks import _numeric, check_matrix, psd_tolerance
+from .._checks import _numeric, psd_tolerance
+from .._checks import check_matrix as _check_matrix
 
 #: ``c = π/2 − 1``: diagonal of ``arcsin(M) − M`` for a unit-diagonal ``M``, the variance
 #: of the part of ``sign(λ)`` that is not linear in ``λ`` (in units of ``2/π``).
@@ -52,9 +53,6 @@ def _hidden_units(d, r) -> tuple[int, int]:
         raise ValueError(f"r·d must be a positive integer number of hidden units, got "
                          f"r = {rate:g}, d = {d} (r·d = {rate * d:g})")
     return d, n
-
-
-_check_matrix = check_matrix
 
 
 def _check_covariance(covariance, d: int) -> np.ndarray | None:
