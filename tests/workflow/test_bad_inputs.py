@@ -127,23 +127,12 @@ def state():
 # ===================================================================== 1. installed figures
 def test_examples_and_figures_ship_inside_the_package():
     """A non-editable install only has what lives in the package: the figures' example
-    configurations must be package data, not a source-tree folder."""
+    configurations must be package data, not a source-tree folder (the install itself is
+    tested by tests/workflow/test_install.py)."""
     import importlib.resources as resources
     examples = resources.files("odesolve.examples")
     assert examples.joinpath("sequential_pcs.toml").is_file()
     from odesolve import figures  # noqa: F401  (installed as odesolve.figures)
-
-
-@pytest.mark.slow
-def test_wheel_contains_examples_and_figures(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                           "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    import zipfile
-    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
-    assert "odesolve/examples/sequential_pcs.toml" in names
-    assert any(n.startswith("odesolve/figures/") for n in names)
 
 
 def test_figure_list_from_any_directory(tmp_path, capsys, monkeypatch):
