@@ -294,7 +294,7 @@ def test_comparisons_return_consistent_curves():
                                   trained_rates=[0.5], steps=100, sgd_steps=0)
     closed = images.trained["sign AE, GD on the Gaussian risk: closed form"]
     held_out = images.trained["sign AE, GD on the Gaussian risk: held-out images"]
-    limit = images.curves["sign AE limit, water-filling (Gaussian, same covariance)"]
+    limit = images.curves[L.comparisons.WATERFILLING_LABEL]
     assert abs(held_out[0] - closed[0]) < 0.03              # universality of the risk
     assert limit[0] < closed[0] < limit[0] + 0.02
 
