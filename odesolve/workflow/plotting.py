@@ -368,6 +368,15 @@ def final_values(da: xr.DataArray) -> xr.DataArray:
     return xr.DataArray(picked, dims=dims, coords={d: da.coords[d] for d in dims if d in da.coords})
 
 
+def _final_time_text(da: xr.DataArray) -> str:
+    """At which time :func:`final_values` takes the values of ``da``, in words."""
+    when = final_values(xr.where(np.isfinite(da), da["time"], np.nan))
+    times = np.unique(when.values[np.isfinite(when.values)])
+    if len(times) == 1:
+        return f"t = {times[0]:g}"
+    return f"each point's last time (t = {times.min():g}…{times.max():g})"
+
+
 def plot_sweep(dataset: xr.Dataset, path=None, *, simulation_error: str = "auto") -> Figure:
     """Final error of every sweep point against the first swept parameter.
 
@@ -409,8 +418,7 @@ def plot_sweep(dataset: xr.Dataset, path=None, *, simulation_error: str = "auto"
         ax.set_xticks(positions, [str(v) for v in x])
     ax.set_yscale("log")
     ax.set_xlabel(x_dim)
-    times = dataset["time"].values
-    ax.set_ylabel(f"error at the last recorded time t = {times[-1]:g}")
+    ax.set_ylabel(f"error at {_final_time_text(dataset['error_theory'])}")
     handles += style_key(dataset, per_seed=False, simulation_error=simulation_error)
     legend_outside(ax, handles, ncol=1)
     ax.set_title(dataset.attrs.get("title", ""), fontsize=8)

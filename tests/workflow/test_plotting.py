@@ -91,7 +91,13 @@ def test_sweep_plot_says_what_lines_markers_time_and_seeds_are():
     assert layout_problems(fig) == []
     ax = fig.axes[0]
     t_final = float(ds["time"].values[-1])
-    assert f"t = {t_final:g}" in ax.get_ylabel()
+    assert ax.get_ylabel() == f"error at t = {t_final:g}"
+    shorter = sweep.copy()                         # e.g. a point with a smaller t_max
+    shorter["error_theory"] = shorter["error_theory"].where(
+        (shorter["lr"] == 0.5) | (shorter["time"] < t_final))
+    t_before = float(ds["time"].values[-2])
+    assert plot_sweep(shorter).axes[0].get_ylabel() == \
+        f"error at each point's last time (t = {t_before:g}…{t_final:g})"
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(t.startswith("ODE theory, mean of 3 seeds") for t in texts)
     assert any("SGD" in t and "3 seeds" in t for t in texts)
