@@ -133,12 +133,14 @@ def style_key(dataset: xr.Dataset | None = None, *, theory: bool = True, per_see
     D = dataset.attrs.get("D") if dataset is not None else None
     handles = []
     if theory:
-        label = ("lines: ODE theory" if short else
+        label = (("thick: ODE, mean of seeds" if per_seed and n > 1 else "lines: ODE theory")
+                 if short else
                  "ODE theory" + (f", mean of {n} seeds" if n > 1 else ""))
         handles.append(Line2D([], [], color=color, lw=THEORY_LW, label=label))
-        if per_seed and n > 1 and not short:
+        if per_seed and n > 1:
             handles.append(Line2D([], [], color=color, lw=SEED_LW, alpha=0.6,
-                                  label="ODE from each seed's initial weights"))
+                                  label="thin: ODE of each seed" if short
+                                  else "ODE from each seed's initial weights"))
     if simulated:
         if short:
             label = f"markers: SGD, D = {D}"
@@ -316,8 +318,7 @@ def plot_bias_panel(ax, dataset: xr.Dataset, *, color="C1", legend: bool = True)
     handles = [Line2D([], [], color=color, lw=1.2, ls=UNIT_STYLES[k % len(UNIT_STYLES)],
                       marker=markers[k % len(markers)], mfc="none", ms=MARKER_SIZE,
                       label=f"unit {k + 1}") for k in units]
-    handles += style_key(dataset, simulation="m_simulation" in dataset, per_seed=False,
-                         short=True)
+    handles += style_key(dataset, simulation="m_simulation" in dataset, short=True)
     if legend:
         legend_outside(ax, handles, ncol=2)
     return handles
