@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib
 
+import pytest
 from threadpoolctl import threadpool_limits
 
 from odesolve.testing.layout import layout_problems
 from odesolve.workflow.plotting import save_figure
+
+pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
+
 
 
 def test_fundamental_limits_figure_quick(tmp_path):

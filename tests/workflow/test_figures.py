@@ -15,6 +15,9 @@ from odesolve.testing.layout import layout_problems
 from odesolve.workflow.cli import FIGURES
 from odesolve.workflow.plotting import save_figure
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
+
+
 
 @pytest.mark.parametrize("name", [n for n in FIGURES if n != "limits"])
 def test_figure_quick(name, tmp_path):
