@@ -30,6 +30,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ._checks import (check_cost, check_integer, check_non_negative, check_real, check_rng,
+                      check_seed)
 from .spec.model import Autoencoder
 from .spec.spectra import Spectrum
 
@@ -51,11 +53,14 @@ def initial_weights(model: Autoencoder, D: int, scale: float, rng: np.random.Gen
     m : ndarray, shape (K,)
         Encoder biases (all equal to ``bias``; zeros for a model without bias).
     """
+    if not isinstance(model, Autoencoder):
+        raise TypeError(f"model must be an odesolve Autoencoder, got {type(model).__name__}")
+    D = check_integer("D", D, minimum=2)
     model.check_dimension(D)
-    if not (np.isfinite(scale) and scale >= 0):
-        raise ValueError(f"initial weight scale must be finite and >= 0, got {scale}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
+    scale = check_non_negative("initial weight scale", scale)
+    bias = check_real("initial bias", bias)
+    check_rng(rng)
+    check_cost(f"initial weights of K = {model.K} units in D = {D}", nbytes=8.0 * 3 * model.K * D)
     W = rng.normal(0.0, scale, (model.K, D))
     V = rng.normal(0.0, scale, (model.K, D))
     if model.tied:
@@ -129,13 +134,15 @@ class State:
         m = np.zeros(model.K) if m is None else np.asarray(m, dtype=float).copy()
         if m.shape != (model.K,):
             raise ValueError(f"bias must have shape ({model.K},), got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError("biases m contain NaN or inf")
         return cls(model, spectrum, Z[:, :n].copy(), Z[:, n:] @ Z[:, n:].T, m)
 
     @classmethod
     def random(cls, model: Autoencoder, spectrum: Spectrum, scale: float = 0.1,
                seed=0, bias: float = 0.0) -> "State":
         """State of weights drawn by :func:`initial_weights` with ``default_rng(seed)``."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed("seed", seed))
         W, V, m = initial_weights(model, spectrum.D, scale, rng, bias)
         return cls.from_weights(model, spectrum, W, V, m)
 

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from odesolve._checks import check_cost
 from odesolve._progress import progress_bar
 from odesolve.errors import DivergenceError
 from odesolve.spec.model import Autoencoder
@@ -65,6 +66,11 @@ TEST_STREAM = 0x7E57
 
 
 # --------------------------------------------------------------------------- #
+#: Seconds per SGD step and per K·D (2.2 ns measured on the 2-core CI machine, see
+#: benchmarks/RESULTS.md), for the cost estimate announced before long runs.
+SECONDS_PER_STEP_KD = 2.2e-9
+
+
 def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, seed: int = 0, *,
              scale: float = 0.1, bias: float = 0.0, times=None, n_times: int = 60,
              n_test: int = 2000, weights=None, data=None, eigenbasis: bool = True,
@@ -132,6 +138,10 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     lr, total, steps = _check_run(lr, t_max, times, n_times, D)
     seed = _check_seed(seed)
     _check_count(n_test, "n_test")
+    check_cost(f"online SGD: {total:.3g} steps at K = {K}, D = {D}",
+               seconds=SECONDS_PER_STEP_KD * total * K * D,
+               nbytes=8.0 * (n_test * D + 3 * min(total, CHUNK_VALUES // D + 1) * D
+                             + len(steps) * (4 * K * K + 2 * K * spectrum.n_tracked)))
     rule = _Rule.of(model, D, tied_normalisation)
     start_time = time.perf_counter()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec.images import raw_images
-from ._common import _check_dimension, _check_rate, _check_rng
+from ._common import _check_dimension, _check_rate, _check_rng, small_matrices
 from .frames import waterfilling_risk
 from .risks import optimal_risk, pca_risk, rate_distortion, sign_risk_lower_bound
 from .training import train_population_gd, train_sgd
@@ -51,6 +51,7 @@ def _unit_counts(d: int, rates) -> np.ndarray:
     return np.unique(np.maximum(1, np.rint(rate * d).astype(int)))
 
 
+@small_matrices
 def compare_isotropic(rates, d, rng, trained_rates=(0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
                       steps=300, lr=0.5) -> RateComparison:
     """Sign-autoencoder limit, trained sign autoencoders, PCA and Shannon for ``N(0, I_d)``.
@@ -94,6 +95,7 @@ def compare_isotropic(rates, d, rng, trained_rates=(0.25, 0.5, 1.0, 1.5, 2.0, 3.
         trained={f"sign AE, population GD (d = {d})": np.array(risks)},
         title="isotropic Gaussian source N(0, I)")
 
+@small_matrices
 def compare_image_data(rates, rng, dataset="digits",
                        trained_rates=(0.25, 0.5, 1.0, 1.5, 2.0, 3.0), steps=600, lr=0.5,
                        sgd_steps=2000, test_fraction=0.3) -> RateComparison:

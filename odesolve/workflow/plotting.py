@@ -22,6 +22,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .outputs import write_outputs
 from .results import normalised_overlaps
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "final_values",
     "plot_sweep",
     "save_figure",
+    "png_writer",
 ]
 
 #: Styles shared by every plot (and by the keys that explain them).
@@ -354,7 +356,7 @@ def plot_result(dataset: xr.Dataset, path=None, *, title: str | None = None,
         axes[2].set_title("trained encoder biases", fontsize=8)
     fig.suptitle(title if title is not None else dataset.attrs.get("title", ""), fontsize=9)
     if path is not None:
-        save_figure(fig, path)
+        save_figure(fig, path, run_id=dataset.attrs.get("run_id"))
     return fig
 
 
@@ -424,13 +426,20 @@ def plot_sweep(dataset: xr.Dataset, path=None, *, simulation_error: str = "auto"
     legend_outside(ax, handles, ncol=1)
     ax.set_title(dataset.attrs.get("title", ""), fontsize=8)
     if path is not None:
-        save_figure(fig, path)
+        save_figure(fig, path, run_id=dataset.attrs.get("run_id"))
     return fig
 
 
-def save_figure(fig: Figure, path, dpi: int = 150) -> Path:
-    """Save ``fig`` as PNG (parents created) and return the path."""
+def save_figure(fig: Figure, path, dpi: int = 150, run_id: str | None = None) -> Path:
+    """Save ``fig`` as PNG atomically (parents created) and return the path.
+
+    ``run_id`` is stored in the PNG's text metadata (``odesolve_run_id``), naming the
+    results file it was drawn from."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return write_outputs(path.parent, {path.name: png_writer(fig, dpi, run_id)})[path.name]
+
+
+def png_writer(fig: Figure, dpi: int = 150, run_id: str | None = None):
+    """``write(path)`` of ``fig`` as PNG, for :func:`odesolve.workflow.outputs.write_outputs`."""
+    metadata = {"odesolve_run_id": run_id} if run_id else None
+    return lambda path: fig.savefig(path, dpi=dpi, format="png", metadata=metadata)
