@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from ._progress import progress_bar
 from .codegen import CompiledModel, compile_model
 from .errors import DivergenceError
+from .protocols import Protocol, as_protocol
 from .state import State, order_parameters_of
 from .trajectory import Trajectory, learning_times_on_grid, plateau_levels
 
@@ -44,18 +45,27 @@ BULK_MODES = ("limit", "finite")
 NORM_LIMIT = 1e8
 
 
-def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "limit"):
-    """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver."""
+def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "limit",
+                 protocol: Protocol | None = None):
+    """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver.
+
+    ``protocol`` (:class:`~odesolve.protocols.Protocol`) makes the rate a function of
+    ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
+    """
     spec = state.spectrum
     s = np.ascontiguousarray(spec.s)
     s_bulk = spec.bulk / spec.D
     s_dyn = s_bulk if bulk == "finite" else 0.0
     K, nb = state.model.K, compiled.blocks
     rhs = compiled.module.rhs
+    protocol = as_protocol(protocol)
+    rates, decay = protocol.flow_multipliers(state.model)
+    schedule = protocol.schedule
 
     def f(t, y):
         dy = np.empty_like(y)
-        rhs(y, s, s_bulk, s_dyn, lr, K, nb, dy)
+        eta = lr / protocol.batch_size if schedule.is_constant else protocol.lr_at(lr, t)
+        rhs(y, s, s_bulk, s_dyn, eta, rates, decay, K, nb, dy)
         return dy
 
     return f
@@ -63,7 +73,8 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
 
 def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=None,
               n_points: int = 200, rtol: float = 1e-7, atol: float = 1e-9, dt: float | None = None,
-              bulk: str = "limit", progress: bool = False) -> Trajectory:
+              bulk: str = "limit", protocol: Protocol | None = None,
+              progress: bool = False) -> Trajectory:
     """Integrate the order-parameter equations from ``state``.
 
     Parameters
@@ -87,6 +98,10 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         Tolerances of the adaptive solvers.
     bulk : {"limit", "finite"}
         Bulk treatment (see the module doc).
+    protocol : odesolve.protocols.Protocol, optional
+        Learning-rate schedule, per-layer rates, weight decay and batch size (default:
+        plain online SGD at the constant rate ``lr``); ``lr`` is then the base rate η.
+        ``method="euler"`` takes constant schedules only.
     progress : bool
         Show a progress bar.
 
@@ -110,25 +125,31 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     t_eval = time_grid(t1, n_points, t0=t0) if t_eval is None else np.asarray(t_eval, dtype=float)
     if t_eval.ndim != 1 or np.any(np.diff(t_eval) <= 0) or t_eval[0] < t0 or t_eval[-1] > t1:
         raise ValueError("t_eval must be increasing and inside t_span")
+    protocol = as_protocol(protocol)
+    protocol.check_model(state.model)
+    if method == "euler" and not protocol.schedule.is_constant:
+        raise ValueError("method='euler' takes a constant learning rate: use an adaptive "
+                         "method with a schedule")
     compiled = compile_model(state.model)
     if method == "auto":
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
     start = time.perf_counter()
     if method == "euler":
-        ys, nfev = _euler(compiled, state, lr, t0, t_eval, dt, bulk)
+        ys, nfev = _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol)
         crossings = None
     else:
         ys, nfev, crossings = _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol,
-                                        bulk, progress)
+                                        bulk, progress, protocol)
     wall = time.perf_counter() - start
     traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
+    traj.protocol = protocol
     if crossings is not None:
         traj.learning_times = crossings
     return traj
 
 
-def _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, bulk, progress):
-    f = rhs_function(compiled, state, lr, bulk)
+def _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, bulk, progress, protocol):
+    f = rhs_function(compiled, state, lr, bulk, protocol)
     bar = progress_bar(total=t1 - t0, desc="integrating", disable=not progress, unit="t")
 
     def fun(t, y):
@@ -165,7 +186,7 @@ def _level_crossing(compiled, state, level):
     return crossing
 
 
-def _euler(compiled, state, lr, t0, t_eval, dt, bulk):
+def _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol):
     spec = state.spectrum
     dt = 1.0 / spec.D if dt is None else float(dt)
     if not (np.isfinite(dt) and dt > 0):
@@ -174,9 +195,11 @@ def _euler(compiled, state, lr, t0, t_eval, dt, bulk):
     y0 = state.to_vector()
     out = np.empty((len(steps), y0.size))
     s_bulk = spec.bulk / spec.D
+    rates, decay = protocol.flow_multipliers(state.model)
     done = compiled.module.euler(y0, np.ascontiguousarray(spec.s), s_bulk,
-                                 s_bulk if bulk == "finite" else 0.0, lr, state.model.K,
-                                 compiled.blocks, dt, steps, NORM_LIMIT, out)
+                                 s_bulk if bulk == "finite" else 0.0, lr / protocol.batch_size,
+                                 rates, decay, state.model.K, compiled.blocks, dt, steps,
+                                 NORM_LIMIT, out)
     if done < len(steps):
         raise DivergenceError("the ODE (Euler)", t_eval[done], lr)
     return out, int(steps[-1])

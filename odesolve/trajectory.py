@@ -54,6 +54,8 @@ class Trajectory:
         ``"closure-finite"`` (see the module doc).
     nfev : int
         Number of right-hand-side evaluations.
+    protocol : odesolve.protocols.Protocol
+        Schedule, rates, decay and batch size of the run (``lr`` is the base rate).
     wall_time : float
         Seconds spent integrating (after compilation).
     """
@@ -77,6 +79,7 @@ class Trajectory:
     nfev: int = 0
     wall_time: float = 0.0
     states: list = field(default_factory=list, repr=False)
+    protocol: object = None
 
     def state(self, i: int = -1) -> State:
         """The :class:`State` at record ``i`` (to restart or to compare)."""
