@@ -191,8 +191,8 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
                                   rule.truncated, rule.encoder, rule.train_bias, loss_limit,
                                   dW, dV, dm, lam, gl, e)
                 if bad >= 0:
-                    seen = int(done + bad - i)
-                    raise DivergenceError("online SGD", seen / D, lr, seen // batch + 1,
+                    step = int(done + bad - i) // batch + 1
+                    raise DivergenceError("online SGD", step * batch / D, lr, step,
                                           f"the loss of a {'batch' if batch > 1 else 'sample'} "
                                           f"exceeded {loss_limit:.3g} or was not finite")
                 done += stop - i

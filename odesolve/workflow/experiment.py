@@ -85,7 +85,8 @@ def run_theory(problem: Problem, seed: int, *, progress: bool = False):
     theory, train = problem.config.theory, problem.config.train
     return integrate(problem.initial_state(seed), train.lr, (0.0, train.t_max),
                      method=theory.solver, t_eval=problem.times, rtol=theory.rtol,
-                     atol=theory.atol, dt=theory.dt, bulk=theory.bulk, progress=progress)
+                     atol=theory.atol, dt=theory.dt, bulk=theory.bulk, protocol=problem.protocol,
+                     progress=progress)
 
 
 def run_simulation(problem: Problem, seed: int, *, progress: bool = False):
@@ -101,4 +102,5 @@ def run_simulation(problem: Problem, seed: int, *, progress: bool = False):
                     seed=seed, scale=config.init.scale, bias=config.init.bias,
                     times=problem.times, n_test=config.simulation.n_test,
                     weights=problem.weights, data=problem.samples,
-                    eigenbasis=config.simulation.eigenbasis, progress=progress)
+                    eigenbasis=config.simulation.eigenbasis, protocol=problem.protocol,
+                    progress=progress)

@@ -11,7 +11,9 @@ Layout (``odesolve run`` writes it, ``odesolve plot`` reads it back)::
                  parameters with the suffix ``_simulation``
     reference    eigenvalue(spike) (ρ/D of each overlap mode), pca_error(rank)
     attributes   config (the full TOML), config_file, config_digest, odesolve_version,
-                 seeds, theory_mode, theory_solver, lr, created, wall times
+                 seeds, theory_mode, theory_solver, lr, protocol_* (schedule, rates,
+                 decays, batch size: :meth:`odesolve.protocols.Protocol.describe`), created,
+                 wall times
 
 ``seed`` i holds the theory started from the initial weights of seed i and, when
 simulated, the SGD run from the very same weights.  The ``spike`` coordinate is the
@@ -126,6 +128,7 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
         "theory_wall_time": float(theory_wall_time),
         "simulation_wall_time": float(simulation_wall_time),
         "divergences": "\n".join(divergences),
+        **{f"protocol_{key}": value for key, value in problem.protocol.describe().items()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
