@@ -5,8 +5,8 @@ ReLU, four seeds are simulated and each is compared with the theory integrated f
 own initial weights.  The simulated error is the exact error of the simulated weights
 (:func:`odesolve.generalisation_error` of their order parameters), so the only differences
 are SGD's fluctuations and its O(1/D) bias.  The mean difference must stay within three
-standard errors of the seed spread plus 2·10⁻³ (≈ 2/D: the finite-D bias, see
-docs/theory.md §8); the theory of plain SGD (the protocol dropped) must fail that test.
+standard errors of its seed spread plus 2·10⁻³ (≈ 2/D: the finite-D bias); the theory of
+plain SGD (the protocol dropped) must fall outside that band somewhere.
 """
 from __future__ import annotations
 
@@ -22,17 +22,17 @@ SEEDS = range(4)
 FLOOR = 2e-3
 
 PROTOCOLS = {
-    "schedule": (1.0, Protocol(schedule=power_law(10.0, 1.0))),
-    "rates": (1.0, Protocol(encoder_rate=2.0, decoder_rate=0.5)),
-    "decay": (1.0, Protocol(encoder_decay=0.05, decoder_decay=0.1)),
+    "schedule": (1.0, Protocol(schedule=power_law(3.0, 1.0))),
+    "rates": (1.0, Protocol(encoder_rate=1.5, decoder_rate=0.25)),
+    "decay": (1.0, Protocol(encoder_decay=0.2, decoder_decay=0.3)),
     "batch": (2.0, Protocol(batch_size=4)),
 }
 
 
-def _within_spread(differences):
+def _band(differences):
+    """3 standard errors of the seed spread of SGD around its theory, plus the floor."""
     d = np.asarray(differences)
-    bound = 3 * d.std(0, ddof=1) / np.sqrt(len(d)) + FLOOR
-    return np.abs(d.mean(0)) <= bound
+    return 3 * d.std(0, ddof=1) / np.sqrt(len(d)) + FLOOR
 
 
 @pytest.mark.slow
@@ -51,6 +51,7 @@ def test_protocol_theory_matches_sgd_at_d1000(activation, name):
         plain = integrate(state, lr, (0.0, sim.t[-1]), t_eval=sim.t)
         right.append(exact - theory.error)
         wrong.append(exact - plain.error)
-    ok = _within_spread(right)
-    assert np.all(ok), f"theory off at t = {sim.t[~ok]}: {np.mean(right, 0)[~ok]}"
-    assert not np.all(_within_spread(wrong)), "the protocol made no visible difference"
+    band = _band(right)
+    ok = np.abs(np.mean(right, 0)) <= band
+    assert np.all(ok), f"theory off at t = {sim.t[~ok]}: {np.mean(right, 0)[~ok]} > {band[~ok]}"
+    assert np.any(np.abs(np.mean(wrong, 0)) > band), "the protocol made no visible difference"
