@@ -46,11 +46,12 @@ NORM_LIMIT = 1e8
 
 
 def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "limit",
-                 protocol: Protocol | None = None):
+                 protocol: Protocol | None = None, finite_size: bool = False):
     """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver.
 
     ``protocol`` (:class:`~odesolve.protocols.Protocol`) makes the rate a function of
     ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
+    ``finite_size`` adds SGD's O(η²/D) noise floor of the bulk decoder (docs/theory.md §8).
     """
     spec = state.spectrum
     s = np.ascontiguousarray(spec.s)
@@ -61,20 +62,41 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
     protocol = as_protocol(protocol)
     rates, decay = protocol.flow_multipliers(state.model)
     schedule = protocol.schedule
+    floor = noise_floor(state, protocol) if finite_size else 0.0
 
     def f(t, y):
         dy = np.empty_like(y)
         eta = lr / protocol.batch_size if schedule.is_constant else protocol.lr_at(lr, t)
-        rhs(y, s, s_bulk, s_dyn, eta, rates, decay, K, nb, dy)
+        rhs(y, s, s_bulk, s_dyn, eta, rates, decay, floor * eta**2, K, nb, dy)
         return dy
 
     return f
 
 
+def noise_floor(state: State, protocol: Protocol) -> float:
+    """``c_v² σ² n_bulk / D²``: times ``η_eff(t)² E[g gᵀ]`` it is the finite-D drift
+    ``dT0^B/dt`` of the bulk decoder from SGD's noise (docs/theory.md §8).
+
+    Raises
+    ------
+    ValueError
+        For models and spectra it is not derived for (tied weights, truncated SGD,
+        Sanger's rule, spectra without a bulk).
+    """
+    model, spec = state.model, state.spectrum
+    if model.tied or model.rule != "sgd":
+        raise ValueError("finite_size is derived for untied vanilla SGD only "
+                         f"(got tied={model.tied}, rule={model.rule!r})")
+    if spec.n_bulk == 0:
+        raise ValueError("finite_size needs a spectrum with a bulk (spikes + bulk): with every "
+                         "mode tracked the noise acts on individual modes, which it does not model")
+    return protocol.decoder_rate**2 * spec.bulk * spec.n_bulk / spec.D**2
+
+
 def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=None,
               n_points: int = 200, rtol: float = 1e-7, atol: float = 1e-9, dt: float | None = None,
               bulk: str = "limit", protocol: Protocol | None = None,
-              progress: bool = False) -> Trajectory:
+              finite_size: bool = False, progress: bool = False) -> Trajectory:
     """Integrate the order-parameter equations from ``state``.
 
     Parameters
@@ -102,6 +124,10 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         Learning-rate schedule, per-layer rates, weight decay and batch size (default:
         plain online SGD at the constant rate ``lr``); ``lr`` is then the base rate η.
         ``method="euler"`` takes constant schedules only.
+    finite_size : bool
+        Add the leading finite-D correction that odesolve derives: SGD's noise floor of the
+        bulk decoder, ``dT0^B/dt += (c_v η(t)/B)² σ² (n_bulk/D²) E[g(λ)g(λ)ᵀ]`` (untied
+        vanilla SGD with a bulk; docs/theory.md §8 says what it leaves out).
     progress : bool
         Show a progress bar.
 
@@ -127,6 +153,10 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         raise ValueError("t_eval must be increasing and inside t_span")
     protocol = as_protocol(protocol)
     protocol.check_model(state.model)
+    if not isinstance(finite_size, (bool, np.bool_)):
+        raise TypeError(f"finite_size must be True or False, got {finite_size!r}")
+    if finite_size:
+        noise_floor(state, protocol)   # refuses what it is not derived for, before any work
     if method == "euler" and not protocol.schedule.is_constant:
         raise ValueError("method='euler' takes a constant learning rate: use an adaptive "
                          "method with a schedule")
@@ -135,21 +165,23 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
     start = time.perf_counter()
     if method == "euler":
-        ys, nfev = _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol)
+        ys, nfev = _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol, finite_size)
         crossings = None
     else:
         ys, nfev, crossings = _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol,
-                                        bulk, progress, protocol)
+                                        bulk, progress, protocol, finite_size)
     wall = time.perf_counter() - start
     traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
     traj.protocol = protocol
+    traj.finite_size = bool(finite_size)
     if crossings is not None:
         traj.learning_times = crossings
     return traj
 
 
-def _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, bulk, progress, protocol):
-    f = rhs_function(compiled, state, lr, bulk, protocol)
+def _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, bulk, progress, protocol,
+              finite_size):
+    f = rhs_function(compiled, state, lr, bulk, protocol, finite_size)
     bar = progress_bar(total=t1 - t0, desc="integrating", disable=not progress, unit="t")
 
     def fun(t, y):
@@ -186,7 +218,7 @@ def _level_crossing(compiled, state, level):
     return crossing
 
 
-def _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol):
+def _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol, finite_size):
     spec = state.spectrum
     dt = 1.0 / spec.D if dt is None else float(dt)
     if not (np.isfinite(dt) and dt > 0):
@@ -196,10 +228,11 @@ def _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol):
     out = np.empty((len(steps), y0.size))
     s_bulk = spec.bulk / spec.D
     rates, decay = protocol.flow_multipliers(state.model)
+    eta = lr / protocol.batch_size
+    noise = noise_floor(state, protocol) * eta**2 if finite_size else 0.0
     done = compiled.module.euler(y0, np.ascontiguousarray(spec.s), s_bulk,
-                                 s_bulk if bulk == "finite" else 0.0, lr / protocol.batch_size,
-                                 rates, decay, state.model.K, compiled.blocks, dt, steps,
-                                 NORM_LIMIT, out)
+                                 s_bulk if bulk == "finite" else 0.0, eta, rates, decay, noise,
+                                 state.model.K, compiled.blocks, dt, steps, NORM_LIMIT, out)
     if done < len(steps):
         raise DivergenceError("the ODE (Euler)", t_eval[done], lr)
     return out, int(steps[-1])
