@@ -86,7 +86,7 @@ def run_theory(problem: Problem, seed: int, *, progress: bool = False):
     return integrate(problem.initial_state(seed), train.lr, (0.0, train.t_max),
                      method=theory.solver, t_eval=problem.times, rtol=theory.rtol,
                      atol=theory.atol, dt=theory.dt, bulk=theory.bulk, protocol=problem.protocol,
-                     progress=progress)
+                     finite_size=theory.finite_size, progress=progress)
 
 
 def run_simulation(problem: Problem, seed: int, *, progress: bool = False):

@@ -11,7 +11,7 @@ Layout (``odesolve run`` writes it, ``odesolve plot`` reads it back)::
                  parameters with the suffix ``_simulation``
     reference    eigenvalue(spike) (ρ/D of each overlap mode), pca_error(rank)
     attributes   config (the full TOML), config_file, config_digest, odesolve_version,
-                 seeds, theory_mode, theory_solver, lr, protocol_* (schedule, rates,
+                 seeds, theory_mode, theory_solver, theory_finite_size, lr, protocol_* (schedule, rates,
                  decays, batch size: :meth:`odesolve.protocols.Protocol.describe`), created,
                  wall times
 
@@ -124,6 +124,7 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
         "data_kind": config.data.kind,
         "theory_mode": ",".join(sorted(modes_run)) or "none",
         "theory_solver": ",".join(sorted(methods_run)) or config.theory.solver,
+        "theory_finite_size": int(config.theory.finite_size),
         "simulated": int(len(simulations) > 0),
         "theory_wall_time": float(theory_wall_time),
         "simulation_wall_time": float(simulation_wall_time),

@@ -257,6 +257,11 @@ class TheoryConfig:
                        doc="Absolute tolerance of adaptive solvers.")
     dt: float | None = _key(None, types="float", check=_positive,
                             doc="Step of the `euler` solver (default 1/D).")
+    finite_size: bool = _key(False, types="bool",
+                             doc="Add the leading finite-D correction derived in docs/theory.md "
+                                 "§8 (SGD's noise floor of the bulk decoder, O(η²/D), using "
+                                 "this D, the batch size and the rates): untied vanilla SGD on "
+                                 "spikes + bulk only.")
 
 
 @dataclass(frozen=True)
