@@ -8,6 +8,7 @@ import numpy as np
 from odesolve.spec.model import Autoencoder
 from odesolve.spec.spectra import Spectrum
 from odesolve.state import OrderParameters, State
+from odesolve.trajectory import generalisation_error
 
 # --------------------------------------------------------------------------- #
 # Results
@@ -98,8 +99,6 @@ class SimulationResult:
         :func:`odesolve.trajectory.generalisation_error` of the recorded order parameters: the
         theory's error formula evaluated on the simulation (no Monte-Carlo noise).
         """
-        from odesolve.trajectory import generalisation_error
-
         return np.array([generalisation_error(self.model, self.order_parameters(i))
                          for i in range(len(self.t))])
 

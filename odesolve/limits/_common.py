@@ -5,6 +5,8 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_matrix as _check_matrix
+
 #: ``c = π/2 − 1``: diagonal of ``arcsin(M) − M`` for a unit-diagonal ``M``, the variance
 #: of the part of ``sign(λ)`` that is not linear in ``λ`` (in units of ``2/π``).
 ARCSINE_EXCESS = np.pi / 2 - 1
@@ -45,17 +47,6 @@ def _hidden_units(d, r) -> tuple[int, int]:
         raise ValueError(f"r·d must be a positive integer number of hidden units, got "
                          f"r = {rate:g}, d = {d} (r·d = {rate * d:g})")
     return d, n
-
-
-def _check_matrix(name: str, X, shape: tuple | None = None) -> np.ndarray:
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array, got shape {X.shape}")
-    if shape is not None and X.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    return X
 
 
 def _check_covariance(covariance, d: int) -> np.ndarray | None:

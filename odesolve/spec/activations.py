@@ -33,6 +33,7 @@ from math import comb, isfinite
 import numpy as np
 import sympy
 from sympy.core.function import AppliedUndef
+from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 from sympy.printing.pycode import PythonCodePrinter
 
 __all__ = ["X", "Activation", "BUILTIN_ACTIVATIONS", "normalize", "print_code", "resolve_activation"]
@@ -344,8 +345,6 @@ _AST_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Lo
 
 def _parse(text):
     """Parse ``text`` into a sympy expression without evaluating arbitrary Python."""
-    from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
-
     if len(text) > 500:
         raise ValueError("expression too long")
     try:

@@ -4,7 +4,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import pytest
 from threadpoolctl import threadpool_limits
+
+pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
 
 
 

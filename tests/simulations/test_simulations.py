@@ -304,6 +304,7 @@ def sim_vs_ode():
     return out
 
 
+@pytest.mark.slow
 def test_sgd_lies_on_the_ode_curve_at_large_d(sim_vs_ode):
     sims, odes, runs = sim_vs_ode[1000]
     spec = runs[0].spectrum

@@ -18,6 +18,7 @@ from odesolve.testing.sgd_oracle import activation_and_derivative
     ("erf", False, "sgd", "none"), ("erf", True, "truncated", "none"),
     ("relu", False, "sgd", "trained"), ("linear", True, "sanger", "none"),
 ])
+@pytest.mark.slow
 def test_generated_rhs_equals_reference(activation, tied, rule, bias):
     model = Autoencoder(K=3, activation=activation, tied=tied, rule=rule, bias=bias)
     spec = spiked_covariance(D=400, spikes=[1.5, 0.8, 0.3], bulk=0.2)

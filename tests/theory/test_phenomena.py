@@ -8,6 +8,8 @@ from scipy.optimize import minimize_scalar
 from odesolve import Autoencoder, State, given_spectrum, integrate, spiked_covariance
 from odesolve.analysis import fixed_point, minimum_error, reduced_equations
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
+
 
 def test_linear_autoencoder_reaches_pca_error():
     spec = spiked_covariance(D=1000, spikes=[2.0, 1.0, 0.5], bulk=0.05)

@@ -12,6 +12,8 @@ from conftest import ROOT
 
 from odesolve.workflow.cli import FIGURES
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
+
 
 
 @pytest.mark.parametrize("name", [n for n in FIGURES if n != "limits"])

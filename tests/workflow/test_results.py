@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TINY_CONFIG
 import xarray as xr
 
 from odesolve.workflow.config import parse_config, tomllib
@@ -19,27 +19,8 @@ from odesolve.workflow.results import (assemble_dataset, config_of, load_results
                               write_netcdf)
 
 
-TINY = """
-[data]
-kind = "spiked"
-D = 60
-spikes = [2.0, 1.0]
-bulk = 0.1
-[model]
-K = 2
-activation = "erf"
-[train]
-lr = 1.0
-t_max = 4.0
-n_times = 12
-[simulation]
-seeds = {seeds}
-n_test = 400
-"""
-
-
 def tiny_config(seeds=2, **overrides):
-    config = parse_config(tomllib.loads(TINY.format(seeds=seeds)), "tiny.toml")
+    config = parse_config(tomllib.loads(TINY_CONFIG.format(seeds=seeds)), "tiny.toml")
     return config.with_overrides(overrides) if overrides else config
 
 
@@ -139,6 +120,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.nc"], "temp file removed"
 
 
+@pytest.mark.slow
 def test_run_killed_mid_write_leaves_the_old_file_intact(tmp_path):
     """SIGKILL a process while it writes: the previous result must survive untouched."""
     _, old = fake_dataset()
