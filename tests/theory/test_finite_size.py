@@ -30,7 +30,7 @@ def test_noise_term_is_the_second_moment_of_one_step(activation):
     V[:, M:] = 0.0     # bulk decoder at rest: only the noise moves it
     g, gp = activation_and_derivative(activation)
     samples = []
-    for _ in range(10):
+    for _ in range(5):
         X = spec.sample(2000, rng)
         _, dV, _ = sgd_increments(X, W, V, m, lr, g, gp)
         db = dV[:, :, M:] / np.sqrt(D)                   # Δb over the bulk modes
