@@ -13,7 +13,9 @@ Layout (``odesolve run`` writes it, ``odesolve plot`` reads it back)::
                  parameters with the suffix ``_simulation``
     reference    eigenvalue(spike) (ρ/D of each overlap mode), pca_error(rank)
     attributes   config (the full TOML), config_file, config_digest, odesolve_version,
-                 seeds, theory_mode, theory_solver, lr, created, wall times
+                 seeds, theory_mode, theory_solver, theory_finite_size, lr, protocol_* (schedule, rates,
+                 decays, batch size: :meth:`odesolve.protocols.Protocol.describe`), created,
+                 wall times
 
 ``seed`` i holds the theory started from the initial weights of seed i and, when
 simulated, the SGD run from the very same weights.  The ``spike`` coordinate is the
@@ -125,12 +127,14 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
         "data_kind": config.data.kind,
         "theory_mode": ",".join(sorted(modes_run)) or "none",
         "theory_solver": ",".join(sorted(methods_run)) or config.theory.solver,
+        "theory_finite_size": int(config.theory.finite_size),
         "simulated": int(len(simulations) > 0),
         "n_test": config.simulation.n_test,
         "theory_wall_time": float(theory_wall_time),
         "simulation_wall_time": float(simulation_wall_time),
         "divergences": "\n".join(divergences),
         "warnings": "",
+        **{f"protocol_{key}": value for key, value in problem.protocol.describe().items()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,
     }
