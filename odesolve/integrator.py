@@ -487,7 +487,10 @@ def default_atol(state: State) -> np.ndarray:
     """
     def rms(a):
         a = np.asarray(a, dtype=float)
-        return float(np.sqrt(np.mean(a**2))) if a.size and np.all(np.isfinite(a)) else 0.0
+        if not a.size or not np.all(np.isfinite(a)) or not np.any(a):
+            return 0.0
+        top = float(np.max(np.abs(a)))  # scaled: entries of 1e300 must not overflow
+        return top * float(np.sqrt(np.mean((a / top) ** 2)))
 
     scale_Y = rms(state.Y) or 1.0
     scales = [(state.Y.size, scale_Y), (state.G.size, rms(state.G) or scale_Y**2),

@@ -135,7 +135,7 @@ def test_blow_up_is_reported_with_time_and_learning_rate():
     (lambda: covariance_spectrum(np.ones((2, 3))), "square"),
     (lambda: given_spectrum([1.0, -0.5, 1.0]), "not positive semi-definite"),
     (lambda: Autoencoder(K=2, activation="softplus_typo"), "unknown activation"),
-    (lambda: Autoencoder(K=0), "K must be a positive integer"),
+    (lambda: Autoencoder(K=0), "K must be an integer >= 1"),
     (lambda: Autoencoder(K=2, rule="oja"), "unknown learning rule"),
     (lambda: Autoencoder(K=2, rule="sanger"), "tied weights"),
     (lambda: State.random(Autoencoder(K=5), spiked_covariance(5, [1.0])), "need K < D"),
