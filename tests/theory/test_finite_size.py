@@ -14,7 +14,7 @@ import pytest
 
 from odesolve import Autoencoder, State, generalisation_error, integrate, spiked_covariance
 from odesolve.codegen import compile_model
-from odesolve.protocols import Protocol
+from odesolve.protocols import Protocol, noise_floor
 from odesolve.testing.sgd_oracle import activation_and_derivative, random_state, sgd_increments
 from simulations import simulate
 
@@ -38,11 +38,10 @@ def test_noise_term_is_the_second_moment_of_one_step(activation):
     samples = np.concatenate(samples)
     mean, se = samples.mean(0), samples.std(0) / np.sqrt(len(samples))
     state = State.from_weights(model, spec, W, V, m)
-    from odesolve.integrator import noise_floor
     ops = state.order_parameters()
     S, N = np.zeros((4, 4)), np.zeros((4, 4))
     compile_model(model).module.coefficients(ops.Q, ops.R, ops.T0, ops.m, S, N, np.zeros(2))
-    theory = (noise_floor(state, Protocol()) * lr**2 * -N[2:, 2:]).ravel()
+    theory = (noise_floor(model, spec, Protocol()) * lr**2 * -N[2:, 2:]).ravel()
     z = (mean - theory) / se
     assert np.max(np.abs(z)) < 4.0, f"z = {np.round(z, 2)}"
     assert np.all(np.abs(theory) > 10 * se)      # resolved: a factor 1.2 would show
