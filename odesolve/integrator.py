@@ -31,7 +31,7 @@ from ._checks import (check_choice, check_cost, check_integer, check_positive, c
 from ._progress import progress_bar
 from .codegen import CompiledModel, compile_model
 from .errors import DivergenceError, RegimeWarning
-from .protocols import Protocol, as_protocol
+from .protocols import Protocol, as_protocol, noise_floor
 from .state import State, order_parameters_of
 from .trajectory import Trajectory, plateau_levels
 
@@ -65,7 +65,7 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
     protocol = as_protocol(protocol)
     rates, decay = protocol.flow_multipliers(state.model)
     schedule = protocol.schedule
-    floor = noise_floor(state, protocol) if finite_size else 0.0
+    floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
 
     def f(t, y):
         dy = np.empty_like(y)
@@ -74,26 +74,6 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
         return dy
 
     return f
-
-
-def noise_floor(state: State, protocol: Protocol) -> float:
-    """``c_v² σ² n_bulk / D²``: times ``η_eff(t)² E[g gᵀ]`` it is the finite-D drift
-    ``dT0^B/dt`` of the bulk decoder from SGD's noise (docs/theory.md §8).
-
-    Raises
-    ------
-    ValueError
-        For models and spectra it is not derived for (tied weights, truncated SGD,
-        Sanger's rule, spectra without a bulk).
-    """
-    model, spec = state.model, state.spectrum
-    if model.tied or model.rule != "sgd":
-        raise ValueError("finite_size is derived for untied vanilla SGD only "
-                         f"(got tied={model.tied}, rule={model.rule!r})")
-    if spec.n_bulk == 0:
-        raise ValueError("finite_size needs a spectrum with a bulk (spikes + bulk): with every "
-                         "mode tracked the noise acts on individual modes, which it does not model")
-    return protocol.decoder_rate**2 * spec.bulk * spec.n_bulk / spec.D**2
 
 
 def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=None,
@@ -176,7 +156,7 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     if not isinstance(finite_size, (bool, np.bool_)):
         raise TypeError(f"finite_size must be True or False, got {finite_size!r}")
     if finite_size:
-        noise_floor(state, protocol)   # refuses what it is not derived for, before any work
+        noise_floor(state.model, state.spectrum, protocol)   # refuses, before any work
     if method == "euler" and not protocol.schedule.is_constant:
         raise ValueError("method='euler' takes a constant learning rate: use an adaptive "
                          "method with a schedule")
@@ -310,7 +290,7 @@ def _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress, protocol, fin
     s_bulk = spec.bulk / spec.D
     rates, decay = protocol.flow_multipliers(state.model)
     eta = lr / protocol.batch_size
-    noise = noise_floor(state, protocol) * eta**2 if finite_size else 0.0
+    noise = noise_floor(state.model, spec, protocol) * eta**2 if finite_size else 0.0
     args = (np.ascontiguousarray(spec.s), s_bulk, s_bulk if bulk == "finite" else 0.0, eta,
             rates, decay, noise, state.model.K, compiled.blocks, dt)
     euler = compiled.module.euler

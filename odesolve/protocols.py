@@ -48,7 +48,7 @@ import numpy as np
 from ._checks import check_integer, check_non_negative, check_positive
 
 __all__ = ["Schedule", "Protocol", "constant", "piecewise", "power_law", "exponential",
-           "SCHEDULE_KINDS", "as_protocol"]
+           "SCHEDULE_KINDS", "as_protocol", "noise_floor"]
 
 #: Built-in schedules (``[schedule] kind``).
 SCHEDULE_KINDS = ("constant", "piecewise", "power_law", "exponential")
@@ -270,3 +270,25 @@ def as_protocol(protocol) -> Protocol:
                         f"got {type(protocol).__name__}")
     return protocol
 
+
+def noise_floor(model, spectrum, protocol: Protocol) -> float:
+    """``c_v² σ² n_bulk / D²``: times ``(η(t)/B)² E[g gᵀ]`` it is the finite-D drift
+    ``dT0^B/dt`` that SGD's noise gives the bulk decoder (``integrate(finite_size=True)``).
+
+    Raises
+    ------
+    ValueError
+        For what it is not derived for: tied weights, truncated SGD, Sanger's rule, and
+        spectra without a bulk.
+
+    References
+    ----------
+    Derived here, see docs/theory.md §8.
+    """
+    if model.tied or model.rule != "sgd":
+        raise ValueError("finite_size is derived for untied vanilla SGD only "
+                         f"(got tied={model.tied}, rule={model.rule!r})")
+    if spectrum.n_bulk == 0:
+        raise ValueError("finite_size needs a spectrum with a bulk (spikes + bulk): with every "
+                         "mode tracked the noise acts on individual modes, which it does not model")
+    return protocol.decoder_rate**2 * spectrum.bulk * spectrum.n_bulk / spectrum.D**2

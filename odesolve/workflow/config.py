@@ -350,12 +350,6 @@ def _check_consistency(config: Config) -> None:
     _check_schedule(config)
     with blame(src, "train.decoder_rate"):
         protocol_of(config).check_model(model)
-    if config.theory.finite_size:
-        if model.tied or model.rule != "sgd":
-            raise ConfigError(src, "theory.finite_size", "is derived for untied vanilla SGD only")
-        if data.kind not in ("spiked", "sinusoidal") or not config.theory.closure:
-            raise ConfigError(src, "theory.finite_size", "needs spikes + bulk (data.kind "
-                              "'spiked' or 'sinusoidal' with theory.closure = true)")
     _check_cost(config)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..integrator import time_grid
-from ..protocols import Protocol
+from ..protocols import Protocol, noise_floor
 from ..spec import images
 from ..spec import spectra
 from ..state import State
@@ -88,6 +88,9 @@ def build_problem(config: Config) -> Problem:
         model.check_dimension(D)
     theory_spectrum = spectrum.all_modes() if not config.theory.closure else spectrum
     protocol = protocol_of(config)
+    if config.theory.finite_size:
+        with blame(src, "theory.finite_size"):
+            noise_floor(model, theory_spectrum, protocol)
     batch = protocol.batch_size   # a step takes B samples: record after whole steps
     if config.train.times is not None:
         times = np.asarray(config.train.times)

@@ -225,3 +225,16 @@ def test_state_from_order_parameters_refuses_inconsistent_input():
         State.from_order_parameters(Autoencoder(K=2, activation="erf", tied=True), SPEC, A, B)
     with pytest.raises(ValueError, match="has no bias"):
         State.from_order_parameters(model, SPEC, A, B, m=[0.1, 0.0])
+
+
+def test_euler_applies_rates_decay_and_batch():
+    """The fixed-step scheme takes the same flow multipliers as the adaptive solvers."""
+    model = Autoencoder(K=2, activation="erf")
+    state = State.random(model, SPEC, 0.1, seed=3)
+    protocol = Protocol(encoder_rate=1.4, decoder_rate=0.6, encoder_decay=0.1,
+                        decoder_decay=0.2, batch_size=2)
+    t = [0.0, 5.0, 20.0]
+    euler = integrate(state, 1.5, 20.0, t_eval=t, method="euler", dt=2e-3, protocol=protocol)
+    lsoda = integrate(state, 1.5, 20.0, t_eval=t, protocol=protocol)
+    np.testing.assert_allclose(euler.error, lsoda.error, rtol=2e-3)
+    assert np.max(np.abs(lsoda.error - integrate(state, 1.5, 20.0, t_eval=t).error)) > 0.05

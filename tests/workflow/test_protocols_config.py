@@ -79,3 +79,16 @@ def test_experiment_runs_and_records_the_protocol():
                        protocol=protocol_of(config))
     np.testing.assert_allclose(ds["error_theory"].sel(seed=0), theory.error, rtol=1e-10)
     assert np.all(np.isfinite(ds["error_simulation"]))
+
+
+def test_finite_size_key():
+    config = _config(schedule="[theory]\nfinite_size = true\n")
+    ds = run_experiment(config.with_overrides({"simulation.seeds": 0}))
+    assert ds.attrs["theory_finite_size"] == 1
+    tied = _config(model="tied = true\n", schedule="[theory]\nfinite_size = true\n")
+    with pytest.raises(ConfigError, match="untied vanilla SGD only") as info:
+        build_problem(tied)
+    assert info.value.key == "theory.finite_size"
+    all_modes = _config(schedule="[theory]\nfinite_size = true\nclosure = false\n")
+    with pytest.raises(ConfigError, match="needs a spectrum with a bulk"):
+        build_problem(all_modes)
