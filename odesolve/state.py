@@ -105,7 +105,44 @@ class State:
     ones.  The bulk modes share one eigenvalue, so they all follow the same linear flow
     and are carried exactly by their Gram matrix ``G = Σ_bulk y_τ y_τᵀ`` (same block
     layout as a column of ``Y``).  Build it with :meth:`from_weights` (any weights, e.g. a
-    simulation's at any time) or :meth:`random` (weights drawn by :func:`initial_weights`).
+    simulation's at any time), :meth:`random` (weights drawn by :func:`initial_weights`) or
+    :meth:`from_order_parameters` (overlaps and bulk aggregates given directly).
+
+    Attributes
+    ----------
+    model : Autoencoder
+        The architecture and learning rule the state belongs to.
+    spectrum : Spectrum
+        The input covariance (its tracked modes and bulk).
+    Y : ndarray, shape (P, n_tracked)
+        ``A[k, τ] = w_k·e_τ`` (rows 0…K−1) and ``B[k, τ] = v_k·e_τ/√D`` (rows K…2K−1,
+        untied only); P = 2K untied, K tied.  Dimensionless.
+    G : ndarray, shape (P, P)
+        Gram matrix of the same overlaps summed over the bulk modes.
+    m : ndarray, shape (K,)
+        Encoder biases (zeros without a bias).
+
+    Raises
+    ------
+    ValueError
+        From the constructors, for weights of the wrong shape, non-finite entries or
+        inconsistent order parameters.
+
+    References
+    ----------
+    The variables ``a_kτ``, ``b_kτ`` and the closure of the bulk are derived here (see
+    docs/theory.md §§2–4); the order parameters are those of Refinetti & Goldt, ICML 2022,
+    arXiv:2201.02115.
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder, State, spiked_covariance
+    >>> spec = spiked_covariance(D=100, spikes=[2.0, 1.0], bulk=0.5)
+    >>> state = State.random(Autoencoder(K=3, activation="erf"), spec, scale=0.1, seed=0)
+    >>> state.Y.shape, state.G.shape, state.m.shape
+    ((6, 2), (6, 6), (3,))
+    >>> state.order_parameters().Q.shape
+    (3, 3)
     """
 
     model: Autoencoder

@@ -135,6 +135,23 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     odesolve.errors.DivergenceError
         When the loss of a sample stops being finite or exceeds ``LOSS_LIMIT·(1 + tr Ω/D)``;
         its ``step`` is the step at which that was detected.
+
+    References
+    ----------
+    The scalings (encoder rate η/D, decoder rate η on a loss with a 1/D, t = samples/D) are
+    those under which the order parameters follow the ODEs of Refinetti & Goldt, ICML 2022,
+    arXiv:2201.02115 (derived here, see docs/theory.md).
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder, spiked_covariance
+    >>> spec = spiked_covariance(D=200, spikes=[2.0], bulk=0.1)
+    >>> run = simulate(Autoencoder(K=1, activation="erf"), spec, lr=1.0, t_max=5.0,
+    ...                n_times=3, n_test=200, seed=1)
+    >>> run.t.shape, run.Q.shape, run.A.shape
+    ((3,), (3, 1, 1), (3, 1, 1))
+    >>> bool(run.theory_error()[-1] < run.theory_error()[0])      # exact error of the weights
+    True
     """
     if not isinstance(model, Autoencoder):
         raise TypeError(f"model must be an odesolve Autoencoder, got {type(model).__name__}")
