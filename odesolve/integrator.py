@@ -473,7 +473,7 @@ def default_atol(state: State) -> np.ndarray:
         return top * float(np.sqrt(np.mean((a / top) ** 2)))
 
     scale_Y = rms(state.Y) or 1.0
-    scales = [(state.Y.size, scale_Y), (state.G.size, rms(state.G) or scale_Y**2),
+    scales = [(state.Y.size, scale_Y), (state.G.size, rms(state.G) or min(scale_Y, 1.0) ** 2),
               (state.m.size, rms(state.m) or scale_Y)]
     return np.concatenate([np.full(n, ATOL_PER_SCALE * min(ATOL_MAX_SCALE, max(s, 1e-290)))
                            for n, s in scales])
