@@ -20,17 +20,20 @@ A :class:`~odesolve.spec.spectra.Spectrum` with every mode tracked has no bulk a
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 from scipy.integrate import solve_ivp
 from threadpoolctl import threadpool_limits
 
+from ._checks import (check_choice, check_cost, check_integer, check_positive, check_real,
+                      check_tolerance)
 from ._progress import progress_bar
 from .codegen import CompiledModel, compile_model
-from .errors import DivergenceError
+from .errors import DivergenceError, RegimeWarning
 from .protocols import Protocol, as_protocol, noise_floor
 from .state import State, order_parameters_of
-from .trajectory import Trajectory, learning_times_on_grid, plateau_levels
+from .trajectory import Trajectory, plateau_levels
 
 __all__ = ["integrate", "METHODS", "BULK_MODES", "rhs_function", "time_grid"]
 
@@ -74,8 +77,8 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
 
 
 def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=None,
-              n_points: int = 200, rtol: float = 1e-7, atol: float = 1e-9, dt: float | None = None,
-              bulk: str = "limit", protocol: Protocol | None = None,
+              n_points: int = 200, rtol: float = 1e-7, atol: float | None = None,
+              dt: float | None = None, bulk: str = "limit", protocol: Protocol | None = None,
               finite_size: bool = False, progress: bool = False) -> Trajectory:
     """Integrate the order-parameter equations from ``state``.
 
@@ -96,8 +99,14 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         scheme).
     t_eval : array_like, optional
         Output times; default ``n_points`` log-spaced times (plus ``t0``).
-    rtol, atol : float
-        Tolerances of the adaptive solvers.
+    rtol : float
+        Relative tolerance of the adaptive solvers, in (0, 1).
+    atol : float, optional
+        Absolute tolerance of the adaptive solvers; default :func:`default_atol` of the
+        initial state (``ATOL_PER_SCALE`` × the RMS of its overlaps), so that a tiny
+        initial state is not below the tolerance.
+    dt : float, optional
+        Step of ``"euler"`` (default ``1/D``), at most ``t1 − t0``.
     bulk : {"limit", "finite"}
         Bulk treatment (see the module doc).
     protocol : odesolve.protocols.Protocol, optional
@@ -119,18 +128,29 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     ------
     DivergenceError
         If the state becomes non-finite or runs away (the message names t and η).
-    ValueError
-        For a bad learning rate, method, time span or bulk mode.
+    ValueError, TypeError
+        For a bad learning rate, time span, method, bulk mode, tolerance, step or output
+        times (checked before any work, with the checks of the configuration).
     """
-    lr = _check_lr(lr)
+    if not isinstance(state, State):
+        raise TypeError(f"state must be an odesolve State, got {type(state).__name__}")
+    lr = check_positive("learning rate", lr)
     t0, t1 = _check_span(t_span)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
-    if bulk not in BULK_MODES:
-        raise ValueError(f"unknown bulk mode {bulk!r}: expected one of {BULK_MODES}")
-    t_eval = time_grid(t1, n_points, t0=t0) if t_eval is None else np.asarray(t_eval, dtype=float)
-    if t_eval.ndim != 1 or np.any(np.diff(t_eval) <= 0) or t_eval[0] < t0 or t_eval[-1] > t1:
-        raise ValueError("t_eval must be increasing and inside t_span")
+    check_choice("method", method, METHODS)
+    check_choice("bulk mode", bulk, BULK_MODES)
+    rtol = check_tolerance("rtol", rtol)
+    atol = default_atol(state) if atol is None else check_positive("atol", atol)
+    if dt is not None and check_positive("dt", dt) > t1 - t0:
+        raise ValueError(f"dt must be at most the time span {t1 - t0:g}, got {dt!r}")
+    if t_eval is None:
+        t_eval = time_grid(t1, check_integer("n_points", n_points, minimum=2), t0=t0)
+    else:
+        t_eval = _check_t_eval(t_eval, t0, t1)
+    if method == "euler":
+        steps = (t1 - t0) / (dt or 1.0 / state.spectrum.D)
+        size = state.to_vector().size
+        check_cost(f"Euler: {steps:.3g} steps of {size} variables",
+                   seconds=SECONDS_PER_EULER_VALUE * steps * size)
     protocol = as_protocol(protocol)
     protocol.check_model(state.model)
     if not isinstance(finite_size, (bool, np.bool_)):
@@ -143,30 +163,63 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     compiled = compile_model(state.model)
     if method == "auto":
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
+    f = rhs_function(compiled, state, lr, bulk, protocol, finite_size)
+    _check_start(f, state, lr, t0)
     start = time.perf_counter()
     if method == "euler":
-        ys, nfev = _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol, finite_size)
-        crossings = None
+        ys, nfev, crossings = _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress,
+                                     protocol, finite_size)
     else:
-        ys, nfev, crossings = _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol,
-                                        bulk, progress, protocol, finite_size)
+        ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol,
+                                        atol, progress)
     wall = time.perf_counter() - start
     traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
+    traj.learning_times = crossings
     traj.protocol = protocol
     traj.finite_size = bool(finite_size)
-    if crossings is not None:
-        traj.learning_times = crossings
     return traj
 
 
-def _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, bulk, progress, protocol,
-              finite_size):
-    f = rhs_function(compiled, state, lr, bulk, protocol, finite_size)
+class _NotFinite(Exception):
+    """Raised inside the solver's callback at the first non-finite right-hand side."""
+
+    def __init__(self, t):
+        self.t = t
+
+
+def _check_start(f, state, lr, t0):
+    """A state that is already non-finite or runaway, or whose right-hand side is not finite,
+    is reported at t0 before any step (scipy would integrate NaNs to the end)."""
+    y0 = state.to_vector()
+    largest = float(np.max(np.abs(y0))) if y0.size else 0.0
+    if not np.all(np.isfinite(y0)) or largest > NORM_LIMIT:
+        raise DivergenceError("the ODE", t0, lr, detail=f"the initial state has an entry of "
+                              f"size {largest:.3g}", cause=_START_CAUSE)
+    if not np.all(np.isfinite(f(t0, y0))):
+        raise DivergenceError("the ODE", t0, lr, detail="the right-hand side is not finite at "
+                              f"the initial state (largest entry {largest:.3g}, largest bias "
+                              f"{float(np.max(np.abs(state.m), initial=0.0)):.3g})",
+                              cause=_START_CAUSE)
+
+
+_START_CAUSE = ("initial weights or biases too large for the averages to be finite (use a "
+                "smaller init.scale or init.bias)")
+
+
+def _runaway_cause(lr, t):
+    return (f"the flow itself runs away from this initial state (η·t = {lr * t:.3g}); the "
+            "learning rate only rescales the ODE's time, so a smaller one does not prevent it")
+
+
+def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progress):
     bar = progress_bar(total=t1 - t0, desc="integrating", disable=not progress, unit="t")
 
     def fun(t, y):
         bar.update(max(0.0, t - t0 - bar.n))
-        return f(t, y)
+        dy = f(t, y)
+        if not np.all(np.isfinite(dy)):
+            raise _NotFinite(t)
+        return dy
 
     def runaway(t, y):
         return NORM_LIMIT - np.max(np.abs(y))
@@ -176,46 +229,162 @@ def _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, bulk, pro
     events = [runaway] + [_level_crossing(compiled, state, level) for level in levels]
     # ODEPACK calls BLAS on vectors of a few hundred numbers: waking a BLAS thread pool
     # for each costs more than the call (20× slower runs measured with 2 threads)
-    with bar, threadpool_limits(limits=1, user_api="blas"):
-        sol = solve_ivp(fun, (t0, t1), state.to_vector(), method=method, t_eval=t_eval,
-                        rtol=rtol, atol=atol, events=events)
-    if sol.status == 1 or sol.status == -1 or not np.all(np.isfinite(sol.y)):
-        t_fail = sol.t_events[0][0] if sol.status == 1 else (sol.t[-1] if sol.t.size else t0)
-        raise DivergenceError("the ODE", t_fail, lr, detail=sol.message)
-    crossings = np.array([te[0] if te.size else np.nan for te in sol.t_events[1:]])
-    return sol.y.T, sol.nfev, crossings
+    try:
+        with bar, threadpool_limits(limits=1, user_api="blas"):
+            sol = solve_ivp(fun, (t0, t1), state.to_vector(), method=method, t_eval=t_eval,
+                            rtol=rtol, atol=atol, events=events)
+    except _NotFinite as stop:
+        raise DivergenceError("the ODE", stop.t, lr, detail="first non-finite right-hand side",
+                              cause=_runaway_cause(lr, stop.t)) from None
+    if sol.status == 1:
+        t_fail = float(sol.t_events[0][0])
+        raise DivergenceError("the ODE", t_fail, lr, detail=f"an overlap exceeded {NORM_LIMIT:g}",
+                              cause=_runaway_cause(lr, t_fail))
+    if sol.status == -1 or not np.all(np.isfinite(sol.y)):
+        t_fail = float(sol.t[-1]) if sol.t.size else t0
+        raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: {sol.message}",
+                              cause=_runaway_cause(lr, t_fail))
+    return sol.y.T, sol.nfev, _first_times(levels, _error_function(compiled, state)(
+        state.to_vector()), t0, [te[0] if te.size else np.nan for te in sol.t_events[1:]])
+
+
+def _first_times(levels, error0, t0, crossings):
+    """Learning times: ``t0`` for the levels the error is already at or below at ``t0``,
+    else the first downward crossing found (NaN if none) — one definition for every method."""
+    return np.array([t0 if error0 <= level else c for level, c in zip(levels, crossings)],
+                    dtype=float)
+
+
+def _error_function(compiled, state):
+    """``ε(y)`` of a flat state vector."""
+    spec, K, nb = state.spectrum, state.model.K, compiled.blocks
+    s, s_bulk, E0 = np.ascontiguousarray(spec.s), spec.bulk / spec.D, spec.initial_error
+    error_of_state = compiled.module.error_of_state
+    return lambda y: E0 + error_of_state(y, s, s_bulk, K, nb)
 
 
 def _level_crossing(compiled, state, level):
     """Integrator event: the error falls through ``level`` (exit from a plateau)."""
-    spec, K, nb = state.spectrum, state.model.K, compiled.blocks
-    s, s_bulk, E0 = np.ascontiguousarray(spec.s), spec.bulk / spec.D, spec.initial_error
-    error_of_state = compiled.module.error_of_state
+    error = _error_function(compiled, state)
 
     def crossing(t, y):
-        return E0 + error_of_state(y, s, s_bulk, K, nb) - level
+        return error(y) - level
     crossing.direction = -1
     return crossing
 
 
-def _euler(compiled, state, lr, t0, t_eval, dt, bulk, protocol, finite_size):
+#: Seconds per Euler step and state variable (compiled loop, CI machine), for the cost
+#: estimate announced before long runs.
+SECONDS_PER_EULER_VALUE = 5e-9
+#: Steps × state size of one compiled Euler call (about 0.01–0.1 s): between calls Python
+#: serves Ctrl-C and the progress bar, so a long Euler run stays interruptible.
+EULER_CHUNK_VALUES = 2**20
+
+
+def _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress, protocol, finite_size):
+    """Fixed-step Euler in chunks, recording at ``t_eval``; the plateau exits are located
+    to the step (by re-running the chunk in which the error crossed a level)."""
     spec = state.spectrum
-    dt = 1.0 / spec.D if dt is None else float(dt)
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"Euler step dt must be > 0, got {dt}")
-    steps = np.round((t_eval - t0) / dt).astype(np.int64)
-    y0 = state.to_vector()
-    out = np.empty((len(steps), y0.size))
+    dt = 1.0 / spec.D if dt is None else dt
+    targets = np.round((t_eval - t0) / dt).astype(np.int64)
     s_bulk = spec.bulk / spec.D
     rates, decay = protocol.flow_multipliers(state.model)
     eta = lr / protocol.batch_size
     noise = noise_floor(state.model, spec, protocol) * eta**2 if finite_size else 0.0
-    done = compiled.module.euler(y0, np.ascontiguousarray(spec.s), s_bulk,
-                                 s_bulk if bulk == "finite" else 0.0, eta, rates, decay, noise,
-                                 state.model.K, compiled.blocks, dt, steps, NORM_LIMIT, out)
-    if done < len(steps):
-        raise DivergenceError("the ODE (Euler)", t_eval[done], lr)
-    return out, int(steps[-1])
+    args = (np.ascontiguousarray(spec.s), s_bulk, s_bulk if bulk == "finite" else 0.0, eta,
+            rates, decay, noise, state.model.K, compiled.blocks, dt)
+    euler = compiled.module.euler
+    _warn_if_unstable(f, state.to_vector(), lr, dt, t0)
+    error = _error_function(compiled, state)
+    levels = plateau_levels(spec, state.model.K)
+    y = state.to_vector()
+    chunk = max(1, EULER_CHUNK_VALUES // y.size)
+    crossings = _first_times(levels, error(y), t0, [np.nan] * len(levels))
+    out = np.empty((len(targets), y.size))
+    one = np.empty((1, y.size))
+    step = 0
+    with progress_bar(total=int(targets[-1]), desc="Euler", unit="step", unit_scale=True,
+                      disable=not progress) as bar:
+        for i, target in enumerate(targets):
+            while step < target:
+                m = int(min(chunk, target - step))
+                if euler(y, *args, np.array([m]), NORM_LIMIT, one) == 0:
+                    _euler_blow_up(euler, args, f, y, step, m, lr, t0, dt)
+                previous, y = y, one[0].copy()
+                now = error(y)
+                for k in np.flatnonzero(np.isnan(crossings) & (now <= levels)):
+                    crossings[k] = _euler_crossing(euler, args, error, previous, step, m,
+                                                   levels[k], t0, dt)
+                step += m
+                bar.update(m)
+            out[i] = y
+    _warn_if_unstable(f, y, lr, dt, t0 + step * dt)
+    return out, int(targets[-1]), crossings
+
+
+def _euler_steps(euler, args, y, m):
+    """Every one of ``m`` Euler steps from ``y``, shape (m, size); rows past a blow-up are
+    left unwritten (the count written is returned too)."""
+    rows = np.empty((m, y.size))
+    written = euler(y, *args, np.arange(1, m + 1), np.inf, rows)
+    return rows, written
+
+
+def _euler_crossing(euler, args, error, y, step, m, level, t0, dt):
+    """Time at which the error first reaches ``level`` within the ``m`` steps after ``step``
+    (linear between the two steps around it)."""
+    rows, _ = _euler_steps(euler, args, y, m)
+    before = error(y)
+    for j in range(m):
+        now = error(rows[j])
+        if now <= level:
+            return t0 + (step + j + (before - level) / (before - now)) * dt
+        before = now
+    return np.nan  # crossed and came back above within the chunk: not an exit
+
+
+def _euler_blow_up(euler, args, f, y, step, m, lr, t0, dt):
+    """Raise the DivergenceError of a chunk that ended non-finite or runaway, at the first
+    bad step."""
+    rows, written = _euler_steps(euler, args, y, m)
+    bad = np.flatnonzero(~np.all(np.isfinite(rows[:written]), axis=1)
+                         | (np.max(np.abs(rows[:written]), axis=1) > NORM_LIMIT))
+    first = int(bad[0]) if bad.size else written
+    t_fail = t0 + (step + first + 1) * dt
+    rate = _stiffness(f, y, t_fail)
+    cause = (f"the Euler step is beyond stability (dt·ρ = {dt * rate:.3g} > 2, with ρ the "
+             "largest rate of the linearised flow): use a smaller dt or an adaptive method"
+             if dt * rate > 2 else _runaway_cause(lr, t_fail))
+    raise DivergenceError("the ODE (Euler)", t_fail, lr, detail="the state became non-finite "
+                          f"or exceeded {NORM_LIMIT:g}", cause=cause)
+
+
+def _stiffness(f, y, t, iterations: int = 30) -> float:
+    """Largest |eigenvalue| ρ of the Jacobian of ``f`` at ``y`` (power iteration on finite
+    differences; it includes the learning rate).  Explicit Euler is stable for dt·ρ ≲ 2."""
+    f0 = f(t, y)
+    if not np.all(np.isfinite(f0)):
+        return np.inf
+    v = np.random.default_rng(0).standard_normal(y.size)
+    rate = 0.0
+    h = 1e-7 * max(1.0, float(np.linalg.norm(y)))
+    for _ in range(iterations):
+        v /= np.linalg.norm(v)
+        w = (f(t, y + h * v) - f0) / h
+        norm = float(np.linalg.norm(w))
+        if not np.isfinite(norm) or norm == 0.0:
+            break
+        rate, v = norm, w
+    return rate
+
+
+def _warn_if_unstable(f, y, lr, dt, t):
+    rate = _stiffness(f, y, t)
+    if np.isfinite(rate) and dt * rate > 2:
+        warnings.warn(RegimeWarning(
+            f"Euler step beyond stability at t = {t:.6g}: dt·ρ = {dt * rate:.3g} > 2 (dt = "
+            f"{dt:g}, ρ = {rate:.3g} the largest rate of the linearised flow at η = {lr:g}); "
+            "the curve is not the ODE's: use a smaller dt or an adaptive method"), stacklevel=3)
 
 
 def _trajectory(compiled, state, ys, t, lr, method, bulk, nfev, wall) -> Trajectory:
@@ -226,7 +395,8 @@ def _trajectory(compiled, state, ys, t, lr, method, bulk, nfev, wall) -> Traject
     error = np.array([E0 + compiled.module.error_excess(o.Q, o.R, o.T0, o.m) for o in ops])
     if not np.all(np.isfinite(error)):
         bad = int(np.argmin(np.isfinite(error)))
-        raise DivergenceError("the ODE", t[bad], lr, detail="non-finite error")
+        raise DivergenceError("the ODE", t[bad], lr, detail="first non-finite error",
+                              cause=_runaway_cause(lr, t[bad]))
     mode = "all-modes" if spec.n_bulk == 0 else f"closure-{bulk}"
     return Trajectory(
         t=t, error=error,
@@ -234,7 +404,7 @@ def _trajectory(compiled, state, ys, t, lr, method, bulk, nfev, wall) -> Traject
         T=np.array([o.T for o in ops]), T0=np.array([o.T0 for o in ops]),
         m=np.array([o.m for o in ops]),
         A=np.array([st.A for st in states]), B=np.array([st.B for st in states]),
-        learning_times=learning_times_on_grid(t, error, spec, model.K),
+        learning_times=np.full(len(plateau_levels(spec, model.K)), np.nan),
         model=model, spectrum=spec, lr=lr, method=method, bulk=bulk, mode=mode,
         nfev=int(nfev), wall_time=wall, states=states)
 
@@ -276,21 +446,58 @@ def time_grid(t_max: float, n_times: int, D: int | None = None, t0: float = 0.0)
     return np.unique(np.concatenate([[t0], t[t > t0]]))
 
 
-def _check_lr(lr) -> float:
-    try:
-        lr = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"learning rate must be a number, got {lr!r}") from None
-    if not np.isfinite(lr) or lr <= 0:
-        raise ValueError(f"learning rate must be finite and > 0, got {lr}")
-    return lr
+#: Default absolute tolerance per unit of scale of the state, and the largest scale used:
+#: 1e-9 for the usual initial scale 0.1 (the former fixed default), 1e-20 for overlaps of
+#: size 1e-12, which a fixed 1e-9 would exceed (plateau exits off by 0.1, issue 11).
+ATOL_PER_SCALE = 1e-8
+ATOL_MAX_SCALE = 0.1
+
+
+def default_atol(state: State) -> np.ndarray:
+    """Absolute tolerance of each state variable, following the scale of the state.
+
+    ``ATOL_PER_SCALE`` times the root mean square of its block at the initial state —
+    the tracked overlaps ``Y``, the bulk Gram matrix ``G`` (quadratic in the weights) and
+    the biases ``m`` — capped at ``ATOL_MAX_SCALE``; a block that is zero at the start
+    takes the scale of ``Y``.
+
+    Returns
+    -------
+    ndarray, shape (state size,)
+    """
+    def rms(a):
+        a = np.asarray(a, dtype=float)
+        if not a.size or not np.all(np.isfinite(a)) or not np.any(a):
+            return 0.0
+        top = float(np.max(np.abs(a)))  # scaled: entries of 1e300 must not overflow
+        return top * float(np.sqrt(np.mean((a / top) ** 2)))
+
+    scale_Y = rms(state.Y) or 1.0
+    scales = [(state.Y.size, scale_Y), (state.G.size, rms(state.G) or scale_Y**2),
+              (state.m.size, rms(state.m) or scale_Y)]
+    return np.concatenate([np.full(n, ATOL_PER_SCALE * min(ATOL_MAX_SCALE, max(s, 1e-290)))
+                           for n, s in scales])
 
 
 def _check_span(t_span):
-    span = (0.0, t_span) if np.isscalar(t_span) else tuple(t_span)
-    if len(span) != 2:
-        raise ValueError(f"t_span must be t_max or (t0, t1), got {t_span!r}")
-    t0, t1 = map(float, span)
-    if not (np.isfinite(t0) and np.isfinite(t1) and 0 <= t0 < t1):
-        raise ValueError(f"need 0 <= t0 < t1 (finite), got {span}")
+    if isinstance(t_span, (tuple, list, np.ndarray)):
+        if len(t_span) != 2:
+            raise ValueError(f"t_span must be t_max or (t0, t1), got {t_span!r}")
+        t0, t1 = (check_real("t_span", t) for t in t_span)
+    else:
+        t0, t1 = 0.0, check_real("t_span", t_span)
+    if not 0 <= t0 < t1:
+        raise ValueError(f"t_span must satisfy 0 <= t0 < t1, got ({t0:g}, {t1:g})")
     return t0, t1
+
+
+def _check_t_eval(t_eval, t0, t1):
+    try:
+        t = np.asarray(t_eval, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"t_eval must be a list of times, got {t_eval!r}") from None
+    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)):
+        raise ValueError("t_eval must be a non-empty 1-d list of finite times")
+    if np.any(np.diff(t) <= 0) or t[0] < t0 or t[-1] > t1:
+        raise ValueError(f"t_eval must be increasing and inside t_span [{t0:g}, {t1:g}]")
+    return t

@@ -15,7 +15,7 @@ D → ∞ equations: per unit time the overlaps shrink at rates ``η c_w κ_w`` 
 ``a_kτ = w_k·e_τ``) and ``η c_v κ_v`` (decoder, ``b_kτ = v_k·e_τ/√D``).  The fixed points
 are the stationary points of ``ε + κ_w |W|²/2 + κ_v |V|²/(2D)`` whatever the rates.
 
-What each ingredient does to the D → ∞ equations (derived in ``docs/theory.md`` §7):
+What each ingredient does to the D → ∞ equations (derived in ``docs/theory.md`` §8):
 
 * **schedule**: ``η → η(t)`` in every drift (the flow of ``dy/dt = η(sS + N)y`` at the
   step's time);
@@ -195,7 +195,7 @@ class Protocol:
 
     References
     ----------
-    Derived here, see docs/theory.md §7.
+    Derived here, see docs/theory.md §8.
     """
 
     schedule: Schedule = field(default_factory=constant)

@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._checks import check_matrix, psd_tolerance
+from ._checks import (check_cost, check_integer, check_matrix, check_non_negative, check_real,
+                      check_rng, check_seed, psd_tolerance)
 from .spec.model import Autoencoder
 from .spec.spectra import Spectrum
 
@@ -52,11 +53,14 @@ def initial_weights(model: Autoencoder, D: int, scale: float, rng: np.random.Gen
     m : ndarray, shape (K,)
         Encoder biases (all equal to ``bias``; zeros for a model without bias).
     """
+    if not isinstance(model, Autoencoder):
+        raise TypeError(f"model must be an odesolve Autoencoder, got {type(model).__name__}")
+    D = check_integer("D", D, minimum=2)
     model.check_dimension(D)
-    if not (np.isfinite(scale) and scale >= 0):
-        raise ValueError(f"initial weight scale must be finite and >= 0, got {scale}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
+    scale = check_non_negative("initial weight scale", scale)
+    bias = check_real("initial bias", bias)
+    check_rng(rng)
+    check_cost(f"initial weights of K = {model.K} units in D = {D}", nbytes=8.0 * 3 * model.K * D)
     W = rng.normal(0.0, scale, (model.K, D))
     V = rng.normal(0.0, scale, (model.K, D))
     if model.tied:
@@ -101,7 +105,44 @@ class State:
     ones.  The bulk modes share one eigenvalue, so they all follow the same linear flow
     and are carried exactly by their Gram matrix ``G = Σ_bulk y_τ y_τᵀ`` (same block
     layout as a column of ``Y``).  Build it with :meth:`from_weights` (any weights, e.g. a
-    simulation's at any time) or :meth:`random` (weights drawn by :func:`initial_weights`).
+    simulation's at any time), :meth:`random` (weights drawn by :func:`initial_weights`) or
+    :meth:`from_order_parameters` (overlaps and bulk aggregates given directly).
+
+    Attributes
+    ----------
+    model : Autoencoder
+        The architecture and learning rule the state belongs to.
+    spectrum : Spectrum
+        The input covariance (its tracked modes and bulk).
+    Y : ndarray, shape (P, n_tracked)
+        ``A[k, τ] = w_k·e_τ`` (rows 0…K−1) and ``B[k, τ] = v_k·e_τ/√D`` (rows K…2K−1,
+        untied only); P = 2K untied, K tied.  Dimensionless.
+    G : ndarray, shape (P, P)
+        Gram matrix of the same overlaps summed over the bulk modes.
+    m : ndarray, shape (K,)
+        Encoder biases (zeros without a bias).
+
+    Raises
+    ------
+    ValueError
+        From the constructors, for weights of the wrong shape, non-finite entries or
+        inconsistent order parameters.
+
+    References
+    ----------
+    The variables ``a_kτ``, ``b_kτ`` and the closure of the bulk are derived here (see
+    docs/theory.md §§2–4); the order parameters are those of Refinetti & Goldt, ICML 2022,
+    arXiv:2201.02115.
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder, State, spiked_covariance
+    >>> spec = spiked_covariance(D=100, spikes=[2.0, 1.0], bulk=0.5)
+    >>> state = State.random(Autoencoder(K=3, activation="erf"), spec, scale=0.1, seed=0)
+    >>> state.Y.shape, state.G.shape, state.m.shape
+    ((6, 2), (6, 6), (3,))
+    >>> state.order_parameters().Q.shape
+    (3, 3)
     """
 
     model: Autoencoder
@@ -130,6 +171,8 @@ class State:
         m = np.zeros(model.K) if m is None else np.asarray(m, dtype=float).copy()
         if m.shape != (model.K,):
             raise ValueError(f"bias must have shape ({model.K},), got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError("biases m contain NaN or inf")
         return cls(model, spectrum, Z[:, :n].copy(), Z[:, n:] @ Z[:, n:].T, m)
 
     @classmethod
@@ -232,7 +275,7 @@ class State:
     def random(cls, model: Autoencoder, spectrum: Spectrum, scale: float = 0.1,
                seed=0, bias: float = 0.0) -> "State":
         """State of weights drawn by :func:`initial_weights` with ``default_rng(seed)``."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed("seed", seed))
         W, V, m = initial_weights(model, spectrum.D, scale, rng, bias)
         return cls.from_weights(model, spectrum, W, V, m)
 

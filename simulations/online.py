@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from odesolve._checks import check_cost
 from odesolve._progress import progress_bar
 from odesolve.errors import DivergenceError
 from odesolve.protocols import Protocol, as_protocol
@@ -66,6 +67,11 @@ TEST_STREAM = 0x7E57
 
 
 # --------------------------------------------------------------------------- #
+#: Seconds per SGD step and per K·D (2.2 ns measured on the 2-core CI machine, see
+#: benchmarks/RESULTS.md), for the cost estimate announced before long runs.
+SECONDS_PER_STEP_KD = 2.2e-9
+
+
 def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, seed: int = 0, *,
              scale: float = 0.1, bias: float = 0.0, times=None, n_times: int = 60,
              n_test: int = 2000, weights=None, data=None, eigenbasis: bool = True,
@@ -129,6 +135,23 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     odesolve.errors.DivergenceError
         When the loss of a sample stops being finite or exceeds ``LOSS_LIMIT·(1 + tr Ω/D)``;
         its ``step`` is the step at which that was detected.
+
+    References
+    ----------
+    The scalings (encoder rate η/D, decoder rate η on a loss with a 1/D, t = samples/D) are
+    those under which the order parameters follow the ODEs of Refinetti & Goldt, ICML 2022,
+    arXiv:2201.02115 (derived here, see docs/theory.md).
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder, spiked_covariance
+    >>> spec = spiked_covariance(D=200, spikes=[2.0], bulk=0.1)
+    >>> run = simulate(Autoencoder(K=1, activation="erf"), spec, lr=1.0, t_max=5.0,
+    ...                n_times=3, n_test=200, seed=1)
+    >>> run.t.shape, run.Q.shape, run.A.shape
+    ((3,), (3, 1, 1), (3, 1, 1))
+    >>> bool(run.theory_error()[-1] < run.theory_error()[0])      # exact error of the weights
+    True
     """
     if not isinstance(model, Autoencoder):
         raise TypeError(f"model must be an odesolve Autoencoder, got {type(model).__name__}")
@@ -147,6 +170,10 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
         steps = np.unique(np.minimum(np.round(steps / batch).astype(np.int64) * batch, total))
     seed = _check_seed(seed)
     _check_count(n_test, "n_test")
+    check_cost(f"online SGD: {total:.3g} steps at K = {K}, D = {D}",
+               seconds=SECONDS_PER_STEP_KD * total * K * D,
+               nbytes=8.0 * (n_test * D + 3 * min(total, CHUNK_VALUES // D + 1) * D
+                             + len(steps) * (4 * K * K + 2 * K * spectrum.n_tracked)))
     rule = _Rule.of(model, D, tied_normalisation)
     start_time = time.perf_counter()
 

@@ -4,9 +4,9 @@ Left: ``examples/protocols.toml`` (power-law schedule, separate rates, weight de
 mini-batches of 2) against the same run at a constant learning rate.  Middle: the final
 error against the weight decay κ = κ_w = κ_v, for a linear and an erf autoencoder: the
 integrated theory (lines), SGD (markers, mean of the seeds) and, for the linear model, the
-closed form ``ε_PCA(K) + Σ_k κ²/(2 s_k)`` (docs/theory.md §7).  Right: the linear
+closed form ``ε_PCA(K) + Σ_k κ²/(2 s_k)`` (docs/theory.md §8).  Right: the linear
 autoencoder's late-time offset D × (SGD − theory) at D = 250, 500, 1000, against the
-D → ∞ theory and with ``finite_size=True`` (docs/theory.md §8).
+D → ∞ theory and with ``finite_size=True`` (docs/theory.md §9).
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ one place where files named in a configuration are read.
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,35 +130,61 @@ def _spectrum(config: Config):
         return dataset.spectrum(), np.asarray(dataset.X, dtype=float)
 
 
-def _spectrum_file(path):
+def _load_arrays(path, expected: str) -> dict:
+    """The arrays of a ``.npy`` (key ``""``) or ``.npz`` file, as finite-or-not float arrays;
+    ValueError with one line for every way the file can be wrong (missing, a folder, not a
+    numpy file, pickled objects, text)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, expected {expected}")
     try:
-        loaded = np.load(path)
-    except FileNotFoundError:
-        raise ValueError(f"no such file: {path}") from None
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                raw = {name: loaded[name] for name in loaded.files}
+        else:
+            raw = {"": loaded}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = "it holds pickled Python objects" if "pickle" in str(exc) else \
+            " ".join(str(exc).split())[:120]
+        raise ValueError(f"cannot read {path} as {expected}: {reason}") from None
+    arrays = {}
+    for name, array in raw.items():
+        if array.dtype.kind not in "iuf":
+            shown = f"array {name!r}" if name else "its array"
+            raise ValueError(f"{shown} in {path} holds {array.dtype} values, not numbers")
+        arrays[name] = np.asarray(array, dtype=float)
+    return arrays
+
+
+def _spectrum_file(path):
+    arrays = _load_arrays(path, "eigenvalues or a covariance (.npy or .npz)")
     name = Path(path).stem
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            if "eigenvalues" in loaded:
-                vectors = loaded["eigenvectors"] if "eigenvectors" in loaded else None
-                return spectra.given_spectrum(loaded["eigenvalues"], vectors, name=name)
-            if "covariance" in loaded:
-                return spectra.covariance_spectrum(loaded["covariance"], name=name)
-            raise ValueError(f"{path} has neither 'eigenvalues' nor 'covariance' "
-                             f"(arrays: {', '.join(loaded.files)})")
-    if loaded.ndim == 1:
-        return spectra.given_spectrum(loaded, name=name)
-    return spectra.covariance_spectrum(loaded, name=name)
+    if "" in arrays:
+        loaded = arrays[""]
+        if loaded.ndim == 1:
+            return spectra.given_spectrum(loaded, name=name)
+        if loaded.ndim == 2:
+            return spectra.covariance_spectrum(loaded, name=name)
+        raise ValueError(f"{path} holds an array of shape {loaded.shape}: expected the D "
+                         "eigenvalues (1-d) or the D×D covariance (2-d)")
+    if "eigenvalues" in arrays:
+        return spectra.given_spectrum(arrays["eigenvalues"], arrays.get("eigenvectors"), name=name)
+    if "covariance" in arrays:
+        return spectra.covariance_spectrum(arrays["covariance"], name=name)
+    raise ValueError(f"{path} has neither 'eigenvalues' nor 'covariance' "
+                     f"(arrays: {', '.join(arrays)})")
 
 
 def _weights(config: Config, model, D: int):
     src, path = config.source, config.init.weights
-    try:
-        with np.load(path) as npz:
-            arrays = {name: np.asarray(npz[name], dtype=float) for name in npz.files}
-    except FileNotFoundError:
-        raise ConfigError(src, "init.weights", f"no such file: {path}") from None
-    except ValueError as exc:
-        raise ConfigError(src, "init.weights", f"cannot read {path}: {exc}") from None
+    with blame(src, "init.weights"):
+        arrays = _load_arrays(path, "weights (.npz with arrays W, V and optionally m)")
+    if "" in arrays:
+        raise ConfigError(src, "init.weights", f"{path} is a .npy file with one array: save the "
+                          "weights with numpy.savez(path, W=W, V=V)")
     if "W" not in arrays:
         raise ConfigError(src, "init.weights", f"{path} has no array 'W'")
     W = arrays["W"]
@@ -174,5 +201,3 @@ def _weights(config: Config, model, D: int):
         if not np.all(np.isfinite(array)):
             raise ConfigError(src, "init.weights", f"array {name} in {path} contains NaN or inf")
     return W, V, m
-
-

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._checks import (check_integer, check_non_negative, check_positive, check_real,
+                       check_seed, check_tolerance, message_of)
 from ..integrator import BULK_MODES, METHODS
 from ..protocols import SCHEDULE_KINDS
 from ..spec.images import IMAGE_DATASETS
@@ -56,25 +58,30 @@ def _key(default=_REQUIRED, *, types: str, doc: str, check=None, choices=None, k
     return field(default=None if required or kinds else default, metadata=meta)
 
 
+# the checks of the Python API (odesolve._checks), worded without the name
 def _positive(value):
-    if not (math.isfinite(value) and value > 0):
-        return f"must be finite and > 0, got {value!r}"
+    return message_of(check_positive, value)
 
 
 def _non_negative(value):
-    if not (math.isfinite(value) and value >= 0):
-        return f"must be finite and >= 0, got {value!r}"
+    return message_of(check_non_negative, value)
 
 
 def _finite(value):
-    if not math.isfinite(value):
-        return f"must be finite, got {value!r}"
+    return message_of(check_real, value)
+
+
+def _tolerance(value):
+    return message_of(check_tolerance, value)
+
+
+def _seed(value):
+    return message_of(check_seed, value)
 
 
 def _at_least(n):
     def check(value):
-        if value < n:
-            return f"must be >= {n}, got {value!r}"
+        return message_of(check_integer, value, n)
     return check
 
 
@@ -220,7 +227,7 @@ class InitConfig:
 
     scale: float = _key(0.1, types="float", check=_non_negative,
                         doc="Standard deviation of the i.i.d. Gaussian initial weights.")
-    seed: int = _key(0, types="int", check=_at_least(0),
+    seed: int = _key(0, types="int", check=_seed,
                      doc="Seed of the first run; run i uses seed + i (theory and simulation "
                          "start from the same weights).")
     bias: float = _key(0.0, types="float", check=_finite,
@@ -251,15 +258,17 @@ class TheoryConfig:
                      doc="Bulk flow in the closure: `limit` drops the bulk eigenvalue σ²/D "
                          "(strict D → ∞), `finite` keeps it (then the closure equals the "
                          "all-modes ODE at this D).")
-    rtol: float = _key(1e-7, types="float", check=_positive,
-                       doc="Relative tolerance of adaptive solvers.")
-    atol: float = _key(1e-9, types="float", check=_positive,
-                       doc="Absolute tolerance of adaptive solvers.")
+    rtol: float = _key(1e-7, types="float", check=_tolerance,
+                       doc="Relative tolerance of adaptive solvers, in (0, 1).")
+    atol: float | None = _key(None, types="float", check=_positive,
+                              doc="Absolute tolerance of adaptive solvers (default: 1e-8 × the "
+                                  "root mean square of the initial overlaps, so it follows the "
+                                  "scale of the state: 1e-9 at `init.scale` = 0.1).")
     dt: float | None = _key(None, types="float", check=_positive,
                             doc="Step of the `euler` solver (default 1/D).")
     finite_size: bool = _key(False, types="bool",
                              doc="Add the leading finite-D correction derived in docs/theory.md "
-                                 "§8 (SGD's noise floor of the bulk decoder, O(η²/D), using "
+                                 "§9 (SGD's noise floor of the bulk decoder, O(η²/D), using "
                                  "this D, the batch size and the rates): untied vanilla SGD on "
                                  "spikes + bulk only.")
 

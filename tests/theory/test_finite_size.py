@@ -1,4 +1,4 @@
-"""The leading finite-D correction (``integrate(finite_size=True)``, docs/theory.md §8).
+"""The leading finite-D correction (``integrate(finite_size=True)``, docs/theory.md §9).
 
 SGD's noise adds to the bulk decoder Gram matrix the drift
 ``dT0^B/dt = (c_v η/B)² σ² (n_bulk/D²) E[g gᵀ]`` (second moments of the per-step
@@ -62,7 +62,7 @@ def test_linear_offset_in_closed_form_and_halving_with_lr():
         predicted = lr * BULK * spec.n_bulk / (4 * D**2) * np.trace(corrected.Q[-1])
         offset = corrected.error[-1] - plain.error[-1]
         # first order in T0^B; the spikes' response and the slow rescaling drift that T0^B
-        # starts (docs/theory.md §8) add 1-3 % by t = 60/η
+        # starts (docs/theory.md §9) add 1-3 % by t = 60/η
         assert offset == pytest.approx(predicted, rel=0.03)
         assert corrected.finite_size and not plain.finite_size
         offsets.append(offset)

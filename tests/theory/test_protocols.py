@@ -1,5 +1,5 @@
 """Training protocols in the theory: schedules, per-layer rates, weight decay, mini-batches,
-and states built from order parameters (see docs/theory.md §7).
+and states built from order parameters (see docs/theory.md §8).
 
 Each protocol term is checked where dropping it shows: the RHS against the Monte-Carlo
 average of one step of an independent SGD implementation (rates and decay), the
@@ -145,7 +145,7 @@ def test_batch_divides_the_drift_rate():
 def test_linear_autoencoder_with_weight_decay_converges_to_closed_form():
     """Stationary points of ε + κ_w|W|²/2 + κ_v|V|²/(2D): unit k on spike s_k has
     p = a_k b_k = 1 − κ/s_k (κ = √(κ_w κ_v)), κ_w a_k² = κ_v b_k² = s_k p(1 − p), and
-    ε = ε_PCA(K) + Σ_k κ²/(2 s_k) (docs/theory.md §7)."""
+    ε = ε_PCA(K) + Σ_k κ²/(2 s_k) (docs/theory.md §8)."""
     spikes, kw, kv = np.array([2.0, 1.0]), 0.3, 0.2
     spec = spiked_covariance(D=1000, spikes=list(spikes), bulk=0.05)
     model = Autoencoder(K=2, activation="linear")
