@@ -116,13 +116,21 @@ def sample_update(x, W, V, m, a, rates, tie, truncated, encoder, train_bias, out
             c = vs * dot(e, dec[k]) / D * g_prime(lam[k])
         alpha = a_w * c * inv_sqrt_d if encoder else 0.0
         beta = dec_rate * gl[k]
+        # decay of unit k's own rows, read before they are written (so also in place);
+        # separate passes keep the plain-SGD loops below as fast as without decay
+        if shrink_w != 0.0:
+            for i in range(D):
+                outW[k, i] -= shrink_w * W[k, i]
+        if shrink_v != 0.0 and tie == 0.0:
+            for i in range(D):
+                outV[k, i] -= shrink_v * V[k, i]
         if tie != 0.0:
             for i in range(D):
-                outW[k, i] += alpha * x[i] + beta * e[i] - shrink_w * W[k, i]
+                outW[k, i] += alpha * x[i] + beta * e[i]
         else:
             for i in range(D):
-                outW[k, i] += alpha * x[i] - shrink_w * W[k, i]
-                outV[k, i] += beta * e[i] - shrink_v * V[k, i]
+                outW[k, i] += alpha * x[i]
+                outV[k, i] += beta * e[i]
         if train_bias:
             outm[k] += a * rates[2] * c
     return dot(e, e) / (2.0 * D)

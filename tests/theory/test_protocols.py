@@ -37,10 +37,10 @@ def test_schedule_values():
     (lambda: piecewise([5.0, 2.0], [1.0, 1.0, 1.0]), "strictly increasing"),
     (lambda: piecewise([5.0], [1.0]), "needs 2 factors"),
     (lambda: piecewise([], [1.0]), "at least one change time"),
-    (lambda: power_law(0.0, 1.0), "tau must be > 0"),
+    (lambda: power_law(0.0, 1.0), "tau must be finite and > 0"),
     (lambda: exponential(float("nan")), "must be finite"),
-    (lambda: Protocol(encoder_rate=0.0), "encoder rate must be > 0"),
-    (lambda: Protocol(decoder_decay=-1.0), "decoder decay must be >= 0"),
+    (lambda: Protocol(encoder_rate=0.0), "encoder rate must be finite and > 0"),
+    (lambda: Protocol(decoder_decay=-1.0), "decoder decay must be finite and >= 0"),
     (lambda: Protocol(batch_size=0), "batch size must be an integer >= 1"),
     (lambda: Protocol(schedule=lambda t: -1.0).schedule(1.0), "factors must be finite and >= 0"),
 ])
