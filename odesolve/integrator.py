@@ -31,6 +31,7 @@ from ._checks import (check_choice, check_cost, check_integer, check_positive, c
 from ._progress import progress_bar
 from .codegen import CompiledModel, compile_model
 from .errors import DivergenceError, RegimeWarning
+from .protocols import Protocol, as_protocol, noise_floor
 from .state import State, order_parameters_of
 from .trajectory import Trajectory, plateau_levels
 
@@ -47,18 +48,29 @@ BULK_MODES = ("limit", "finite")
 NORM_LIMIT = 1e8
 
 
-def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "limit"):
-    """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver."""
+def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "limit",
+                 protocol: Protocol | None = None, finite_size: bool = False):
+    """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver.
+
+    ``protocol`` (:class:`~odesolve.protocols.Protocol`) makes the rate a function of
+    ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
+    ``finite_size`` adds SGD's O(η²/D) noise floor of the bulk decoder (docs/theory.md §8).
+    """
     spec = state.spectrum
     s = np.ascontiguousarray(spec.s)
     s_bulk = spec.bulk / spec.D
     s_dyn = s_bulk if bulk == "finite" else 0.0
     K, nb = state.model.K, compiled.blocks
     rhs = compiled.module.rhs
+    protocol = as_protocol(protocol)
+    rates, decay = protocol.flow_multipliers(state.model)
+    schedule = protocol.schedule
+    floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
 
     def f(t, y):
         dy = np.empty_like(y)
-        rhs(y, s, s_bulk, s_dyn, lr, K, nb, dy)
+        eta = lr / protocol.batch_size if schedule.is_constant else protocol.lr_at(lr, t)
+        rhs(y, s, s_bulk, s_dyn, eta, rates, decay, floor * eta**2, K, nb, dy)
         return dy
 
     return f
@@ -66,7 +78,8 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
 
 def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=None,
               n_points: int = 200, rtol: float = 1e-7, atol: float | None = None,
-              dt: float | None = None, bulk: str = "limit", progress: bool = False) -> Trajectory:
+              dt: float | None = None, bulk: str = "limit", protocol: Protocol | None = None,
+              finite_size: bool = False, progress: bool = False) -> Trajectory:
     """Integrate the order-parameter equations from ``state``.
 
     Parameters
@@ -96,6 +109,14 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         Step of ``"euler"`` (default ``1/D``), at most ``t1 − t0``.
     bulk : {"limit", "finite"}
         Bulk treatment (see the module doc).
+    protocol : odesolve.protocols.Protocol, optional
+        Learning-rate schedule, per-layer rates, weight decay and batch size (default:
+        plain online SGD at the constant rate ``lr``); ``lr`` is then the base rate η.
+        ``method="euler"`` takes constant schedules only.
+    finite_size : bool
+        Add the leading finite-D correction that odesolve derives: SGD's noise floor of the
+        bulk decoder, ``dT0^B/dt += (c_v η(t)/B)² σ² (n_bulk/D²) E[g(λ)g(λ)ᵀ]`` (untied
+        vanilla SGD with a bulk; docs/theory.md §8 says what it leaves out).
     progress : bool
         Show a progress bar.
 
@@ -130,20 +151,32 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         size = state.to_vector().size
         check_cost(f"Euler: {steps:.3g} steps of {size} variables",
                    seconds=SECONDS_PER_EULER_VALUE * steps * size)
+    protocol = as_protocol(protocol)
+    protocol.check_model(state.model)
+    if not isinstance(finite_size, (bool, np.bool_)):
+        raise TypeError(f"finite_size must be True or False, got {finite_size!r}")
+    if finite_size:
+        noise_floor(state.model, state.spectrum, protocol)   # refuses, before any work
+    if method == "euler" and not protocol.schedule.is_constant:
+        raise ValueError("method='euler' takes a constant learning rate: use an adaptive "
+                         "method with a schedule")
     compiled = compile_model(state.model)
     if method == "auto":
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
-    f = rhs_function(compiled, state, lr, bulk)
+    f = rhs_function(compiled, state, lr, bulk, protocol, finite_size)
     _check_start(f, state, lr, t0)
     start = time.perf_counter()
     if method == "euler":
-        ys, nfev, crossings = _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress)
+        ys, nfev, crossings = _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress,
+                                     protocol, finite_size)
     else:
         ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol,
                                         atol, progress)
     wall = time.perf_counter() - start
     traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
     traj.learning_times = crossings
+    traj.protocol = protocol
+    traj.finite_size = bool(finite_size)
     return traj
 
 
@@ -248,15 +281,18 @@ SECONDS_PER_EULER_VALUE = 5e-9
 EULER_CHUNK_VALUES = 2**20
 
 
-def _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress):
+def _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress, protocol, finite_size):
     """Fixed-step Euler in chunks, recording at ``t_eval``; the plateau exits are located
     to the step (by re-running the chunk in which the error crossed a level)."""
     spec = state.spectrum
     dt = 1.0 / spec.D if dt is None else dt
     targets = np.round((t_eval - t0) / dt).astype(np.int64)
     s_bulk = spec.bulk / spec.D
-    args = (np.ascontiguousarray(spec.s), s_bulk, s_bulk if bulk == "finite" else 0.0, lr,
-            state.model.K, compiled.blocks, dt)
+    rates, decay = protocol.flow_multipliers(state.model)
+    eta = lr / protocol.batch_size
+    noise = noise_floor(state.model, spec, protocol) * eta**2 if finite_size else 0.0
+    args = (np.ascontiguousarray(spec.s), s_bulk, s_bulk if bulk == "finite" else 0.0, eta,
+            rates, decay, noise, state.model.K, compiled.blocks, dt)
     euler = compiled.module.euler
     _warn_if_unstable(f, state.to_vector(), lr, dt, t0)
     error = _error_function(compiled, state)

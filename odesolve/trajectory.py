@@ -56,6 +56,10 @@ class Trajectory:
         ``"closure-finite"`` (see the module doc).
     nfev : int
         Number of right-hand-side evaluations.
+    protocol : odesolve.protocols.Protocol
+        Schedule, rates, decay and batch size of the run (``lr`` is the base rate).
+    finite_size : bool
+        Whether the finite-D noise floor was included (``integrate(finite_size=True)``).
     wall_time : float
         Seconds spent integrating (after compilation).
     """
@@ -79,6 +83,8 @@ class Trajectory:
     nfev: int = 0
     wall_time: float = 0.0
     states: list = field(default_factory=list, repr=False)
+    protocol: object = None
+    finite_size: bool = False
 
     def state(self, i: int = -1) -> State:
         """The :class:`State` at record ``i`` (to restart or to compare)."""

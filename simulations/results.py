@@ -45,6 +45,8 @@ class SimulationResult:
         (above 1, samples were reused); None for Gaussian inputs.
     wall_time : float
         Seconds spent simulating.
+    protocol : odesolve.protocols.Protocol
+        Schedule, rates, decay and batch size of the run (``lr`` is the base rate).
     """
 
     t: np.ndarray
@@ -71,6 +73,7 @@ class SimulationResult:
     n_test: int = 0
     passes: float | None = None
     wall_time: float = 0.0
+    protocol: object = None
 
     def order_parameters(self, i: int = -1) -> OrderParameters:
         """The :class:`~odesolve.state.OrderParameters` at record ``i``."""

@@ -42,6 +42,8 @@ FIGURES = {
                   "4. truncated SGD learns the principal components, vanilla SGD their span"),
     "images": ("odesolve.figures.image_data", "5. real images: all-modes ODE vs SGD on the images"),
     "limits": ("odesolve.figures.fundamental_limits", "6. fundamental limits of sign autoencoders"),
+    "protocols": ("odesolve.figures.protocols",
+                  "7. training protocols: a learning-rate schedule, weight decay's end error"),
 }
 _FIGURE_NUMBERS = {str(i): name for i, name in enumerate(FIGURES, start=1)}
 

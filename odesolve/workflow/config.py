@@ -1,7 +1,7 @@
 """Experiment configuration: a TOML file → a validated, frozen :class:`Config`.
 
-A configuration has six sections.  ``[data]``, ``[model]`` and ``[train]`` are
-required; ``[init]``, ``[theory]`` and ``[simulation]`` may be left out (every key in
+A configuration has seven sections.  ``[data]``, ``[model]`` and ``[train]`` are
+required; ``[schedule]``, ``[init]``, ``[theory]`` and ``[simulation]`` may be left out (every key in
 them has a default).  Every key, its type, default and meaning is listed by
 :func:`odesolve.workflow.schema.markdown_table` (that table is in the README).
 
@@ -54,11 +54,13 @@ from .._checks import check_cost, check_seed, message_of
 from ..errors import ConfigError
 from ..integrator import SECONDS_PER_EULER_VALUE
 from ..spec.model import Autoencoder
+from ..protocols import Protocol, constant, exponential, piecewise, power_law
 from .schema import (REQUIRED_SECTIONS, SECTIONS, DataConfig, InitConfig, ModelConfig,
-                     SimulationConfig, TheoryConfig, TrainConfig, plain_value, toml_value)
+                     ScheduleConfig, SimulationConfig, TheoryConfig, TrainConfig, plain_value,
+                     toml_value)
 
 __all__ = ["Config", "load_config", "parse_config", "parse_value", "resolve_key", "autoencoder_of",
-           "blame", "tomllib"]
+           "protocol_of", "blame", "tomllib"]
 
 
 
@@ -73,6 +75,7 @@ class Config:
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     init: InitConfig = field(default_factory=InitConfig)
     theory: TheoryConfig = field(default_factory=TheoryConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -343,7 +346,10 @@ def _check_consistency(config: Config) -> None:
     if config.train.rule == "sanger" and not config.model.tied:
         raise ConfigError(src, "train.rule", "Sanger's rule needs tied weights (model.tied = true)")
     with blame(src, "model.activation"):  # the other arguments are validated above
-        autoencoder_of(config)
+        model = autoencoder_of(config)
+    _check_schedule(config)
+    with blame(src, "train.decoder_rate"):
+        protocol_of(config).check_model(model)
     _check_cost(config)
 
 
@@ -406,6 +412,36 @@ def _check_cost(config: Config) -> None:
 def check_seed_message(seed: int, count: int) -> str | None:
     """Why seeds ``seed … seed + count − 1`` are out of range, or None."""
     return message_of(check_seed, seed, count)
+
+
+#: ``[schedule]`` keys each kind needs (the others must be left out).
+_SCHEDULE_KEYS = {"constant": (), "piecewise": ("change_times", "factors"),
+                  "power_law": ("tau",), "exponential": ("tau",)}
+
+
+def _check_schedule(config: Config) -> None:
+    src, sched = config.source, config.schedule
+    needed = _SCHEDULE_KEYS[sched.kind]
+    for key in ("change_times", "factors", "tau"):
+        if key in needed and getattr(sched, key) is None:
+            raise ConfigError(src, f"schedule.{key}", f"missing required key (kind = {sched.kind!r})")
+        if key not in needed and getattr(sched, key) is not None:
+            raise ConfigError(src, f"schedule.{key}", f"is not used with kind = {sched.kind!r}")
+    with blame(src, f"schedule.{needed[0] if needed else 'kind'}"):
+        protocol_of(config)
+
+
+def protocol_of(config: Config) -> Protocol:
+    """The :class:`~odesolve.protocols.Protocol` of ``[train]`` and ``[schedule]``."""
+    sched, train = config.schedule, config.train
+    schedule = {"constant": constant,
+                "piecewise": lambda: piecewise(sched.change_times, sched.factors),
+                "power_law": lambda: power_law(sched.tau, sched.beta),
+                "exponential": lambda: exponential(sched.tau)}[sched.kind]()
+    return Protocol(schedule=schedule, encoder_rate=train.encoder_rate,
+                    decoder_rate=train.decoder_rate, bias_rate=train.bias_rate,
+                    encoder_decay=train.encoder_decay, decoder_decay=train.decoder_decay,
+                    batch_size=train.batch_size)
 
 
 def autoencoder_of(config: Config) -> Autoencoder:

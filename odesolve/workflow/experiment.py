@@ -154,7 +154,8 @@ def run_theory(problem: Problem, seed: int, *, progress: bool = False):
     theory, train = problem.config.theory, problem.config.train
     return integrate(problem.initial_state(seed), train.lr, (0.0, float(problem.times[-1])),
                      method=theory.solver, t_eval=problem.times, rtol=theory.rtol,
-                     atol=theory.atol, dt=theory.dt, bulk=theory.bulk, progress=progress)
+                     atol=theory.atol, dt=theory.dt, bulk=theory.bulk, protocol=problem.protocol,
+                     finite_size=theory.finite_size, progress=progress)
 
 
 def run_simulation(problem: Problem, seed: int, *, progress: bool = False):
@@ -170,4 +171,5 @@ def run_simulation(problem: Problem, seed: int, *, progress: bool = False):
                     seed=seed, scale=config.init.scale, bias=config.init.bias,
                     times=problem.times, n_test=config.simulation.n_test,
                     weights=problem.weights, data=problem.samples,
-                    eigenbasis=config.simulation.eigenbasis, progress=progress)
+                    eigenbasis=config.simulation.eigenbasis, protocol=problem.protocol,
+                    progress=progress)

@@ -7,7 +7,7 @@ one place where files named in a configuration are read.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,11 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..integrator import time_grid
+from ..protocols import Protocol, noise_floor
 from ..spec import images
 from ..spec import spectra
 from ..state import State
-from .config import Config, autoencoder_of, blame
+from .config import Config, autoencoder_of, blame, protocol_of
 
 __all__ = ["Problem", "build_problem"]
 
@@ -47,6 +48,8 @@ class Problem:
         Offline samples (n, D) of an image data set, for the simulator.
     weights : tuple (W, V, m) or None
         Initial weights from ``init.weights``.
+    protocol : odesolve.protocols.Protocol
+        Schedule, rates, decay and batch size (``[train]``, ``[schedule]``).
     """
 
     config: Config
@@ -58,6 +61,7 @@ class Problem:
     overlap_modes: np.ndarray
     samples: np.ndarray | None = None
     weights: tuple | None = None
+    protocol: Protocol = field(default_factory=Protocol)
 
     def initial_state(self, seed: int):
         """Initial :class:`~odesolve.state.State` of the theory for run ``seed``."""
@@ -83,19 +87,26 @@ def build_problem(config: Config) -> Problem:
         model = autoencoder_of(config)
         model.check_dimension(D)
     theory_spectrum = spectrum.all_modes() if not config.theory.closure else spectrum
+    protocol = protocol_of(config)
+    if config.theory.finite_size:
+        with blame(src, "theory.finite_size"):
+            noise_floor(model, theory_spectrum, protocol)
+    batch = protocol.batch_size   # a step takes B samples: record after whole steps
     if config.train.times is not None:
         times = np.asarray(config.train.times)
-        if not np.allclose(times * D, np.round(times * D), rtol=0.0, atol=1e-6):
-            raise ConfigError(src, "train.times", f"times must be multiples of 1/D = 1/{D} "
+        steps = times * D / batch
+        if not np.allclose(steps, np.round(steps), rtol=0.0, atol=1e-6):
+            unit = f"1/D = 1/{D}" if batch == 1 else f"B/D = {batch}/{D}"
+            raise ConfigError(src, "train.times", f"times must be multiples of {unit} "
                               "(whole SGD steps)")
     else:
-        times = time_grid(config.train.t_max, config.train.n_times, D)
+        times = time_grid(config.train.t_max, config.train.n_times, D / batch)
     order = np.argsort(-spectrum.eigenvalues, kind="stable")
     n_overlap = spectrum.n_tracked if spectrum.n_bulk else min(2 * model.K, spectrum.n_tracked)
     weights = _weights(config, model, D) if config.init.weights is not None else None
     return Problem(config=config, model=model, spectrum=spectrum, theory_spectrum=theory_spectrum,
                    times=times, seeds=config.seeds, overlap_modes=order[:n_overlap],
-                   samples=samples, weights=weights)
+                   samples=samples, weights=weights, protocol=protocol)
 
 
 def _spectrum(config: Config):

@@ -7,11 +7,15 @@ Layout (``odesolve run`` writes it, ``odesolve plot`` reads it back)::
     theory       error_theory(seed, time), Q/R/T/T0_theory(seed, time, unit, unit_),
                  A/B_theory(seed, time, unit, spike), m_theory(seed, time, unit),
                  learning_time_theory(seed, plateau)
-    simulation   error_simulation(seed, time) (held-out test error) and the same order
+    simulation   error_simulation(seed, time) (Monte-Carlo error on held-out samples),
+                 error_exact_simulation(seed, time) (exact error of the simulated weights:
+                 the error formula on their order parameters) and the same order
                  parameters with the suffix ``_simulation``
     reference    eigenvalue(spike) (ρ/D of each overlap mode), pca_error(rank)
     attributes   config (the full TOML), config_file, config_digest, odesolve_version,
-                 seeds, theory_mode, theory_solver, lr, created, wall times
+                 seeds, theory_mode, theory_solver, theory_finite_size, lr, protocol_* (schedule, rates,
+                 decays, batch size: :meth:`odesolve.protocols.Protocol.describe`), created,
+                 wall times
 
 ``seed`` i holds the theory started from the initial weights of seed i and, when
 simulated, the SGD run from the very same weights.  The ``spike`` coordinate is the
@@ -123,11 +127,14 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
         "data_kind": config.data.kind,
         "theory_mode": ",".join(sorted(modes_run)) or "none",
         "theory_solver": ",".join(sorted(methods_run)) or config.theory.solver,
+        "theory_finite_size": int(config.theory.finite_size),
         "simulated": int(len(simulations) > 0),
+        "n_test": config.simulation.n_test,
         "theory_wall_time": float(theory_wall_time),
         "simulation_wall_time": float(simulation_wall_time),
         "divergences": "\n".join(divergences),
         "warnings": "",
+        **{f"protocol_{key}": value for key, value in problem.protocol.describe().items()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,
     }
@@ -178,8 +185,16 @@ def _theory_variables(trajectories, times, modes, K, n_plateau, has_bias):
 
 
 def _simulation_variables(simulations, times, modes, K, has_bias):
-    return _run_variables(simulations, "simulation", ("test_error", "held-out test error"),
-                          times, modes, K, has_bias, 1e-9)
+    out = _run_variables(simulations, "simulation", ("test_error", "held-out test error"),
+                         times, modes, K, has_bias, 1e-9)
+    # the figures' default: the error formula on the simulated weights, free of the
+    # Monte-Carlo noise of a finite test set
+    out["error_exact_simulation"] = (("seed", "time"),
+                                     _stack(simulations, lambda r: r.theory_error(),
+                                            (len(times),)),
+                                     {"long_name": "exact error of the simulated weights "
+                                                   "(simulation)"})
+    return out
 
 
 def write_netcdf(dataset: xr.Dataset, path) -> Path:

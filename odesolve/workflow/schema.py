@@ -16,10 +16,11 @@ from typing import Any
 from .._checks import (check_integer, check_non_negative, check_positive, check_real,
                        check_seed, check_tolerance, message_of)
 from ..integrator import BULK_MODES, METHODS
+from ..protocols import SCHEDULE_KINDS
 from ..spec.images import IMAGE_DATASETS
 from ..spec.model import BIAS_MODES, RULES
 
-__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "InitConfig", "TheoryConfig",
+__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "ScheduleConfig", "InitConfig", "TheoryConfig",
            "SimulationConfig", "SECTIONS", "REQUIRED_SECTIONS", "DATA_KINDS", "BIAS_VALUES",
            "markdown_table", "plain_value", "toml_value"]
 
@@ -181,6 +182,43 @@ class TrainConfig:
                                    "log-spaced times from t_max/1000 to t_max.")
     n_times: int = _key(60, types="int", check=_at_least(2),
                         doc="Number of recorded times when `times` is not given.")
+    encoder_rate: float = _key(1.0, types="float", check=_positive,
+                               doc="Multiple c_w of the encoder's rate η/D.")
+    decoder_rate: float = _key(1.0, types="float", check=_positive,
+                               doc="Multiple c_v of the decoder's rate η (on ∇_V ℓ).")
+    bias_rate: float = _key(1.0, types="float", check=_positive,
+                            doc="Multiple c_m of the trained bias's rate η/D.")
+    encoder_decay: float = _key(0.0, types="float", check=_non_negative,
+                                doc="Weight decay κ_w of the encoder: W ← W − c_w(η/D)(∇_W ℓ "
+                                    "+ κ_w W), so the overlaps w·e_τ shrink at rate η c_w κ_w.")
+    decoder_decay: float = _key(0.0, types="float", check=_non_negative,
+                                doc="Weight decay κ_v of the decoder: V ← V − c_v η(∇_V ℓ + "
+                                    "κ_v V/D), so the overlaps v·e_τ/√D shrink at rate "
+                                    "η c_v κ_v. Tied weights take the encoder's rate and decay.")
+    batch_size: int = _key(1, types="int", check=_at_least(1),
+                           doc="Fresh samples per SGD step, B (one step on the mean of their "
+                               "updates; time still counts samples, so the theory's drift is "
+                               "that of rate η/B and recorded times are multiples of B/D).")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """``[schedule]``: the learning rate as a function of time, η(t) = `train.lr`·factor(t)."""
+
+    kind: str = _key("constant", types="string", choices=SCHEDULE_KINDS,
+                     doc="`constant`, `piecewise` (factor `factors[i]` from `change_times[i-1]` "
+                         "on), `power_law` (factor (1 + t/τ)^−β) or `exponential` "
+                         "(factor exp(−t/τ)).")
+    change_times: tuple | None = _key(None, types="list of float",
+                                      doc="(`piecewise`) Times where the factor changes, "
+                                          "strictly increasing, > 0.")
+    factors: tuple | None = _key(None, types="list of float",
+                                 doc="(`piecewise`) The factors, one more than `change_times` "
+                                     "(the first holds from t = 0).")
+    tau: float | None = _key(None, types="float", check=_positive,
+                             doc="(`power_law`, `exponential`) Time scale τ.")
+    beta: float = _key(1.0, types="float", check=_non_negative,
+                       doc="(`power_law`) Exponent β.")
 
 
 @dataclass(frozen=True)
@@ -228,6 +266,11 @@ class TheoryConfig:
                                   "scale of the state: 1e-9 at `init.scale` = 0.1).")
     dt: float | None = _key(None, types="float", check=_positive,
                             doc="Step of the `euler` solver (default 1/D).")
+    finite_size: bool = _key(False, types="bool",
+                             doc="Add the leading finite-D correction derived in docs/theory.md "
+                                 "§9 (SGD's noise floor of the bulk decoder, O(η²/D), using "
+                                 "this D, the batch size and the rates): untied vanilla SGD on "
+                                 "spikes + bulk only.")
 
 
 @dataclass(frozen=True)
@@ -249,6 +292,7 @@ SECTIONS = {
     "data": DataConfig,
     "model": ModelConfig,
     "train": TrainConfig,
+    "schedule": ScheduleConfig,
     "init": InitConfig,
     "theory": TheoryConfig,
     "simulation": SimulationConfig,

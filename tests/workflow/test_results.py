@@ -45,6 +45,9 @@ class FakeRun:
         if simulated:  # the simulator need not report overlaps
             del self.A, self.B
 
+    def theory_error(self):
+        return self.error
+
 
 def fake_dataset(seeds=2, diverged_seed=None):
     problem = build_problem(tiny_config(seeds))
@@ -63,6 +66,8 @@ def test_assembled_layout_matches_the_contract():
     problem, ds = fake_dataset(seeds=3)
     assert ds["error_theory"].dims == ("seed", "time")
     assert ds["error_simulation"].dims == ("seed", "time")
+    assert ds["error_exact_simulation"].dims == ("seed", "time")
+    assert ds.attrs["n_test"] == 400
     assert ds["Q_theory"].dims == ("seed", "time", "unit", "unit_")
     assert ds["A_theory"].dims == ("seed", "time", "unit", "spike")
     assert "A_simulation" not in ds
@@ -181,5 +186,7 @@ def test_real_experiment_theory_and_simulation_share_initial_weights():
     assert not np.allclose(ds["Q_theory"].isel(seed=0, time=0), ds["Q_theory"].isel(seed=1, time=0))
     theory0 = ds["error_theory"].isel(time=0)
     assert np.allclose(ds["error_simulation"].isel(time=0), theory0, rtol=0.15)
+    # the exact error of the simulated weights: the theory's own number at t = 0
+    np.testing.assert_allclose(ds["error_exact_simulation"].isel(time=0), theory0, rtol=1e-9)
     assert np.all(ds["error_theory"].isel(time=-1) < 0.7 * theory0)
     assert np.all(np.isfinite(ds["error_simulation"]))
