@@ -41,12 +41,12 @@ from .codegen import CompiledModel, compile_model  # noqa: E402
 from .state import OrderParameters, State, initial_weights  # noqa: E402
 from .integrator import integrate  # noqa: E402
 from .trajectory import Trajectory, generalisation_error  # noqa: E402
-from .errors import ConfigError, DivergenceError  # noqa: E402
+from .errors import ConfigError, CostWarning, DivergenceError, RegimeWarning  # noqa: E402
 
 __all__ = [
     "Spectrum", "spiked_covariance", "sinusoidal_spiked_covariance", "given_spectrum",
     "covariance_spectrum", "Activation", "resolve_activation", "Autoencoder", "Equations",
     "derive_equations", "CompiledModel", "compile_model", "OrderParameters", "State",
     "initial_weights", "integrate", "Trajectory", "generalisation_error", "ConfigError",
-    "DivergenceError",
+    "DivergenceError", "RegimeWarning", "CostWarning",
 ]

@@ -17,37 +17,69 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import warnings
 
 import numpy as np
 
 __all__ = ["check_real", "check_positive", "check_non_negative", "check_integer", "check_rng",
-           "check_choice", "check_bool", "check_matrix", "check_psd"]
+           "check_choice", "check_bool", "check_vector", "check_matrix", "check_psd", "check_tolerance",
+           "check_seed", "message_of", "check_cost", "memory_limit", "psd_tolerance", "MAX_SECONDS",
+           "ANNOUNCE_SECONDS"]
+
+
+def _real(name: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    return float(value)
 
 
 def check_real(name: str, value) -> float:
     """A finite real number (not a bool or a string)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
+    value = _real(name, value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise ValueError(f"{name} must be finite, got {value!r}")
     return value
 
 
 def check_positive(name: str, value) -> float:
     """A finite real number > 0."""
-    value = check_real(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value:g}")
+    value = _real(name, value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
     return value
 
 
 def check_non_negative(name: str, value) -> float:
     """A finite real number >= 0."""
-    value = check_real(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value:g}")
+    value = _real(name, value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return value
+
+
+def check_tolerance(name: str, value) -> float:
+    """A relative tolerance: a real number in (0, 1)."""
+    value = check_positive(name, value)
+    if value >= 1:
+        raise ValueError(f"{name} must be < 1, got {value!r}")
+    return value
+
+
+def check_seed(name: str, value, count: int = 1) -> int:
+    """A seed: an integer with ``value, …, value + count − 1`` in [0, 2⁶³) (what numpy's
+    generators and the int64 seed coordinate of results files hold)."""
+    return check_integer(name, value, minimum=0, maximum=2**63 - count)
+
+
+def message_of(check, value, *args) -> str | None:
+    """The message of ``check("", value, *args)`` without the leading name, or None if the
+    value passes: how the configuration reuses these checks (``"train.lr: must be > 0"``)."""
+    try:
+        check("", value, *args)
+    except (TypeError, ValueError) as exc:
+        return str(exc).strip()
+    return None
 
 
 def check_integer(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -84,12 +116,31 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
+def _numeric(name: str, values) -> np.ndarray:
+    """``values`` as a float array; strings and booleans are refused, not converted."""
+    try:
+        raw = np.asarray(values)
+        if raw.dtype.kind in "USVb" or (raw.dtype.kind == "O" and any(
+                isinstance(v, (str, bytes, bool)) for v in raw.ravel())):
+            raise TypeError
+        return raw.astype(float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers, got {values!r}"[:200]) from None
+
+
+def check_vector(name: str, values) -> np.ndarray:
+    """A finite 1-d float array (a list of numbers)."""
+    v = _numeric(name, values)
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be a 1-d list of numbers, got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be finite, got {v.tolist()}"[:200])
+    return v
+
+
 def check_matrix(name: str, X, shape: tuple | None = None) -> np.ndarray:
     """A finite 2-D float array, of ``shape`` if given."""
-    try:
-        X = np.asarray(X, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a numeric array") from None
+    X = _numeric(name, X)
     if X.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {X.shape}")
     if shape is not None and X.shape != shape:
@@ -123,3 +174,62 @@ def check_psd(name: str, X, dtype=None) -> np.ndarray:
         raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {smallest:.3g}, "
                          f"round-off tolerance {tol:.2g})")
     return X
+
+
+#: Requests estimated above this many seconds are refused (a day: nothing the package is
+#: for takes that long, a typo such as t_max = 1e11 does).
+MAX_SECONDS = 86400.0
+#: Requests estimated above this many seconds are announced with their estimate.
+ANNOUNCE_SECONDS = 60.0
+
+
+def memory_limit() -> float:
+    """Bytes a single request may hold: half of the physical memory."""
+    try:
+        return 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return 8.0 * 2**30
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 3.15e7), ("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.2g} s"
+
+
+def check_cost(what: str, *, seconds: float = 0.0, nbytes: float = 0.0) -> None:
+    """Refuse a request whose estimated cost is out of reach, announce a long one.
+
+    Parameters
+    ----------
+    what : str
+        The request, with the sizes behind the estimate (``"online SGD: 1e14 steps at
+        K = 3, D = 1000"``).
+    seconds, nbytes : float
+        Estimated run time and memory.
+
+    Raises
+    ------
+    ValueError
+        If ``nbytes`` exceeds :func:`memory_limit` or ``seconds`` exceeds
+        :data:`MAX_SECONDS` — before any work, with the estimate.
+
+    Warns
+    -----
+    CostWarning
+        If ``seconds`` exceeds :data:`ANNOUNCE_SECONDS` (the run goes on, with a progress
+        bar on a terminal).
+    """
+    from .errors import CostWarning
+
+    if nbytes > memory_limit():
+        raise ValueError(f"{what}: needs an estimated {nbytes / 2**30:.3g} GiB of memory, more "
+                         f"than the {memory_limit() / 2**30:.3g} GiB allowed (half of this "
+                         "machine's)")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{what}: estimated {_duration(seconds)} of computation, more than "
+                         f"the {_duration(MAX_SECONDS)} allowed")
+    if seconds > ANNOUNCE_SECONDS:
+        warnings.warn(CostWarning(f"{what}: estimated {_duration(seconds)} of computation"),
+                      stacklevel=3)

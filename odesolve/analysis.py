@@ -7,14 +7,20 @@ and a list of spikes ``s̃``, :func:`reduced_equations` gives that flow symbolic
 ``dy/dt = F(y)`` with ``y = (a_kτ, b_kτ, m_k)``, and :func:`fixed_point` finds a zero of
 ``F`` and the eigenvalues of the sympy Jacobian there.
 
-Two uses (tested in ``tests/theory/test_phenomena.py``):
+Uses (tested in ``tests/theory/test_phenomena.py``; numbers in docs/theory.md § 6):
 
-* tied erf: the tied fixed point is stable for the tied flow, but the same point is a
-  saddle of the untied flow, unstable along the "rescaling" direction (encoder shrinks,
-  decoder grows) that tied weights cannot follow: that is why tied sigmoidal
+* tied erf, one unit: the tied fixed point is stable for the tied flow, but the same point
+  is not at rest for the untied flow, which moves along the "rescaling" direction (encoder
+  shrinks, decoder grows) that tied weights cannot follow: that is why tied sigmoidal
   autoencoders stay above the PCA error;
-* ReLU: the bias-free fixed point (one unit reconstructs half of the variance of its
-  spike) is unstable along the bias direction once the bias is trained.
+* tied erf, K ≥ 2 units on several spikes: the per-spike assignment (unit k on spike k) is
+  a saddle; the stable end state mixes the spikes (±45° for K = 2) and has a lower error;
+* ReLU, one unit: the bias-free fixed point (half of the variance of the spike
+  reconstructed) stays *stable* once the bias is trained — the Jacobian's eigenvalues are
+  (−1.367, 0, −0.133) for s̃ = 1, the zero mode being ReLU's rescaling symmetry — so a
+  trained bias returns to 0;
+* ReLU, K = 2 on two spikes: the minimum of the reduced error with trained biases is the
+  long-time limit of the biased state that most initial weights reach.
 
 >>> from odesolve.spec.model import Autoencoder
 >>> fp = fixed_point(Autoencoder(K=1, activation="linear"), [1.0], guess=[0.5, 0.5])
@@ -54,15 +60,34 @@ class ReducedEquations:
     error: sp.Expr
 
     def lambdified(self):
-        """Numeric ``(flow(y), jacobian(y), error(y))`` callables."""
+        """Numeric ``(flow(y), jacobian(y), error(y))`` callables.
+
+        The Jacobian is sympy's, except where the flow contains averages left to compiled
+        quadrature (e.g. pairs of ReLU units with biases), which have no symbolic
+        derivative: then it is the central difference of the flow (relative accuracy
+        ≈ 1e-8).
+        """
         modules = [_placeholder_functions(sp.Tuple(self.flow, self.error)), "math", "numpy"]
         jac = self.flow.jacobian(self.variables)
         flow = sp.lambdify([self.variables], list(self.flow), modules=modules)
-        jacobian = sp.lambdify([self.variables], jac, modules=modules)
         error = sp.lambdify([self.variables], self.error, modules=modules)
-        return (lambda y: np.array(flow(list(y)), dtype=float),
-                lambda y: np.array(jacobian(list(y)), dtype=float),
-                lambda y: float(error(list(y))))
+
+        def numeric_flow(y):
+            return np.array(flow(list(y)), dtype=float)
+
+        if jac.has(sp.Derivative):
+            def jacobian(y):
+                y = np.asarray(y, dtype=float)
+                steps = 1e-6 * np.maximum(1.0, np.abs(y))
+                columns = [(numeric_flow(y + h * e) - numeric_flow(y - h * e)) / (2 * h)
+                           for h, e in zip(steps, np.eye(len(y)))]
+                return np.array(columns).T
+        else:
+            symbolic = sp.lambdify([self.variables], jac, modules=modules)
+
+            def jacobian(y):
+                return np.array(symbolic(list(y)), dtype=float)
+        return numeric_flow, jacobian, lambda y: float(error(list(y)))
 
 
 def reduced_equations(model: Autoencoder, spikes) -> ReducedEquations:

@@ -4,7 +4,7 @@ User mistakes are ``ValueError``/``TypeError`` (``ConfigError`` is a ``ValueErro
 names the file and the key); a run that blows up is a :class:`DivergenceError`."""
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DivergenceError", "SweepError"]
+__all__ = ["ConfigError", "DivergenceError", "SweepError", "RegimeWarning", "CostWarning"]
 
 
 class DivergenceError(RuntimeError):
@@ -18,14 +18,19 @@ class DivergenceError(RuntimeError):
         Learning rate of the run.
     step : int or None
         SGD step, for simulations.
+    cause : str or None
+        The likely cause, when known (the ODE: its curves at learning rate cη are those at η
+        with time rescaled, so the learning rate is never the cause); without one the
+        message advises a smaller learning rate (gradient descent, SGD).
     """
 
-    def __init__(self, what: str, time: float, lr: float, step: int | None = None, detail: str = ""):
-        self.time, self.lr, self.step = float(time), float(lr), step
+    def __init__(self, what: str, time: float, lr: float, step: int | None = None,
+                 detail: str = "", cause: str | None = None):
+        self.time, self.lr, self.step, self.cause = float(time), float(lr), step, cause
         where = f"t = {time:.6g}" + (f" (SGD step {step})" if step is not None else "")
         msg = f"{what} diverged at {where} with learning rate {lr:g}"
-        super().__init__(msg + (f": {detail}" if detail else "") +
-                         "; try a smaller learning rate")
+        advice = f"; likely cause: {cause}" if cause else "; try a smaller learning rate"
+        super().__init__(msg + (f": {detail}" if detail else "") + advice)
 
 
 class ConfigError(ValueError):
@@ -47,3 +52,12 @@ class ConfigError(ValueError):
 
 class SweepError(RuntimeError):
     """Some points of a sweep failed (the others are cached; re-running retries these)."""
+
+
+class RegimeWarning(UserWarning):
+    """A run left the regime where its answer is exact; the message carries the number
+    that says so (η/D, η·σ²·t/D, dt·ρ for Euler, the rise of an SGD error)."""
+
+
+class CostWarning(UserWarning):
+    """A valid request that will take long; the message carries the estimate."""

@@ -3,19 +3,13 @@
 :func:`integrate` follows :func:`scipy.integrate.solve_ivp` (``t_span``, ``method``,
 ``t_eval``, ``rtol``/``atol``) and returns a :class:`Trajectory` of every order parameter
 and of the generalisation error on a log-spaced grid; :func:`integrate_batch` integrates
-many initial states of one model family (seeds, initial scales, spectra) in one call.
+many initial states of one model family in one call.
 
-Solvers (``method=``): ``"LSODA"`` runs ODEPACK's LSODA through
-:func:`scipy.integrate.odeint`, whose stepping loop is compiled (only the right-hand side
-is a Python call): the same algorithm as ``solve_ivp(method="LSODA")``, without its Python
-work per step (several times faster on small states; benchmarks/bench_engine.py).
-``"dopri5"`` is a Dormand–Prince 5(4) pair with scipy's RK45 error control whose whole
-stepping loop is compiled into the model's generated module (no Python per step: the
-choice for large all-modes states).  Every :func:`scipy.integrate.solve_ivp` method stays
-available by name (``"RK45"``, ``"DOP853"``, ``"Radau"``, ``"BDF"``, ``"RK23"``) and
-``"euler"`` is the fixed-step published scheme.  Plateau exits (``learning_times``) are
-located to the solver's tolerance: by the integrator's events (solve_ivp), on the step's
-Hermite interpolant (dopri5), or by root-finding on restarts from the output grid (LSODA).
+``method="LSODA"`` (the default for small states) runs ODEPACK's LSODA through
+:func:`scipy.integrate.odeint`, whose stepping loop is compiled: the algorithm of
+``solve_ivp(method="LSODA")`` without its Python work per step (several times faster on
+small states, benchmarks/bench_engine.py); every other :func:`scipy.integrate.solve_ivp`
+method stays available by name.
 
 Two bulk treatments (``bulk=``): ``"limit"`` is the strict D → ∞ theory (the bulk modes'
 eigenvalue ``σ²/D → 0`` is dropped from their dynamics, so e.g. the bulk encoder Gram
@@ -33,54 +27,67 @@ A :class:`~odesolve.spec.spectra.Spectrum` with every mode tracked has no bulk a
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
 from scipy.optimize import brentq
 from threadpoolctl import threadpool_limits
 
+from ._checks import (check_choice, check_cost, check_integer, check_positive, check_real,
+                      check_tolerance)
 from ._progress import progress_bar
 from .codegen import CompiledModel, compile_model
-from .errors import DivergenceError
-from .state import State
-from .trajectory import Trajectory, learning_times_on_grid, plateau_levels
+from .errors import DivergenceError, RegimeWarning
+from .protocols import Protocol, as_protocol, noise_floor
+from .state import State, order_parameters_of
+from .trajectory import Trajectory, plateau_levels
 
-__all__ = ["integrate", "integrate_batch", "METHODS", "BULK_MODES", "rhs_function",
-           "time_grid"]
+__all__ = ["integrate", "integrate_batch", "METHODS", "BULK_MODES", "rhs_function", "time_grid"]
 
-METHODS = ("auto", "LSODA", "dopri5", "RK45", "RK23", "DOP853", "Radau", "BDF", "euler")
-#: ``method="auto"``: LSODA up to this many state variables, dopri5 above.  LSODA turns
-#: stiff near fixed points (where explicit Runge–Kutta needs ~100× more steps), but its
-#: stiff mode builds dense finite-difference Jacobians: hopeless for the ~10⁴ variables of
-#: all-modes runs on real spectra, which the compiled dopri5 integrates in seconds.
+METHODS = ("auto", "LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF", "euler")
+#: ``method="auto"``: LSODA up to this many state variables, RK45 above.  LSODA turns
+#: stiff near fixed points (where RK45 needs ~100× more steps), but its stiff mode builds
+#: dense finite-difference Jacobians: hopeless for the ~10⁴ variables of all-modes runs
+#: on real spectra, which RK45 integrates in seconds.
 AUTO_LSODA_MAX_SIZE = 400
-#: Step limit of the compiled dopri5 (a blow-up or a stiff run that will not finish).
-DOPRI5_MAX_STEPS = 10_000_000
 BULK_MODES = ("limit", "finite")
 #: a state entry beyond this is a blow-up, not learning (weights are O(1) in these units)
 NORM_LIMIT = 1e8
 
 
-def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "limit"):
-    """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver."""
+def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "limit",
+                 protocol: Protocol | None = None, finite_size: bool = False):
+    """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver.
+
+    ``protocol`` (:class:`~odesolve.protocols.Protocol`) makes the rate a function of
+    ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
+    ``finite_size`` adds SGD's O(η²/D) noise floor of the bulk decoder (docs/theory.md §8).
+    """
     spec = state.spectrum
     s = np.ascontiguousarray(spec.s)
     s_bulk = spec.bulk / spec.D
     s_dyn = s_bulk if bulk == "finite" else 0.0
     K, nb = state.model.K, compiled.blocks
     rhs = compiled.module.rhs
+    protocol = as_protocol(protocol)
+    rates, decay = protocol.flow_multipliers(state.model)
+    schedule = protocol.schedule
+    floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
 
     def f(t, y):
         dy = np.empty_like(y)
-        rhs(y, s, s_bulk, s_dyn, lr, K, nb, dy)
+        eta = lr / protocol.batch_size if schedule.is_constant else protocol.lr_at(lr, t)
+        rhs(y, s, s_bulk, s_dyn, eta, rates, decay, floor * eta**2, K, nb, dy)
         return dy
 
     return f
 
 
 def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=None,
-              n_points: int = 200, rtol: float = 1e-7, atol: float = 1e-9, dt: float | None = None,
-              bulk: str = "limit", progress: bool = False) -> Trajectory:
+              n_points: int = 200, rtol: float = 1e-7, atol: float | None = None,
+              dt: float | None = None, bulk: str = "limit", protocol: Protocol | None = None,
+              finite_size: bool = False, progress: bool = False) -> Trajectory:
     """Integrate the order-parameter equations from ``state``.
 
     Parameters
@@ -100,10 +107,24 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         scheme).
     t_eval : array_like, optional
         Output times; default ``n_points`` log-spaced times (plus ``t0``).
-    rtol, atol : float
-        Tolerances of the adaptive solvers.
+    rtol : float
+        Relative tolerance of the adaptive solvers, in (0, 1).
+    atol : float, optional
+        Absolute tolerance of the adaptive solvers; default :func:`default_atol` of the
+        initial state (``ATOL_PER_SCALE`` × the RMS of its overlaps), so that a tiny
+        initial state is not below the tolerance.
+    dt : float, optional
+        Step of ``"euler"`` (default ``1/D``), at most ``t1 − t0``.
     bulk : {"limit", "finite"}
         Bulk treatment (see the module doc).
+    protocol : odesolve.protocols.Protocol, optional
+        Learning-rate schedule, per-layer rates, weight decay and batch size (default:
+        plain online SGD at the constant rate ``lr``); ``lr`` is then the base rate η.
+        ``method="euler"`` takes constant schedules only.
+    finite_size : bool
+        Add the leading finite-D correction that odesolve derives: SGD's noise floor of the
+        bulk decoder, ``dT0^B/dt += (c_v η(t)/B)² σ² (n_bulk/D²) E[g(λ)g(λ)ᵀ]`` (untied
+        vanilla SGD with a bulk; docs/theory.md §8 says what it leaves out).
     progress : bool
         Show a progress bar.
 
@@ -115,35 +136,66 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     ------
     DivergenceError
         If the state becomes non-finite or runs away (the message names t and η).
-    ValueError
-        For a bad learning rate, method, time span or bulk mode.
+    ValueError, TypeError
+        For a bad learning rate, time span, method, bulk mode, tolerance, step or output
+        times (checked before any work, with the checks of the configuration).
     """
-    lr = _check_lr(lr)
+    if not isinstance(state, State):
+        raise TypeError(f"state must be an odesolve State, got {type(state).__name__}")
+    lr = check_positive("learning rate", lr)
     t0, t1 = _check_span(t_span)
-    t_eval = _check_options(method, bulk, t0, t1, t_eval, n_points)
+    check_choice("method", method, METHODS)
+    check_choice("bulk mode", bulk, BULK_MODES)
+    rtol = check_tolerance("rtol", rtol)
+    atol = default_atol(state) if atol is None else check_positive("atol", atol)
+    if dt is not None and check_positive("dt", dt) > t1 - t0:
+        raise ValueError(f"dt must be at most the time span {t1 - t0:g}, got {dt!r}")
+    if t_eval is None:
+        t_eval = time_grid(t1, check_integer("n_points", n_points, minimum=2), t0=t0)
+    else:
+        t_eval = _check_t_eval(t_eval, t0, t1)
+    if method == "euler":
+        steps = (t1 - t0) / (dt or 1.0 / state.spectrum.D)
+        size = state.to_vector().size
+        check_cost(f"Euler: {steps:.3g} steps of {size} variables",
+                   seconds=SECONDS_PER_EULER_VALUE * steps * size)
+    protocol = as_protocol(protocol)
+    protocol.check_model(state.model)
+    if not isinstance(finite_size, (bool, np.bool_)):
+        raise TypeError(f"finite_size must be True or False, got {finite_size!r}")
+    if finite_size:
+        noise_floor(state.model, state.spectrum, protocol)   # refuses, before any work
+    if method == "euler" and not protocol.schedule.is_constant:
+        raise ValueError("method='euler' takes a constant learning rate: use an adaptive "
+                         "method with a schedule")
     compiled = compile_model(state.model)
-    return _solve(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, dt, bulk, progress)
+    if method == "auto":
+        method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
+    f = rhs_function(compiled, state, lr, bulk, protocol, finite_size)
+    _check_start(f, state, lr, t0)
+    start = time.perf_counter()
+    if method == "euler":
+        ys, nfev, crossings = _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress,
+                                     protocol, finite_size)
+    elif method == "LSODA":
+        ys, nfev, crossings = _lsoda(compiled, f, state, lr, t0, t_eval, rtol, atol)
+    else:
+        ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol,
+                                        atol, progress)
+    wall = time.perf_counter() - start
+    traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
+    traj.learning_times = crossings
+    traj.protocol = protocol
+    traj.finite_size = bool(finite_size)
+    return traj
 
 
-def integrate_batch(states, lr: float, t_span, *, method: str = "auto", t_eval=None,
-                    n_points: int = 200, rtol: float = 1e-7, atol: float = 1e-9,
-                    dt: float | None = None, bulk: str = "limit",
-                    progress: bool = False) -> list[Trajectory]:
+def integrate_batch(states, lr: float, t_span, **options) -> list[Trajectory]:
     """Integrate many initial states of one model family in one call.
 
-    The states may differ in K-independent ways: weights (seeds, initial scales),
-    spectra (of any size), even K; they must share the activation, tying, rule and bias
-    so that one compiled module serves them all.  Each state is integrated on its own
-    (solvers adapt their steps to each curve) by the compiled code, with the checks and
-    the compilation done once.
-
-    Parameters
-    ----------
-    states : sequence of State
-    lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk
-        As in :func:`integrate`, shared by all states.
-    progress : bool
-        Show a progress bar over the states.
+    The states may differ in weights (seeds, initial scales), spectra and K; they share
+    the activation, tying, rule and bias, so that one compiled module serves them all
+    (compiled once).  ``options`` are those of :func:`integrate`, shared by all states.
 
     Returns
     -------
@@ -153,9 +205,9 @@ def integrate_batch(states, lr: float, t_span, *, method: str = "auto", t_eval=N
     Raises
     ------
     ValueError
-        For an empty batch, states of different families, or bad options.
+        For an empty batch or states of several families.
     DivergenceError
-        If a state diverges (the message names which).
+        If a state diverges (the message says which).
 
     Examples
     --------
@@ -170,143 +222,117 @@ def integrate_batch(states, lr: float, t_span, *, method: str = "auto", t_eval=N
     if not states:
         raise ValueError("integrate_batch needs at least one state")
     families = {(st.model.activation.key, st.model.tied, st.model.rule, st.model.bias)
-                for st in states}
+                for st in states if isinstance(st, State)}
     if len(families) > 1:
         raise ValueError("integrate_batch needs states of one model family (activation, tied, "
                          "rule, bias); integrate the others in another call")
-    lr = _check_lr(lr)
-    t0, t1 = _check_span(t_span)
-    t_eval = _check_options(method, bulk, t0, t1, t_eval, n_points)
-    compiled = compile_model(states[0].model)
     out = []
-    with progress_bar(total=len(states), desc="theory", unit="curve", disable=not progress) as bar:
-        for i, st in enumerate(states):
-            try:
-                out.append(_solve(compiled if st.model == compiled.model else
-                                  compile_model(st.model), st, lr, t0, t1, t_eval, method,
-                                  rtol, atol, dt, bulk, False))
-            except DivergenceError as err:
-                raise DivergenceError(f"the ODE of batch state {i}", err.time, lr) from err
-            bar.update()
+    for i, st in enumerate(states):
+        try:
+            out.append(integrate(st, lr, t_span, **options))
+        except DivergenceError as err:
+            raise DivergenceError(f"the ODE of batch state {i}", err.time, err.lr) from err
     return out
-
-
-def _check_options(method, bulk, t0, t1, t_eval, n_points):
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
-    if bulk not in BULK_MODES:
-        raise ValueError(f"unknown bulk mode {bulk!r}: expected one of {BULK_MODES}")
-    t_eval = time_grid(t1, n_points, t0=t0) if t_eval is None else np.asarray(t_eval, dtype=float)
-    if t_eval.ndim != 1 or np.any(np.diff(t_eval) <= 0) or t_eval[0] < t0 or t_eval[-1] > t1:
-        raise ValueError("t_eval must be increasing and inside t_span")
-    return t_eval
-
-
-def _solve(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, dt, bulk, progress):
-    if method == "auto":
-        method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "dopri5"
-    start = time.perf_counter()
-    crossings = None
-    if method == "euler":
-        ys, nfev = _euler(compiled, state, lr, t0, t_eval, dt, bulk)
-    elif method == "LSODA":
-        ys, nfev, crossings = _lsoda(compiled, state, lr, t0, t_eval, rtol, atol, bulk)
-    elif method == "dopri5":
-        ys, nfev, crossings = _dopri5(compiled, state, lr, t0, t_eval, rtol, atol, bulk)
-    else:
-        ys, nfev, crossings = _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol,
-                                        bulk, progress)
-    wall = time.perf_counter() - start
-    traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
-    if crossings is not None:
-        traj.learning_times = crossings
-    return traj
-
-
-def _flow(state, bulk):
-    """Arguments of the generated rhs after y: s, s_bulk, s_bulk_dyn."""
-    spec = state.spectrum
-    s_bulk = spec.bulk / spec.D
-    return np.ascontiguousarray(spec.s), s_bulk, (s_bulk if bulk == "finite" else 0.0)
 
 
 class _Runaway(Exception):
     """Raised inside the right-hand side when the state blows up (stops odeint)."""
 
 
-def _lsoda(compiled, state, lr, t0, t_eval, rtol, atol, bulk):
-    """LSODA with its stepping loop compiled (scipy.integrate.odeint)."""
-    s, s_bulk, s_dyn = _flow(state, bulk)
-    K, nb, rhs = state.model.K, compiled.blocks, compiled.module.rhs
+def _lsoda(compiled, f, state, lr, t0, t_eval, rtol, atol):
+    """LSODA with its stepping loop compiled (scipy.integrate.odeint, ODEPACK): the
+    algorithm of solve_ivp's LSODA without its Python work per step.  Plateau exits are
+    located on the output grid, then to the tolerance by restarting from the record
+    before the crossing and finding the root."""
     nfev = [0]
 
-    def f(y, t):
-        dy = np.empty_like(y)
-        rhs(y, s, s_bulk, s_dyn, lr, K, nb, dy)
+    def fun(y, t):
         nfev[0] += 1
         if not np.all(np.abs(y) <= NORM_LIMIT):        # also NaN
             raise _Runaway(t)
+        dy = f(t, y)
+        if not np.all(np.isfinite(dy)):
+            raise _NotFinite(t)
         return dy
 
     def run(y0, t_from, times):
         # odeint needs the initial time first; it is returned as the first record
-        start = times[0] > t_from
-        grid = np.concatenate([[t_from], times]) if start else times
+        grid = np.concatenate([[t_from], times]) if times[0] > t_from else times
         try:
             with threadpool_limits(limits=1, user_api="blas"):
-                ys, info = odeint(f, y0, grid, rtol=rtol, atol=atol, mxstep=10**8,
+                ys, info = odeint(fun, y0, grid, rtol=rtol, atol=atol, mxstep=10**8,
                                   full_output=True)
-        except _Runaway as stop:
-            raise DivergenceError("the ODE", float(stop.args[0]), lr) from None
+        except (_Runaway, _NotFinite) as stop:
+            t_fail = float(stop.args[0] if isinstance(stop, _Runaway) else stop.t)
+            raise DivergenceError("the ODE", t_fail, lr, detail="the state ran away",
+                                  cause=_runaway_cause(lr, t_fail)) from None
         if info["message"] != "Integration successful.":
-            raise DivergenceError("the ODE", float(info["tcur"][-1]), lr, detail=info["message"])
-        return ys[1:] if start else ys
+            t_fail = float(info["tcur"][-1]) if len(info["tcur"]) else t0
+            raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: "
+                                  f"{info['message']}", cause=_runaway_cause(lr, t_fail))
+        return ys[1:] if times[0] > t_from else ys
 
     ys = run(state.to_vector(), t0, t_eval)
-    error = _errors(compiled, state, ys)
-    crossings = learning_times_on_grid(t_eval, error, state.spectrum, K)
-    levels = plateau_levels(state.spectrum, K)
-    E0 = state.spectrum.initial_error
-    for j, (t_cross, level) in enumerate(zip(crossings, levels)):
-        i = int(np.searchsorted(t_eval, t_cross)) if np.isfinite(t_cross) else 0
-        if i == 0 or t_eval[i] == t_cross:
+    error = _error_function(compiled, state)
+    levels = plateau_levels(state.spectrum, state.model.K)
+    errors = np.array([error(y) for y in ys])
+    crossings = []
+    for level in levels:
+        below = np.nonzero(errors <= level)[0]
+        i = int(below[0]) if below.size else -1
+        if i <= 0:
+            crossings.append(np.nan if i < 0 else t_eval[0])
             continue
-        # restart from the record before the crossing and find it to the tolerance
         y_start, t_start = ys[i - 1], t_eval[i - 1]
 
-        def above(t):
+        def above(t, y_start=y_start, t_start=t_start, level=level):
             y = y_start if t <= t_start else run(y_start, t_start, np.array([t]))[-1]
-            return E0 + compiled.module.error_of_state(y, s, s_bulk, K, nb) - level
+            return error(y) - level
 
-        crossings[j] = brentq(above, t_start, t_eval[i], xtol=1e-12 * t_eval[i], rtol=1e-12)
-    return ys, nfev[0], crossings
+        crossings.append(brentq(above, t_start, t_eval[i], xtol=1e-12 * t_eval[i], rtol=1e-12))
+    return ys, nfev[0], _first_times(levels, error(state.to_vector()), t0, crossings)
 
 
-def _dopri5(compiled, state, lr, t0, t_eval, rtol, atol, bulk):
-    """The compiled Dormand–Prince stepper of the generated module."""
-    s, s_bulk, s_dyn = _flow(state, bulk)
+class _NotFinite(Exception):
+    """Raised inside the solver's callback at the first non-finite right-hand side."""
+
+    def __init__(self, t):
+        self.t = t
+
+
+def _check_start(f, state, lr, t0):
+    """A state that is already non-finite or runaway, or whose right-hand side is not finite,
+    is reported at t0 before any step (scipy would integrate NaNs to the end)."""
     y0 = state.to_vector()
-    levels = plateau_levels(state.spectrum, state.model.K)
-    out = np.empty((len(t_eval), y0.size))
-    crossings = np.empty(len(levels))
-    status, nfev, t_stop = compiled.module.dopri5(
-        y0, t0, t_eval, rtol, atol, s, s_bulk, s_dyn, lr, state.model.K, compiled.blocks,
-        levels, state.spectrum.initial_error, NORM_LIMIT, DOPRI5_MAX_STEPS, out, crossings)
-    if status == 1:
-        raise DivergenceError("the ODE", t_stop, lr)
-    if status == 2:
-        raise DivergenceError("the ODE", t_stop, lr,
-                              detail="step size underflow or too many steps")
-    return out, nfev, crossings
+    largest = float(np.max(np.abs(y0))) if y0.size else 0.0
+    if not np.all(np.isfinite(y0)) or largest > NORM_LIMIT:
+        raise DivergenceError("the ODE", t0, lr, detail=f"the initial state has an entry of "
+                              f"size {largest:.3g}", cause=_START_CAUSE)
+    if not np.all(np.isfinite(f(t0, y0))):
+        raise DivergenceError("the ODE", t0, lr, detail="the right-hand side is not finite at "
+                              f"the initial state (largest entry {largest:.3g}, largest bias "
+                              f"{float(np.max(np.abs(state.m), initial=0.0)):.3g})",
+                              cause=_START_CAUSE)
 
 
-def _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, bulk, progress):
-    f = rhs_function(compiled, state, lr, bulk)
+_START_CAUSE = ("initial weights or biases too large for the averages to be finite (use a "
+                "smaller init.scale or init.bias)")
+
+
+def _runaway_cause(lr, t):
+    return (f"the flow itself runs away from this initial state (η·t = {lr * t:.3g}); the "
+            "learning rate only rescales the ODE's time, so a smaller one does not prevent it")
+
+
+def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progress):
     bar = progress_bar(total=t1 - t0, desc="integrating", disable=not progress, unit="t")
 
     def fun(t, y):
         bar.update(max(0.0, t - t0 - bar.n))
-        return f(t, y)
+        dy = f(t, y)
+        if not np.all(np.isfinite(dy)):
+            raise _NotFinite(t)
+        return dy
 
     def runaway(t, y):
         return NORM_LIMIT - np.max(np.abs(y))
@@ -316,72 +342,184 @@ def _adaptive(compiled, state, lr, t0, t1, t_eval, method, rtol, atol, bulk, pro
     events = [runaway] + [_level_crossing(compiled, state, level) for level in levels]
     # ODEPACK calls BLAS on vectors of a few hundred numbers: waking a BLAS thread pool
     # for each costs more than the call (20× slower runs measured with 2 threads)
-    with bar, threadpool_limits(limits=1, user_api="blas"):
-        sol = solve_ivp(fun, (t0, t1), state.to_vector(), method=method, t_eval=t_eval,
-                        rtol=rtol, atol=atol, events=events)
-    if sol.status == 1 or sol.status == -1 or not np.all(np.isfinite(sol.y)):
-        t_fail = sol.t_events[0][0] if sol.status == 1 else (sol.t[-1] if sol.t.size else t0)
-        raise DivergenceError("the ODE", t_fail, lr, detail=sol.message)
-    crossings = np.array([te[0] if te.size else np.nan for te in sol.t_events[1:]])
-    return sol.y.T, sol.nfev, crossings
+    try:
+        with bar, threadpool_limits(limits=1, user_api="blas"):
+            sol = solve_ivp(fun, (t0, t1), state.to_vector(), method=method, t_eval=t_eval,
+                            rtol=rtol, atol=atol, events=events)
+    except _NotFinite as stop:
+        raise DivergenceError("the ODE", stop.t, lr, detail="first non-finite right-hand side",
+                              cause=_runaway_cause(lr, stop.t)) from None
+    if sol.status == 1:
+        t_fail = float(sol.t_events[0][0])
+        raise DivergenceError("the ODE", t_fail, lr, detail=f"an overlap exceeded {NORM_LIMIT:g}",
+                              cause=_runaway_cause(lr, t_fail))
+    if sol.status == -1 or not np.all(np.isfinite(sol.y)):
+        t_fail = float(sol.t[-1]) if sol.t.size else t0
+        raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: {sol.message}",
+                              cause=_runaway_cause(lr, t_fail))
+    return sol.y.T, sol.nfev, _first_times(levels, _error_function(compiled, state)(
+        state.to_vector()), t0, [te[0] if te.size else np.nan for te in sol.t_events[1:]])
+
+
+def _first_times(levels, error0, t0, crossings):
+    """Learning times: ``t0`` for the levels the error is already at or below at ``t0``,
+    else the first downward crossing found (NaN if none) — one definition for every method."""
+    return np.array([t0 if error0 <= level else c for level, c in zip(levels, crossings)],
+                    dtype=float)
+
+
+def _error_function(compiled, state):
+    """``ε(y)`` of a flat state vector."""
+    spec, K, nb = state.spectrum, state.model.K, compiled.blocks
+    s, s_bulk, E0 = np.ascontiguousarray(spec.s), spec.bulk / spec.D, spec.initial_error
+    error_of_state = compiled.module.error_of_state
+    return lambda y: E0 + error_of_state(y, s, s_bulk, K, nb)
 
 
 def _level_crossing(compiled, state, level):
     """Integrator event: the error falls through ``level`` (exit from a plateau)."""
-    spec, K, nb = state.spectrum, state.model.K, compiled.blocks
-    s, s_bulk, E0 = np.ascontiguousarray(spec.s), spec.bulk / spec.D, spec.initial_error
-    error_of_state = compiled.module.error_of_state
+    error = _error_function(compiled, state)
 
     def crossing(t, y):
-        return E0 + error_of_state(y, s, s_bulk, K, nb) - level
+        return error(y) - level
     crossing.direction = -1
     return crossing
 
 
-def _euler(compiled, state, lr, t0, t_eval, dt, bulk):
+#: Seconds per Euler step and state variable (compiled loop, CI machine), for the cost
+#: estimate announced before long runs.
+SECONDS_PER_EULER_VALUE = 5e-9
+#: Steps × state size of one compiled Euler call (about 0.01–0.1 s): between calls Python
+#: serves Ctrl-C and the progress bar, so a long Euler run stays interruptible.
+EULER_CHUNK_VALUES = 2**20
+
+
+def _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress, protocol, finite_size):
+    """Fixed-step Euler in chunks, recording at ``t_eval``; the plateau exits are located
+    to the step (by re-running the chunk in which the error crossed a level)."""
     spec = state.spectrum
-    dt = 1.0 / spec.D if dt is None else float(dt)
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"Euler step dt must be > 0, got {dt}")
-    steps = np.round((t_eval - t0) / dt).astype(np.int64)
-    y0 = state.to_vector()
-    out = np.empty((len(steps), y0.size))
+    dt = 1.0 / spec.D if dt is None else dt
+    targets = np.round((t_eval - t0) / dt).astype(np.int64)
     s_bulk = spec.bulk / spec.D
-    done = compiled.module.euler(y0, np.ascontiguousarray(spec.s), s_bulk,
-                                 s_bulk if bulk == "finite" else 0.0, lr, state.model.K,
-                                 compiled.blocks, dt, steps, NORM_LIMIT, out)
-    if done < len(steps):
-        raise DivergenceError("the ODE (Euler)", t_eval[done], lr)
-    return out, int(steps[-1])
+    rates, decay = protocol.flow_multipliers(state.model)
+    eta = lr / protocol.batch_size
+    noise = noise_floor(state.model, spec, protocol) * eta**2 if finite_size else 0.0
+    args = (np.ascontiguousarray(spec.s), s_bulk, s_bulk if bulk == "finite" else 0.0, eta,
+            rates, decay, noise, state.model.K, compiled.blocks, dt)
+    euler = compiled.module.euler
+    _warn_if_unstable(f, state.to_vector(), lr, dt, t0)
+    error = _error_function(compiled, state)
+    levels = plateau_levels(spec, state.model.K)
+    y = state.to_vector()
+    chunk = max(1, EULER_CHUNK_VALUES // y.size)
+    crossings = _first_times(levels, error(y), t0, [np.nan] * len(levels))
+    out = np.empty((len(targets), y.size))
+    one = np.empty((1, y.size))
+    step = 0
+    with progress_bar(total=int(targets[-1]), desc="Euler", unit="step", unit_scale=True,
+                      disable=not progress) as bar:
+        for i, target in enumerate(targets):
+            while step < target:
+                m = int(min(chunk, target - step))
+                if euler(y, *args, np.array([m]), NORM_LIMIT, one) == 0:
+                    _euler_blow_up(euler, args, f, y, step, m, lr, t0, dt)
+                previous, y = y, one[0].copy()
+                now = error(y)
+                for k in np.flatnonzero(np.isnan(crossings) & (now <= levels)):
+                    crossings[k] = _euler_crossing(euler, args, error, previous, step, m,
+                                                   levels[k], t0, dt)
+                step += m
+                bar.update(m)
+            out[i] = y
+    _warn_if_unstable(f, y, lr, dt, t0 + step * dt)
+    return out, int(targets[-1]), crossings
 
 
-def _errors(compiled, state, ys) -> np.ndarray:
-    s, s_bulk, _ = _flow(state, "limit")
-    K, nb, error_of_state = state.model.K, compiled.blocks, compiled.module.error_of_state
-    return state.spectrum.initial_error + np.array(
-        [error_of_state(np.ascontiguousarray(y), s, s_bulk, K, nb) for y in ys])
+def _euler_steps(euler, args, y, m):
+    """Every one of ``m`` Euler steps from ``y``, shape (m, size); rows past a blow-up are
+    left unwritten (the count written is returned too)."""
+    rows = np.empty((m, y.size))
+    written = euler(y, *args, np.arange(1, m + 1), np.inf, rows)
+    return rows, written
+
+
+def _euler_crossing(euler, args, error, y, step, m, level, t0, dt):
+    """Time at which the error first reaches ``level`` within the ``m`` steps after ``step``
+    (linear between the two steps around it)."""
+    rows, _ = _euler_steps(euler, args, y, m)
+    before = error(y)
+    for j in range(m):
+        now = error(rows[j])
+        if now <= level:
+            return t0 + (step + j + (before - level) / (before - now)) * dt
+        before = now
+    return np.nan  # crossed and came back above within the chunk: not an exit
+
+
+def _euler_blow_up(euler, args, f, y, step, m, lr, t0, dt):
+    """Raise the DivergenceError of a chunk that ended non-finite or runaway, at the first
+    bad step."""
+    rows, written = _euler_steps(euler, args, y, m)
+    bad = np.flatnonzero(~np.all(np.isfinite(rows[:written]), axis=1)
+                         | (np.max(np.abs(rows[:written]), axis=1) > NORM_LIMIT))
+    first = int(bad[0]) if bad.size else written
+    t_fail = t0 + (step + first + 1) * dt
+    rate = _stiffness(f, y, t_fail)
+    cause = (f"the Euler step is beyond stability (dt·ρ = {dt * rate:.3g} > 2, with ρ the "
+             "largest rate of the linearised flow): use a smaller dt or an adaptive method"
+             if dt * rate > 2 else _runaway_cause(lr, t_fail))
+    raise DivergenceError("the ODE (Euler)", t_fail, lr, detail="the state became non-finite "
+                          f"or exceeded {NORM_LIMIT:g}", cause=cause)
+
+
+def _stiffness(f, y, t, iterations: int = 30) -> float:
+    """Largest |eigenvalue| ρ of the Jacobian of ``f`` at ``y`` (power iteration on finite
+    differences; it includes the learning rate).  Explicit Euler is stable for dt·ρ ≲ 2."""
+    f0 = f(t, y)
+    if not np.all(np.isfinite(f0)):
+        return np.inf
+    v = np.random.default_rng(0).standard_normal(y.size)
+    rate = 0.0
+    h = 1e-7 * max(1.0, float(np.linalg.norm(y)))
+    for _ in range(iterations):
+        v /= np.linalg.norm(v)
+        w = (f(t, y + h * v) - f0) / h
+        norm = float(np.linalg.norm(w))
+        if not np.isfinite(norm) or norm == 0.0:
+            break
+        rate, v = norm, w
+    return rate
+
+
+def _warn_if_unstable(f, y, lr, dt, t):
+    rate = _stiffness(f, y, t)
+    if np.isfinite(rate) and dt * rate > 2:
+        warnings.warn(RegimeWarning(
+            f"Euler step beyond stability at t = {t:.6g}: dt·ρ = {dt * rate:.3g} > 2 (dt = "
+            f"{dt:g}, ρ = {rate:.3g} the largest rate of the linearised flow at η = {lr:g}); "
+            "the curve is not the ODE's: use a smaller dt or an adaptive method"), stacklevel=3)
 
 
 def _trajectory(compiled, state, ys, t, lr, method, bulk, nfev, wall) -> Trajectory:
     spec, model = state.spectrum, state.model
-    K, n, P = model.K, spec.n_tracked, state.Y.shape[0]
-    ys = np.ascontiguousarray(ys)
-    error = _errors(compiled, state, ys)
+    states = [state.with_vector(y) for y in ys]
+    ops = [order_parameters_of(st.Y, st.G, st.m, spec, model.K) for st in states]
+    E0 = spec.initial_error
+    error = np.array([E0 + compiled.module.error_excess(o.Q, o.R, o.T0, o.m) for o in ops])
     if not np.all(np.isfinite(error)):
         bad = int(np.argmin(np.isfinite(error)))
-        raise DivergenceError("the ODE", t[bad], lr, detail="non-finite error")
-    Y = ys[:, :P * n].reshape(-1, P, n)
-    G = ys[:, P * n:P * n + P * P].reshape(-1, P, P)
-    weighted = np.einsum("ipt,t,iqt->ipq", Y, spec.s, Y) + spec.bulk / spec.D * G
-    gram = np.einsum("ipt,iqt->ipq", Y, Y) + G
+        raise DivergenceError("the ODE", t[bad], lr, detail="first non-finite error",
+                              cause=_runaway_cause(lr, t[bad]))
     mode = "all-modes" if spec.n_bulk == 0 else f"closure-{bulk}"
     return Trajectory(
-        t=t, error=error, Q=weighted[:, :K, :K], R=weighted[:, -K:, :K],
-        T=weighted[:, -K:, -K:], T0=gram[:, -K:, -K:], m=ys[:, P * n + P * P:].copy(),
-        A=Y[:, :K], B=Y[:, -K:],
-        learning_times=learning_times_on_grid(t, error, spec, K),
+        t=t, error=error,
+        Q=np.array([o.Q for o in ops]), R=np.array([o.R for o in ops]),
+        T=np.array([o.T for o in ops]), T0=np.array([o.T0 for o in ops]),
+        m=np.array([o.m for o in ops]),
+        A=np.array([st.A for st in states]), B=np.array([st.B for st in states]),
+        learning_times=np.full(len(plateau_levels(spec, model.K)), np.nan),
         model=model, spectrum=spec, lr=lr, method=method, bulk=bulk, mode=mode,
-        nfev=int(nfev), wall_time=wall, y=ys, initial=state)
+        nfev=int(nfev), wall_time=wall, states=states)
 
 
 def time_grid(t_max: float, n_times: int, D: int | None = None, t0: float = 0.0) -> np.ndarray:
@@ -421,21 +559,58 @@ def time_grid(t_max: float, n_times: int, D: int | None = None, t0: float = 0.0)
     return np.unique(np.concatenate([[t0], t[t > t0]]))
 
 
-def _check_lr(lr) -> float:
-    try:
-        lr = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"learning rate must be a number, got {lr!r}") from None
-    if not np.isfinite(lr) or lr <= 0:
-        raise ValueError(f"learning rate must be finite and > 0, got {lr}")
-    return lr
+#: Default absolute tolerance per unit of scale of the state, and the largest scale used:
+#: 1e-9 for the usual initial scale 0.1 (the former fixed default), 1e-20 for overlaps of
+#: size 1e-12, which a fixed 1e-9 would exceed (plateau exits off by 0.1, issue 11).
+ATOL_PER_SCALE = 1e-8
+ATOL_MAX_SCALE = 0.1
+
+
+def default_atol(state: State) -> np.ndarray:
+    """Absolute tolerance of each state variable, following the scale of the state.
+
+    ``ATOL_PER_SCALE`` times the root mean square of its block at the initial state —
+    the tracked overlaps ``Y``, the bulk Gram matrix ``G`` (quadratic in the weights) and
+    the biases ``m`` — capped at ``ATOL_MAX_SCALE``; a block that is zero at the start
+    takes the scale of ``Y``.
+
+    Returns
+    -------
+    ndarray, shape (state size,)
+    """
+    def rms(a):
+        a = np.asarray(a, dtype=float)
+        if not a.size or not np.all(np.isfinite(a)) or not np.any(a):
+            return 0.0
+        top = float(np.max(np.abs(a)))  # scaled: entries of 1e300 must not overflow
+        return top * float(np.sqrt(np.mean((a / top) ** 2)))
+
+    scale_Y = rms(state.Y) or 1.0
+    scales = [(state.Y.size, scale_Y), (state.G.size, rms(state.G) or min(scale_Y, 1.0) ** 2),
+              (state.m.size, rms(state.m) or scale_Y)]
+    return np.concatenate([np.full(n, ATOL_PER_SCALE * min(ATOL_MAX_SCALE, max(s, 1e-290)))
+                           for n, s in scales])
 
 
 def _check_span(t_span):
-    span = (0.0, t_span) if np.isscalar(t_span) else tuple(t_span)
-    if len(span) != 2:
-        raise ValueError(f"t_span must be t_max or (t0, t1), got {t_span!r}")
-    t0, t1 = map(float, span)
-    if not (np.isfinite(t0) and np.isfinite(t1) and 0 <= t0 < t1):
-        raise ValueError(f"need 0 <= t0 < t1 (finite), got {span}")
+    if isinstance(t_span, (tuple, list, np.ndarray)):
+        if len(t_span) != 2:
+            raise ValueError(f"t_span must be t_max or (t0, t1), got {t_span!r}")
+        t0, t1 = (check_real("t_span", t) for t in t_span)
+    else:
+        t0, t1 = 0.0, check_real("t_span", t_span)
+    if not 0 <= t0 < t1:
+        raise ValueError(f"t_span must satisfy 0 <= t0 < t1, got ({t0:g}, {t1:g})")
     return t0, t1
+
+
+def _check_t_eval(t_eval, t0, t1):
+    try:
+        t = np.asarray(t_eval, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"t_eval must be a list of times, got {t_eval!r}") from None
+    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)):
+        raise ValueError("t_eval must be a non-empty 1-d list of finite times")
+    if np.any(np.diff(t) <= 0) or t[0] < t0 or t[-1] > t1:
+        raise ValueError(f"t_eval must be increasing and inside t_span [{t0:g}, {t1:g}]")
+    return t

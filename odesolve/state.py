@@ -30,6 +30,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ._checks import (check_cost, check_integer, check_matrix, check_non_negative, check_real,
+                      check_rng, check_seed, psd_tolerance)
 from .spec.model import Autoencoder
 from .spec.spectra import Spectrum
 
@@ -51,11 +53,14 @@ def initial_weights(model: Autoencoder, D: int, scale: float, rng: np.random.Gen
     m : ndarray, shape (K,)
         Encoder biases (all equal to ``bias``; zeros for a model without bias).
     """
+    if not isinstance(model, Autoencoder):
+        raise TypeError(f"model must be an odesolve Autoencoder, got {type(model).__name__}")
+    D = check_integer("D", D, minimum=2)
     model.check_dimension(D)
-    if not (np.isfinite(scale) and scale >= 0):
-        raise ValueError(f"initial weight scale must be finite and >= 0, got {scale}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
+    scale = check_non_negative("initial weight scale", scale)
+    bias = check_real("initial bias", bias)
+    check_rng(rng)
+    check_cost(f"initial weights of K = {model.K} units in D = {D}", nbytes=8.0 * 3 * model.K * D)
     W = rng.normal(0.0, scale, (model.K, D))
     V = rng.normal(0.0, scale, (model.K, D))
     if model.tied:
@@ -100,7 +105,44 @@ class State:
     ones.  The bulk modes share one eigenvalue, so they all follow the same linear flow
     and are carried exactly by their Gram matrix ``G = Σ_bulk y_τ y_τᵀ`` (same block
     layout as a column of ``Y``).  Build it with :meth:`from_weights` (any weights, e.g. a
-    simulation's at any time) or :meth:`random` (weights drawn by :func:`initial_weights`).
+    simulation's at any time), :meth:`random` (weights drawn by :func:`initial_weights`) or
+    :meth:`from_order_parameters` (overlaps and bulk aggregates given directly).
+
+    Attributes
+    ----------
+    model : Autoencoder
+        The architecture and learning rule the state belongs to.
+    spectrum : Spectrum
+        The input covariance (its tracked modes and bulk).
+    Y : ndarray, shape (P, n_tracked)
+        ``A[k, τ] = w_k·e_τ`` (rows 0…K−1) and ``B[k, τ] = v_k·e_τ/√D`` (rows K…2K−1,
+        untied only); P = 2K untied, K tied.  Dimensionless.
+    G : ndarray, shape (P, P)
+        Gram matrix of the same overlaps summed over the bulk modes.
+    m : ndarray, shape (K,)
+        Encoder biases (zeros without a bias).
+
+    Raises
+    ------
+    ValueError
+        From the constructors, for weights of the wrong shape, non-finite entries or
+        inconsistent order parameters.
+
+    References
+    ----------
+    The variables ``a_kτ``, ``b_kτ`` and the closure of the bulk are derived here (see
+    docs/theory.md §§2–4); the order parameters are those of Refinetti & Goldt, ICML 2022,
+    arXiv:2201.02115.
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder, State, spiked_covariance
+    >>> spec = spiked_covariance(D=100, spikes=[2.0, 1.0], bulk=0.5)
+    >>> state = State.random(Autoencoder(K=3, activation="erf"), spec, scale=0.1, seed=0)
+    >>> state.Y.shape, state.G.shape, state.m.shape
+    ((6, 2), (6, 6), (3,))
+    >>> state.order_parameters().Q.shape
+    (3, 3)
     """
 
     model: Autoencoder
@@ -129,13 +171,111 @@ class State:
         m = np.zeros(model.K) if m is None else np.asarray(m, dtype=float).copy()
         if m.shape != (model.K,):
             raise ValueError(f"bias must have shape ({model.K},), got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError("biases m contain NaN or inf")
         return cls(model, spectrum, Z[:, :n].copy(), Z[:, n:] @ Z[:, n:].T, m)
+
+    @classmethod
+    def from_order_parameters(cls, model: Autoencoder, spectrum: Spectrum, A, B=None, *,
+                              Q_bulk=None, R_bulk=None, T0_bulk=None, m=None) -> "State":
+        """State of given overlaps with the tracked modes and bulk aggregates.
+
+        The bulk parts of the order parameters are ``Q^B = s_b G_aa``, ``R^B = s_b G_ba``
+        and ``T0^B = G_bb`` with ``s_b = σ²/D`` and ``G`` the Gram matrix of the overlaps
+        summed over the bulk modes, so that ``Q = A diag(s) Aᵀ + Q^B``,
+        ``R = B diag(s) Aᵀ + R^B`` and ``T0 = B Bᵀ + T0^B``.  Weights with these order
+        parameters exist if and only if ``G`` is positive semi-definite (of rank at most
+        the number of bulk modes).
+
+        Parameters
+        ----------
+        model : Autoencoder
+        spectrum : Spectrum
+        A : array_like, shape (K, n_tracked)
+            Encoder overlaps ``w_k·e_τ`` with the tracked modes.
+        B : array_like, shape (K, n_tracked), optional
+            Decoder overlaps ``v_k·e_τ/√D`` (untied models; tied ones have ``B = A``).
+        Q_bulk, R_bulk, T0_bulk : array_like, shape (K, K), optional
+            Bulk parts of ``Q``, ``R`` and ``T0`` (default zero; tied models take
+            ``Q_bulk`` only, since their decoder is the encoder).
+        m : array_like, shape (K,), optional
+            Encoder biases (default zero).
+
+        Raises
+        ------
+        ValueError
+            For wrong shapes, NaN, bulk aggregates without bulk modes, or aggregates that
+            no weights have (the bulk Gram matrix is not positive semi-definite).
+
+        Examples
+        --------
+        >>> from odesolve.spec.spectra import spiked_covariance
+        >>> spec = spiked_covariance(D=500, spikes=[2.0], bulk=0.1)
+        >>> model = Autoencoder(K=1, activation="linear")
+        >>> st = State.from_order_parameters(model, spec, [[0.5]], [[0.3]],
+        ...                                  Q_bulk=[[0.01]], T0_bulk=[[0.2]])
+        >>> ops = st.order_parameters()
+        >>> float(ops.Q[0, 0]), float(ops.T0[0, 0])      # 2·0.5² + 0.01, 0.3² + 0.2
+        (0.51, 0.29)
+        >>> State.from_order_parameters(model, spec, [[0.5]], [[0.3]], Q_bulk=[[0.01]],
+        ...                             R_bulk=[[0.1]], T0_bulk=[[0.2]])
+        Traceback (most recent call last):
+        ...
+        ValueError: inconsistent bulk aggregates: no weights have them (their bulk Gram matrix has the eigenvalue -476 < 0; s_b = σ²/D = 0.0002, e.g. R_bulk_kk² <= s_b·Q_bulk_kk·T0_bulk_kk)
+        """
+        K, n, D = model.K, spectrum.n_tracked, spectrum.D
+        model.check_dimension(D)
+        A = check_matrix("A", A, (K, n))
+        if model.tied:
+            if B is not None or R_bulk is not None or T0_bulk is not None:
+                raise ValueError("tied weights: the decoder overlaps are the encoder's (B = A); "
+                                 "give A and Q_bulk only")
+            blocks = [A]
+        else:
+            if B is None:
+                raise ValueError("untied models need the decoder overlaps B")
+            blocks = [A, check_matrix("B", B, (K, n))]
+        aggregates = {name: np.zeros((K, K)) if X is None else check_matrix(name, X, (K, K))
+                      for name, X in (("Q_bulk", Q_bulk), ("R_bulk", R_bulk),
+                                      ("T0_bulk", T0_bulk))}
+        s_b = spectrum.bulk / D
+        given = [name for name, X in aggregates.items() if np.any(X != 0)]
+        if given and spectrum.n_bulk == 0:
+            raise ValueError(f"{', '.join(given)} given but the spectrum has no bulk modes")
+        if s_b == 0 and any(np.any(aggregates[k] != 0) for k in ("Q_bulk", "R_bulk")):
+            raise ValueError("the bulk eigenvalue is 0, so Q_bulk and R_bulk must be 0")
+        inv = 1.0 / s_b if s_b > 0 else 0.0
+        G_aa = inv * aggregates["Q_bulk"]
+        if model.tied:
+            G = G_aa
+        else:
+            G_ba = inv * aggregates["R_bulk"]
+            G = np.block([[G_aa, G_ba.T], [G_ba, aggregates["T0_bulk"]]])
+        for name in ("Q_bulk", "T0_bulk"):
+            if not np.allclose(aggregates[name], aggregates[name].T, rtol=1e-12, atol=0):
+                raise ValueError(f"{name} must be symmetric")
+        G = 0.5 * (G + G.T)
+        smallest = float(np.linalg.eigvalsh(G)[0])
+        if smallest < -psd_tolerance(G):
+            hint = "" if model.tied else ", e.g. R_bulk_kk² <= s_b·Q_bulk_kk·T0_bulk_kk"
+            raise ValueError(f"inconsistent bulk aggregates: no weights have them (their bulk "
+                             f"Gram matrix has the eigenvalue {smallest:.3g} < 0; s_b = σ²/D "
+                             f"= {s_b:.3g}{hint})")
+        if np.linalg.matrix_rank(G) > spectrum.n_bulk:
+            raise ValueError(f"inconsistent bulk aggregates: rank {np.linalg.matrix_rank(G)} "
+                             f"exceeds the {spectrum.n_bulk} bulk modes")
+        m = np.zeros(K) if m is None else np.asarray(m, dtype=float).reshape(-1)
+        if m.shape != (K,) or not np.all(np.isfinite(m)):
+            raise ValueError(f"m must be {K} finite biases, got shape {m.shape}")
+        if not model.has_bias and np.any(m != 0):
+            raise ValueError("the model has no bias: m must be zero")
+        return cls(model, spectrum, np.vstack(blocks), G, m)
 
     @classmethod
     def random(cls, model: Autoencoder, spectrum: Spectrum, scale: float = 0.1,
                seed=0, bias: float = 0.0) -> "State":
         """State of weights drawn by :func:`initial_weights` with ``default_rng(seed)``."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed("seed", seed))
         W, V, m = initial_weights(model, spectrum.D, scale, rng, bias)
         return cls.from_weights(model, spectrum, W, V, m)
 

@@ -24,8 +24,7 @@ from .spec.model import Autoencoder
 from .spec.spectra import Spectrum
 from .state import OrderParameters, State
 
-__all__ = ["Trajectory", "generalisation_error", "plateau_levels", "learning_times_on_grid",
-           "LEVEL_OFFSET"]
+__all__ = ["Trajectory", "generalisation_error", "plateau_levels", "LEVEL_OFFSET"]
 
 
 @dataclass
@@ -45,15 +44,22 @@ class Trajectory:
     A, B : ndarray, shape (n, K, n_tracked)
         Overlaps ``w_k·e_τ`` and ``v_k·e_τ/√D`` with the tracked modes.
     learning_times : ndarray, shape (min(K, n_tracked),)
-        Time at which the error first fell below the midpoint between the PCA errors of
-        rank k−1 and k: the exit from the k-th plateau (NaN if not reached), located by
-        integrator events.
+        Exit from the k-th plateau: the first time t ≥ t0 at which the error is at or
+        below the level between the PCA errors of rank k−1 and k (:func:`plateau_levels`);
+        ``t0`` when it already is at the start, NaN if never reached.  One definition for
+        every method: adaptive solvers locate the crossing with integrator events (a root
+        of their dense output), Euler to within one step (linear between the two steps
+        around it).
     model, spectrum, lr, method, bulk : the problem that was solved.
     mode : str
         ``"all-modes"`` when every mode is tracked, else ``"closure-limit"`` or
         ``"closure-finite"`` (see the module doc).
     nfev : int
         Number of right-hand-side evaluations.
+    protocol : odesolve.protocols.Protocol
+        Schedule, rates, decay and batch size of the run (``lr`` is the base rate).
+    finite_size : bool
+        Whether the finite-D noise floor was included (``integrate(finite_size=True)``).
     wall_time : float
         Seconds spent integrating (after compilation).
     """
@@ -76,21 +82,17 @@ class Trajectory:
     mode: str
     nfev: int = 0
     wall_time: float = 0.0
-    y: np.ndarray | None = field(default=None, repr=False)
-    initial: State | None = field(default=None, repr=False)
-
-    @property
-    def states(self) -> list:
-        """The :class:`State` at every record (built on demand from the state vectors)."""
-        return [self.initial.with_vector(y) for y in self.y]
+    states: list = field(default_factory=list, repr=False)
+    protocol: object = None
+    finite_size: bool = False
 
     def state(self, i: int = -1) -> State:
         """The :class:`State` at record ``i`` (to restart or to compare)."""
-        return self.initial.with_vector(self.y[i])
+        return self.states[i]
 
     def order_parameters(self, i: int = -1) -> OrderParameters:
         """The :class:`OrderParameters` at record ``i``."""
-        return self.state(i).order_parameters()
+        return self.states[i].order_parameters()
 
 
 def generalisation_error(model: Autoencoder, order_parameters: OrderParameters) -> float:
@@ -121,19 +123,3 @@ def plateau_levels(spec: Spectrum, K: int) -> np.ndarray:
                      for k in range(1, min(K, spec.n_tracked) + 1)])
 
 
-def learning_times_on_grid(t, error, spec: Spectrum, K: int) -> np.ndarray:
-    """Plateau exits located on the output grid (used for Euler; the adaptive solvers
-    locate them exactly with integrator events): first time the error is below each
-    mid-level, linearly interpolated between the two recorded points around it."""
-    levels = plateau_levels(spec, K)
-    times = np.full(len(levels), np.nan)
-    for k, level in enumerate(levels):
-        below = np.nonzero(error < level)[0]
-        if below.size:
-            i = below[0]
-            if i == 0:
-                times[k] = t[0]
-            else:
-                frac = (error[i - 1] - level) / (error[i - 1] - error[i])
-                times[k] = t[i - 1] + frac * (t[i] - t[i - 1])
-    return times

@@ -1,10 +1,9 @@
 """Argument checks and initial weights shared by the online and the finite-data simulators."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from odesolve._checks import check_integer, check_positive, check_seed
 from odesolve.integrator import time_grid
 from odesolve.spec.images import Dataset
 from odesolve.state import initial_weights
@@ -69,30 +68,21 @@ def _as_dataset(data, D):
 
 
 def _check_lr(lr) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) \
-            or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
-    return float(lr)
+    return check_positive("learning rate", lr)
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    return int(seed)
+    return check_seed("seed", seed)
 
 
 def _check_count(n, name, minimum=1) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
-    return int(n)
+    return check_integer(name, n, minimum=minimum)
 
 
 def _check_run(lr, t_max, times, n_times, D):
     """``(lr, total steps, recording steps)`` of a run, checked."""
     lr = _check_lr(lr)
-    if isinstance(t_max, bool) or not isinstance(t_max, (int, float, np.number)) \
-            or not (math.isfinite(t_max) and t_max > 0):
-        raise ValueError(f"t_max must be a finite number > 0, got {t_max!r}")
+    t_max = check_positive("t_max", t_max)
     total = int(round(t_max * D))
     if total < 1:
         raise ValueError(f"t_max = {t_max} is less than one step (1/D = {1 / D:g})")

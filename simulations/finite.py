@@ -6,12 +6,13 @@ import time
 import numpy as np
 
 from odesolve.errors import DivergenceError
+from odesolve.protocols import Protocol
 from odesolve.spec.model import Autoencoder
 
 from ._setup import _as_dataset, _check_count, _check_lr, _check_seed, _start_weights
 from .online import LOSS_LIMIT, TEST_STREAM, _mc_error
 from .results import FiniteTrainingResult
-from .step import _Rule, _scratch, kernel
+from .step import _rates, _Rule, _scratch, kernel
 
 # --------------------------------------------------------------------------- #
 # Finite data: repeated passes, mini-batches
@@ -76,11 +77,12 @@ def train_finite(model: Autoencoder, data, lr: float, epochs: int, batch_size: i
     code = kernel(model.activation)
     lam, gl, e = _scratch(model.K, D)
     dW, dV, dm = np.empty_like(W), np.empty_like(V), np.empty_like(m)
+    plain = _rates(Protocol())
     loss_limit = LOSS_LIMIT * (1.0 + np.mean(np.sum(train.X**2, axis=1)) / D)
     for epoch in range(epochs + 1):
         if epoch:
             bad = code.minibatch_epoch(train.X, rng.permutation(train.n), batch_size, W, V, m,
-                                       lr / D, rule.tie, rule.truncated, rule.encoder,
+                                       lr / D, plain, rule.tie, rule.truncated, rule.encoder,
                                        rule.train_bias, loss_limit, dW, dV, dm, lam, gl, e)
             if bad >= 0:
                 batches = -(-train.n // batch_size)

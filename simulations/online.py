@@ -42,15 +42,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from odesolve._checks import check_cost
 from odesolve._progress import progress_bar
 from odesolve.errors import DivergenceError
+from odesolve.protocols import Protocol, as_protocol
 from odesolve.spec.model import Autoencoder
 from odesolve.spec.spectra import Spectrum
 from odesolve.state import OrderParameters
 
 from ._setup import _as_dataset, _check_count, _check_run, _check_seed, _start_weights
 from .results import SimulationResult
-from .step import _Rule, _scratch, kernel
+from .step import _rates, _Rule, _scratch, kernel
 
 #: Inputs drawn per chunk: 2^19 numbers (4 MiB), so that a chunk is still in the cache
 #: when the compiled loop reads it.
@@ -65,10 +67,16 @@ TEST_STREAM = 0x7E57
 
 
 # --------------------------------------------------------------------------- #
+#: Seconds per SGD step and per K·D (2.2 ns measured on the 2-core CI machine, see
+#: benchmarks/RESULTS.md), for the cost estimate announced before long runs.
+SECONDS_PER_STEP_KD = 2.2e-9
+
+
 def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, seed: int = 0, *,
              scale: float = 0.1, bias: float = 0.0, times=None, n_times: int = 60,
              n_test: int = 2000, weights=None, data=None, eigenbasis: bool = True,
-             tied_normalisation: str = "sqrtD", progress: bool = False) -> SimulationResult:
+             tied_normalisation: str = "sqrtD", protocol: Protocol | None = None,
+             progress: bool = False) -> SimulationResult:
     """Train ``model`` by online SGD on inputs with covariance ``spectrum`` up to ``t_max``.
 
     Parameters
@@ -108,6 +116,11 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     tied_normalisation : {"sqrtD", "unit"}
         Decoder of tied weights, ``√D w`` or ``w`` (random initial ``w`` i.i.d.
         ``N(0, scale²)`` for ``"unit"``).
+    protocol : odesolve.protocols.Protocol, optional
+        Learning-rate schedule (the step that starts after n samples uses ``η(n/D)``),
+        per-layer rates, weight decay and mini-batches of B fresh samples (one step on the
+        mean of their updates; time still counts samples, so ``t_max·D`` and the recording
+        steps are rounded to multiples of B).  Default: plain online SGD.
     progress : bool
         Show a progress bar (only on a terminal).
 
@@ -122,6 +135,23 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     odesolve.errors.DivergenceError
         When the loss of a sample stops being finite or exceeds ``LOSS_LIMIT·(1 + tr Ω/D)``;
         its ``step`` is the step at which that was detected.
+
+    References
+    ----------
+    The scalings (encoder rate η/D, decoder rate η on a loss with a 1/D, t = samples/D) are
+    those under which the order parameters follow the ODEs of Refinetti & Goldt, ICML 2022,
+    arXiv:2201.02115 (derived here, see docs/theory.md).
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder, spiked_covariance
+    >>> spec = spiked_covariance(D=200, spikes=[2.0], bulk=0.1)
+    >>> run = simulate(Autoencoder(K=1, activation="erf"), spec, lr=1.0, t_max=5.0,
+    ...                n_times=3, n_test=200, seed=1)
+    >>> run.t.shape, run.Q.shape, run.A.shape
+    ((3,), (3, 1, 1), (3, 1, 1))
+    >>> bool(run.theory_error()[-1] < run.theory_error()[0])      # exact error of the weights
+    True
     """
     if not isinstance(model, Autoencoder):
         raise TypeError(f"model must be an odesolve Autoencoder, got {type(model).__name__}")
@@ -130,8 +160,20 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     D, K = spectrum.D, model.K
     model.check_dimension(D)
     lr, total, steps = _check_run(lr, t_max, times, n_times, D)
+    protocol = as_protocol(protocol)
+    protocol.check_model(model)
+    batch = protocol.batch_size
+    if batch > 1:
+        total -= total % batch
+        if total == 0:
+            raise ValueError(f"t_max = {t_max} holds less than one batch of {batch} samples")
+        steps = np.unique(np.minimum(np.round(steps / batch).astype(np.int64) * batch, total))
     seed = _check_seed(seed)
     _check_count(n_test, "n_test")
+    check_cost(f"online SGD: {total:.3g} steps at K = {K}, D = {D}",
+               seconds=SECONDS_PER_STEP_KD * total * K * D,
+               nbytes=8.0 * (n_test * D + 3 * min(total, CHUNK_VALUES // D + 1) * D
+                             + len(steps) * (4 * K * K + 2 * K * spectrum.n_tracked)))
     rule = _Rule.of(model, D, tied_normalisation)
     start_time = time.perf_counter()
 
@@ -157,8 +199,10 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     record = _Recorder(model, spectrum, rule, X_test, len(steps))
     code = kernel(model.activation)
     lam, gl, e = _scratch(K, D)
+    dW, dV, dm = np.empty_like(W), np.empty_like(V), np.empty_like(m)
+    rates = _rates(protocol)
     loss_limit = LOSS_LIMIT * (1.0 + spectrum.trace / D)
-    rows = max(1, min(4096, CHUNK_VALUES // D))
+    rows = max(1, min(4096, CHUNK_VALUES // D) // batch) * batch
     done, r = 0, 0
     with progress_bar(total=total, desc=f"SGD seed {seed}", unit="step", unit_scale=True,
                       disable=not progress) as bar:
@@ -166,16 +210,18 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
             r = record(r, W, V, m, basis, done, lr)
         for X in _prefetched_chunks(draw, rows, D, total):
             n = len(X)
+            a = _step_sizes(protocol, lr, D, done, n)
             i = 0
             while i < n:
                 stop = n if r == len(steps) else min(n, i + steps[r] - done)
-                bad = code.online(X, i, stop, W, V, m, lr / D, rule.tie, rule.truncated,
-                                  rule.encoder, rule.train_bias, loss_limit, lam, gl, e)
+                bad = code.online(X, i, stop, W, V, m, a, rates, batch, rule.tie,
+                                  rule.truncated, rule.encoder, rule.train_bias, loss_limit,
+                                  dW, dV, dm, lam, gl, e)
                 if bad >= 0:
-                    step = int(done + bad - i + 1)
-                    raise DivergenceError("online SGD", step / D, lr, step,
-                                          f"the loss of a sample exceeded {loss_limit:.3g} or "
-                                          "was not finite")
+                    step = int(done + bad - i) // batch + 1
+                    raise DivergenceError("online SGD", step * batch / D, lr, step,
+                                          f"the loss of a {'batch' if batch > 1 else 'sample'} "
+                                          f"exceeded {loss_limit:.3g} or was not finite")
                 done += stop - i
                 bar.update(stop - i)
                 i = stop
@@ -188,7 +234,7 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
         T0=record.T0, m=record.m, A=record.A, B=record.B, bulk_gram=record.G,
         W0=W0, V0=V0, m0=m0, W=W, V=rule.decoder(W, V), model=model, spectrum=spectrum,
         lr=lr, seed=seed, tied_normalisation=tied_normalisation, n_test=int(n_test),
-        passes=passes, wall_time=time.perf_counter() - start_time)
+        passes=passes, wall_time=time.perf_counter() - start_time, protocol=protocol)
 
 
 def simulate_seeds(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, seeds, *,
@@ -211,6 +257,16 @@ def simulate_seeds(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: flo
             results.append(simulate(model, spectrum, lr, t_max, seed, **kwargs))
             bar.update()
     return results
+
+
+def _step_sizes(protocol, lr, D, done, n):
+    """``η(t)/D`` for each of the next ``n`` samples (samples ``done…done+n−1``): the step
+    a sample belongs to starts after ``B·⌊sample/B⌋`` samples, at that time."""
+    if protocol.schedule.is_constant:
+        return np.full(n, lr / D)
+    batch = protocol.batch_size
+    starts = np.arange(done, done + n) // batch * batch
+    return lr * protocol.schedule(starts / D) / D
 
 
 class _Recorder:

@@ -8,6 +8,7 @@ import numpy as np
 from odesolve.spec.model import Autoencoder
 from odesolve.spec.spectra import Spectrum
 from odesolve.state import OrderParameters, State
+from odesolve.trajectory import generalisation_error
 
 # --------------------------------------------------------------------------- #
 # Results
@@ -44,6 +45,8 @@ class SimulationResult:
         (above 1, samples were reused); None for Gaussian inputs.
     wall_time : float
         Seconds spent simulating.
+    protocol : odesolve.protocols.Protocol
+        Schedule, rates, decay and batch size of the run (``lr`` is the base rate).
     """
 
     t: np.ndarray
@@ -70,6 +73,7 @@ class SimulationResult:
     n_test: int = 0
     passes: float | None = None
     wall_time: float = 0.0
+    protocol: object = None
 
     def order_parameters(self, i: int = -1) -> OrderParameters:
         """The :class:`~odesolve.state.OrderParameters` at record ``i``."""
@@ -95,8 +99,6 @@ class SimulationResult:
         :func:`odesolve.trajectory.generalisation_error` of the recorded order parameters: the
         theory's error formula evaluated on the simulation (no Monte-Carlo noise).
         """
-        from odesolve.trajectory import generalisation_error
-
         return np.array([generalisation_error(self.model, self.order_parameters(i))
                          for i in range(len(self.t))])
 

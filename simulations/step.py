@@ -15,6 +15,7 @@ import numpy as np
 import sympy
 
 from odesolve.codegen import load_generated
+from odesolve.protocols import Protocol, as_protocol
 from odesolve.spec.activations import BUILTIN_ACTIVATIONS, print_code
 from odesolve.spec.model import Autoencoder
 
@@ -99,7 +100,14 @@ def _scratch(K, D):
     return np.empty(K), np.empty(K), np.empty(D)
 
 
-def sgd_step(model: Autoencoder, x, W, V, m, lr: float, *, tied_normalisation: str = "sqrtD"):
+def _rates(protocol: Protocol) -> np.ndarray:
+    """The kernel's ``rates = [c_w, c_v, c_m, κ_w, κ_v]`` of a protocol."""
+    return np.array([protocol.encoder_rate, protocol.decoder_rate, protocol.bias_rate,
+                     protocol.encoder_decay, protocol.decoder_decay])
+
+
+def sgd_step(model: Autoencoder, x, W, V, m, lr: float, *, tied_normalisation: str = "sqrtD",
+             protocol: Protocol | None = None):
     """One step of the model's learning rule on one input (new arrays; for checks).
 
     This runs the compiled update of :func:`simulate` on a single sample, so it is slow
@@ -115,6 +123,9 @@ def sgd_step(model: Autoencoder, x, W, V, m, lr: float, *, tied_normalisation: s
         Encoder biases.
     lr : float
         Learning rate η.
+    protocol : odesolve.protocols.Protocol, optional
+        Rate multiples and decays of the step (its schedule and batch size do not apply
+        to a single step: ``lr`` is the rate of this step).
 
     Returns
     -------
@@ -134,7 +145,10 @@ def sgd_step(model: Autoencoder, x, W, V, m, lr: float, *, tied_normalisation: s
     D = x.shape[0]
     rule = _Rule.of(model, D, tied_normalisation)
     W, V, m = _given_weights(model, D, rule, (W, V, m))
+    protocol = as_protocol(protocol)
+    protocol.check_model(model)
     lam, gl, e = _scratch(model.K, D)
-    kernel(model.activation).online(x[None, :], 0, 1, W, V, m, lr / D, rule.tie, rule.truncated,
-                                    rule.encoder, rule.train_bias, np.inf, lam, gl, e)
+    kernel(model.activation).online(x[None, :], 0, 1, W, V, m, np.array([lr / D]),
+                                    _rates(protocol), 1, rule.tie, rule.truncated, rule.encoder,
+                                    rule.train_bias, np.inf, W, V, m, lam, gl, e)
     return W, rule.decoder(W, V), m

@@ -9,7 +9,7 @@ so one module serves every K, every spectrum and the all-modes case.  Its source
   then the loop bodies of the derived flow ``dy_τ/dt = η (s_τ S + N) y_τ``;
 * ``error_excess(Q, R, T0, m)``: ``ε − tr Ω/(2D)``;
 * the template ``templates/flow.py.tmpl``: order parameters of the flat state, ``rhs``,
-  ``error_of_state``, fixed-step ``euler`` and the compiled ``dopri5`` stepper.
+  ``error_of_state`` and fixed-step ``euler``.
 
 It is written by :func:`~odesolve.codegen.writer.load_generated` under a hash of the
 family and of every file that shapes the code, so numba's own cache applies across
@@ -78,8 +78,8 @@ class CompiledModel:
     ----------
     model : Autoencoder
     module : module
-        ``rhs``, ``coefficients``, ``error_excess``, ``error_of_state``, ``euler``,
-        ``dopri5`` (see the module doc).
+        ``rhs``, ``coefficients``, ``error_excess``, ``error_of_state``, ``euler`` (see
+        the module doc).
     path : pathlib.Path
         The generated source.
     stages : dict
@@ -173,9 +173,10 @@ def compile_model(model: Autoencoder) -> CompiledModel:
 
 def _compile(module, nb):
     """Compile (or load from numba's cache) what every integration needs, on a 1-unit,
-    1-mode state; ``dopri5`` compiles on first use."""
+    1-mode state (``euler`` compiles on first use)."""
     y = np.full(nb + nb * nb + 1, 0.1)
-    module.rhs(y, np.ones(1), 0.01, 0.0, 1.0, 1, nb, np.empty_like(y))
+    module.rhs(y, np.ones(1), 0.01, 0.0, 1.0, np.ones(nb + 1), np.zeros(nb), 0.0, 1, nb,
+               np.empty_like(y))
     module.error_of_state(y, np.ones(1), 0.01, 1, nb)
 
 

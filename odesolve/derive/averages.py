@@ -79,7 +79,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 from sympy.utilities.lambdify import implemented_function
 
-from ..spec.activations import X, normalize
+from ..spec.activations import X, as_expression, normalize
 from .closed_form import closed_form_available, gaussian_average_1, gaussian_average_2
 from .quadrature import numeric_average, numeric_average_1, numeric_average_source
 
@@ -124,14 +124,14 @@ def expect_1(f, q, m=0, mode=None):
     ``mode="numeric"`` (default: ``$ODESOLVE_AVERAGES``, else ``"auto"``), the
     placeholder call ``gauss_avg1_<hash>(q, m)``; see the module docstring.
     """
-    f = normalize(sympy.sympify(f))
+    f = normalize(as_expression(f))
     if not f.has(X):
         return f
     if _mode(mode) == "auto":
         out = gaussian_average_1(f, q, m)
         if out is not None:
             return out
-    return _placeholder(f, None)(sympy.sympify(q), sympy.sympify(m))
+    return _placeholder(f, None)(as_expression(q), as_expression(m))
 
 
 def expect_2(f, h, q1, q2, c, m1=0, m2=0, mode=None):
@@ -140,7 +140,7 @@ def expect_2(f, h, q1, q2, c, m1=0, m2=0, mode=None):
     Products on one field belong in :func:`expect_1`; a constant f or h reduces
     to it here.
     """
-    f, h = normalize(sympy.sympify(f)), normalize(sympy.sympify(h))
+    f, h = normalize(as_expression(f)), normalize(as_expression(h))
     if not f.has(X):
         return f * expect_1(h, q2, m2, mode)
     if not h.has(X):
@@ -149,7 +149,7 @@ def expect_2(f, h, q1, q2, c, m1=0, m2=0, mode=None):
         out = gaussian_average_2(f, h, q1, q2, c, m1, m2)
         if out is not None:
             return out
-    return _placeholder(f, h)(*map(sympy.sympify, (q1, q2, c, m1, m2)))
+    return _placeholder(f, h)(*map(as_expression, (q1, q2, c, m1, m2)))
 
 
 def numeric_sources(expr):
@@ -160,7 +160,7 @@ def numeric_sources(expr):
     called :func:`expect_1` / :func:`expect_2`.
     """
     out = {}
-    for app in sorted(sympy.sympify(expr).atoms(AppliedUndef), key=str):
+    for app in sorted(as_expression(expr).atoms(AppliedUndef), key=str):
         name = app.func.__name__
         if not name.startswith(_PREFIX) or name in out:
             continue

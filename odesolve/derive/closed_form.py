@@ -21,7 +21,7 @@ from math import comb
 import sympy
 from sympy.integrals.manualintegrate import manualintegrate
 
-from ..spec.activations import X, normalize
+from ..spec.activations import X, as_expression, normalize
 
 # Internal symbols of the derivations; results are re-expressed in the caller's.
 _q1, _q2 = sympy.symbols("q1 q2", positive=True)
@@ -342,7 +342,7 @@ def _closed_2(f, h, zero_mean_1, zero_mean_2):
 
 
 def _is_zero_mean(m):
-    return sympy.sympify(m) == 0
+    return as_expression(m) == 0
 
 
 def gaussian_average_1(f, q, m=0):
@@ -366,8 +366,8 @@ def gaussian_average_1(f, q, m=0):
     >>> gaussian_average_1(sympy.DiracDelta(X, 1), q, 1)  # -p'(0), p the N(1, q) density
     -sqrt(2)*exp(-1/(2*q))/(2*sqrt(pi)*q**(3/2))
     """
-    out = _closed_1(normalize(sympy.sympify(f)), _is_zero_mean(m))
-    return None if out is None else out.xreplace({_q1: sympy.sympify(q), _m1: sympy.sympify(m)})
+    out = _closed_1(normalize(as_expression(f)), _is_zero_mean(m))
+    return None if out is None else out.xreplace({_q1: as_expression(q), _m1: as_expression(m)})
 
 
 def gaussian_average_2(f, h, q1, q2, c, m1=0, m2=0):
@@ -387,12 +387,12 @@ def gaussian_average_2(f, h, q1, q2, c, m1=0, m2=0):
     >>> print(gaussian_average_2(X * sympy.Heaviside(X), X * sympy.Heaviside(X), q1, q2, c, 0.5, 0))
     None
     """
-    f, h = normalize(sympy.sympify(f)), normalize(sympy.sympify(h))
+    f, h = normalize(as_expression(f)), normalize(as_expression(h))
     out = _closed_2(f, h, _is_zero_mean(m1), _is_zero_mean(m2))
     if out is None:
         return None
     values = (q1, q2, c, m1, m2)
-    return out.xreplace({s: sympy.sympify(v) for s, v in zip((_q1, _q2, _c, _m1, _m2), values)})
+    return out.xreplace({s: as_expression(v) for s, v in zip((_q1, _q2, _c, _m1, _m2), values)})
 
 
 def closed_form_available(f, h=None, with_means=False):

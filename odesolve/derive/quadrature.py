@@ -15,7 +15,7 @@ import numba
 import numpy as np
 import sympy
 
-from ..spec.activations import X, normalize, print_code
+from ..spec.activations import X, as_expression, normalize, print_code
 from .closed_form import _avg1, _c, _density, _m1, _m2, _q1, _q2, _split_delta
 
 # --------------------------------------------------------------------------- #
@@ -50,7 +50,7 @@ class _Source:
 
 def _code(expr, names):
     """Source of ``expr`` with symbols renamed to local variable names."""
-    return print_code(sympy.sympify(expr).xreplace({s: sympy.Symbol(n) for s, n in names.items()}))
+    return print_code(as_expression(expr).xreplace({s: sympy.Symbol(n) for s, n in names.items()}))
 
 
 def _kinks(expr):
@@ -194,7 +194,7 @@ def numeric_average_source(kind, f, h, func_name):
         raise ValueError("kind 1 takes f only, kind 2 takes f and h")
     if not str(func_name).isidentifier():
         raise ValueError(f"{func_name!r} is not a Python identifier")
-    f = normalize(sympy.sympify(f))
+    f = normalize(as_expression(f))
     src = _Source()
     src.emit(0, "@njit")
     src.emit(0, f"def {func_name}({'q, m' if kind == 1 else 'q1, q2, c, m1, m2'}):")
@@ -203,7 +203,7 @@ def numeric_average_source(kind, f, h, func_name):
     if kind == 1:
         _emit_avg1(src, 1, f, "m", "q", "total")
     else:
-        h = normalize(sympy.sympify(h))
+        h = normalize(as_expression(h))
         src.emit(1, f"det = max(q1 * q2 - c * c, {_VAR_FLOOR!r} * q1 * q2)")
         src.emit(1, "v1 = det / q1")  # variance of λ2 given λ1
         src.emit(1, "v2 = det / q2")  # variance of λ1 given λ2
@@ -237,7 +237,7 @@ def numeric_average_1(f, q, m=0.0, jit=True):
     >>> round(numeric_average_1(X**4, 2.0, 0.0, jit=False), 10)
     12.0
     """
-    return _compiled(1, normalize(sympy.sympify(f)), None, jit)(float(q), float(m))
+    return _compiled(1, normalize(as_expression(f)), None, jit)(float(q), float(m))
 
 
 def numeric_average(f, h, q1, q2, c, m1=0.0, m2=0.0, jit=True):
@@ -247,5 +247,5 @@ def numeric_average(f, h, q1, q2, c, m1=0.0, m2=0.0, jit=True):
     >>> round(numeric_average(X**2, X**2, 1.0, 2.0, 0.5, jit=False), 10)  # q1 q2 + 2 c^2
     2.5
     """
-    fn = _compiled(2, normalize(sympy.sympify(f)), normalize(sympy.sympify(h)), jit)
+    fn = _compiled(2, normalize(as_expression(f)), normalize(as_expression(h)), jit)
     return fn(float(q1), float(q2), float(c), float(m1), float(m2))

@@ -4,7 +4,8 @@
 sign autoencoders trained by gradient descent at finite d, the explicit Haar-frame
 minimiser, PCA (n real-valued units: not the same bit budget) and Shannon's D(R) at one
 bit per sign unit.  (b) The same comparison on scikit-learn's 8×8 digits: the
-water-filling prediction for a Gaussian with the images' covariance, encoders trained
+water-filling *prediction for a Gaussian source* with the images' covariance (not a bound
+for the images: encoders trained on the images beat it, docs/limits.md), encoders trained
 by GD on that Gaussian risk and by SGD on the images, MSE measured on held-out images.
 (c) Gradient descent: risk minus bound against iterations.  (d) Gap to the bound
 against d at r = 2 for the Haar frame and for gradient descent.
@@ -22,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from odesolve import limits
+from odesolve.workflow.plotting import legend_outside, save_figure
 
 NAME = "fundamental_limits"
 
@@ -36,6 +38,8 @@ SETTINGS = {
                history_d=40, history_steps=60, haar_d=(20, 40, 80), gd_d=(20, 40)),
 }
 GAP_RATE = 2.0
+#: Resolution of the PNG (a large figure: a lower dpi than the others).
+DPI = 130
 #: Styles of the theory curves: sign-AE limit, PCA, Shannon.
 CURVE_STYLES = [dict(color="C0", lw=2), dict(color="0.4", ls="--"), dict(color="C3", ls=":")]
 
@@ -49,15 +53,13 @@ def _rate_panel(ax, comparison: limits.RateComparison, styles: dict) -> None:
     ax.set_ylabel("MSE per coordinate")
     ax.set_ylim(0, 1.02)
     ax.set_title(comparison.title, fontsize=9)
-    ax.legend(fontsize=6.5, loc="upper right")
 
 
-
-def make_figure(out_dir, quick: bool = False) -> Path:
-    """Compute every panel and write ``out_dir/fundamental_limits.png``; returns the path."""
+def figure(quick: bool = False) -> Figure:
+    """Compute every panel; returns the Figure."""
     s = SETTINGS[bool(quick)]
     rng = np.random.default_rng(2023)
-    fig = Figure(figsize=(11, 8.4), layout="constrained")
+    fig = Figure(figsize=(11, 10.5), layout="constrained")
     (ax_iso, ax_images), (ax_history, ax_gap) = fig.subplots(2, 2)
 
     # (a) isotropic Gaussian source
@@ -69,7 +71,7 @@ def make_figure(out_dir, quick: bool = False) -> Path:
             for q in iso.trained_rates]
     ax_iso.plot(iso.trained_rates, haar, "x", color="C2",
                 label=f"explicit minimiser (Haar frame, d = {s['d']})")
-    ax_iso.legend(fontsize=6.5, loc="upper right")
+    legend_outside(ax_iso)
 
     # (b) real images
     images = limits.compare_image_data(np.linspace(0.02, max(s["image_rates"]), 200), rng,
@@ -79,6 +81,7 @@ def make_figure(out_dir, quick: bool = False) -> Path:
         "curves": CURVE_STYLES,
         "trained": [dict(marker="o", color="C1", mfc="none"), dict(marker="s", color="C1"),
                     dict(marker="^", color="C4", mfc="none"), dict(marker="^", color="C4")]})
+    legend_outside(ax_images)
 
     # (c) gradient descent against iterations
     for rate, color in [(0.5, "C0"), (GAP_RATE, "C1")]:
@@ -91,7 +94,7 @@ def make_figure(out_dir, quick: bool = False) -> Path:
     ax_history.set_xlabel("gradient-descent step")
     ax_history.set_ylabel("risk − lower bound")
     ax_history.set_title(f"GD on the population risk, d = {s['history_d']}", fontsize=9)
-    ax_history.legend(fontsize=7)
+    legend_outside(ax_history, ncol=2)
 
     # (d) gap to the bound against d
     bound = limits.sign_risk_lower_bound(GAP_RATE)
@@ -109,12 +112,13 @@ def make_figure(out_dir, quick: bool = False) -> Path:
     ax_gap.set_xlabel("input dimension d")
     ax_gap.set_ylabel("risk − lower bound")
     ax_gap.set_title(f"finite-d gap at r = {GAP_RATE:g}", fontsize=9)
-    ax_gap.legend(fontsize=7)
+    legend_outside(ax_gap)
+    return fig
 
-    path = Path(out_dir) / f"{NAME}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    return path
+
+def make_figure(out_dir, quick: bool = False) -> Path:
+    """Compute every panel and write ``out_dir/fundamental_limits.png``; returns the path."""
+    return save_figure(figure(quick), Path(out_dir) / f"{NAME}.png", dpi=DPI)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec.images import raw_images
-from ._common import _check_dimension, _check_rate, _check_rng
+from ._common import _check_dimension, _check_rate, _check_rng, small_matrices
 from .frames import waterfilling_risk
 from .risks import optimal_risk, pca_risk, rate_distortion, sign_risk_lower_bound
 from .training import train_population_gd, train_sgd
@@ -40,6 +40,9 @@ class RateComparison:
 #: Labels of the reference curves shared by both comparisons.
 _PCA_LABEL = "PCA / linear AE, n real-valued units (not the same bit budget)"
 _SHANNON_LABEL = "Shannon D(R), R = r bits per coordinate"
+#: Label of the water-filling curve of :func:`compare_image_data`: a prediction for a
+#: Gaussian source, not a limit for the images.
+WATERFILLING_LABEL = "sign AE, Gaussian prediction (water-filling, same covariance)"
 
 
 def _unit_counts(d: int, rates) -> np.ndarray:
@@ -48,6 +51,7 @@ def _unit_counts(d: int, rates) -> np.ndarray:
     return np.unique(np.maximum(1, np.rint(rate * d).astype(int)))
 
 
+@small_matrices
 def compare_isotropic(rates, d, rng, trained_rates=(0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
                       steps=300, lr=0.5) -> RateComparison:
     """Sign-autoencoder limit, trained sign autoencoders, PCA and Shannon for ``N(0, I_d)``.
@@ -91,6 +95,7 @@ def compare_isotropic(rates, d, rng, trained_rates=(0.25, 0.5, 1.0, 1.5, 2.0, 3.
         trained={f"sign AE, population GD (d = {d})": np.array(risks)},
         title="isotropic Gaussian source N(0, I)")
 
+@small_matrices
 def compare_image_data(rates, rng, dataset="digits",
                        trained_rates=(0.25, 0.5, 1.0, 1.5, 2.0, 3.0), steps=600, lr=0.5,
                        sgd_steps=2000, test_fraction=0.3) -> RateComparison:
@@ -102,8 +107,13 @@ def compare_image_data(rates, rng, dataset="digits",
     :func:`train_population_gd` on the Gaussian risk with covariance ``Σ̂`` and (ii) by
     :func:`train_sgd` (``method="kernel"``) on the training images themselves; for
     both, the decoder is then fitted by least squares on the training images and the
-    MSE is *measured on the held-out images*.  Universality: the measured MSE matches
-    the Gaussian closed form and the predicted limit.
+    MSE is *measured on the held-out images*.  Universality: for a given encoder the
+    measured MSE is close to its Gaussian closed form (within 0.025).  The water-filling
+    curve is the prediction for a *Gaussian* source with the images' covariance, not a
+    bound for the images: an encoder trained on the images themselves beats it (0.34 vs
+    0.415 at r = 0.25 on the digits) by exploiting their non-Gaussian structure, while
+    the same training on Gaussian samples with that covariance does not (0.40 on the
+    images); see docs/limits.md.
 
     Parameters
     ----------
@@ -127,7 +137,7 @@ def compare_image_data(rates, rng, dataset="digits",
     Returns
     -------
     RateComparison
-        Curves: predicted sign-AE limit (:func:`waterfilling_risk`), PCA and
+        Curves: Gaussian prediction of the sign AE (:func:`waterfilling_risk`), PCA and
         Gaussian Shannon ``D(R)`` for the spectrum of ``Σ̂``; trained: the Gaussian
         closed form of the GD encoder and the held-out MSEs.
     """
@@ -176,7 +186,7 @@ def compare_image_data(rates, rng, dataset="digits",
             "camera": "8×8 patches of the 'camera' photograph"}[dataset]
     return RateComparison(
         rates=theory_rates,
-        curves={"sign AE limit, water-filling (Gaussian, same covariance)":
+        curves={WATERFILLING_LABEL:
                     np.array([waterfilling_risk(spectrum, int(round(q * d)))
                               for q in theory_rates]),
                 _PCA_LABEL: pca_risk(theory_rates, spectrum),

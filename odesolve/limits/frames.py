@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import ARCSINE_EXCESS, _check_matrix, _check_positive, _check_rng, _hidden_units
+from .._checks import check_cost
+from ._common import (ARCSINE_EXCESS, SECONDS_PER_FLOP, _check_matrix, _check_positive, _check_rng,
+                      _hidden_units)
 from .risks import _check_spectrum
 
 # --------------------------------------------------------------------------- minimisers
@@ -52,6 +54,8 @@ def tight_frame_encoder(d, r, rng) -> np.ndarray:
     d, n = _hidden_units(d, r)
     rng = _check_rng(rng)
     tall = max(n, d), min(n, d)
+    check_cost(f"tight frame of n = {n} rows in d = {d}", nbytes=8.0 * 3 * n * d,
+               seconds=SECONDS_PER_FLOP * 4.0 * tall[0] * tall[1] ** 2)
     Q, R = np.linalg.qr(rng.standard_normal(tall))
     Q = Q * np.sign(np.diag(R))[None, :]          # Haar measure on the Stiefel manifold
     return Q.T if n <= d else _unit_rows(Q)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import sympy
 
 from ._common import (NAMED_ACTIVATIONS, _QUADRATURE_CHUNK, _QUADRATURE_ORDER, _RightProduct,
                       _check_covariance, _check_matrix)
@@ -37,8 +38,6 @@ def _named_moments(C: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
 def _as_callable(activation) -> Callable[[np.ndarray], np.ndarray]:
     """A vectorised numpy function from a callable or a sympy expression in one symbol."""
     if type(activation).__module__.split(".")[0] == "sympy":
-        import sympy
-
         symbols = sorted(activation.free_symbols, key=str)
         if len(symbols) > 1:
             raise ValueError(f"a sympy activation must depend on one symbol, got {symbols}")

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from .._checks import check_cost
 from ..errors import DivergenceError
-from ._common import (SGD_METHODS, _OVERLAP_CLIP, _RightProduct, _check_covariance, _check_matrix,
-                      _check_positive, _check_rng, _hidden_units, _trace)
+from ._common import (SECONDS_PER_FLOP, SGD_METHODS, _OVERLAP_CLIP, _RightProduct,
+                      _check_covariance, _check_matrix, _check_positive, _check_rng,
+                      _hidden_units, _trace, small_matrices)
 from .frames import _unit_rows, waterfilling_risk
 from .risks import _solve_psd, optimal_risk, population_risk, sign_risk_lower_bound
 
@@ -110,6 +112,7 @@ def _progress(iterable, description: str):
     return tqdm(iterable, desc=description, disable=not sys.stderr.isatty(), leave=False)
 
 
+@small_matrices
 def train_population_gd(d, r, steps, lr, rng, covariance=None, decoder="optimal",
                         initial_encoder=None) -> TrainingResult:
     """Projected gradient descent on the closed-form population risk (sign activation).
@@ -162,6 +165,9 @@ def train_population_gd(d, r, steps, lr, rng, covariance=None, decoder="optimal"
     rng = _check_rng(rng)
     if decoder not in ("optimal", "joint"):
         raise ValueError(f"decoder must be 'optimal' or 'joint', got {decoder!r}")
+    check_cost(f"population gradient descent: {steps} steps at n = {n}, d = {d}",
+               seconds=SECONDS_PER_FLOP * 10.0 * steps * (n * d * (n + d) + n**3),
+               nbytes=8.0 * 8 * (n * d + n * n + d * d))
     cov_matrix = _check_covariance(covariance, d)
     covariance_product = _RightProduct(cov_matrix)
     if initial_encoder is None:
@@ -222,6 +228,7 @@ def _minibatch_gradients(B: np.ndarray, A: np.ndarray, X: np.ndarray, method: st
     return grad_B, scale * residual.T @ codes
 
 
+@small_matrices
 def train_sgd(d, r, steps, lr, rng, method="kernel", batch_size=256, covariance=None,
               data=None, beta_range=(1.0, 30.0), record_every=None) -> TrainingResult:
     """Minibatch SGD for the sign autoencoder from samples, with an explicit encoder gradient.
@@ -287,6 +294,9 @@ def train_sgd(d, r, steps, lr, rng, method="kernel", batch_size=256, covariance=
     rng = _check_rng(rng)
     if method not in SGD_METHODS:
         raise ValueError(f"unknown method {method!r}: expected one of {SGD_METHODS}")
+    check_cost(f"SGD/{method}: {steps} steps of {batch_size} samples at n = {n}, d = {d}",
+               seconds=SECONDS_PER_FLOP * 10.0 * steps * (batch_size * n * d + n * n * d),
+               nbytes=8.0 * 8 * (n * d + batch_size * (n + d) + d * d))
     beta_first, beta_last = (_check_positive("beta_range", b) for b in beta_range)
     record_every = (max(1, steps // 50) if record_every is None
                     else _check_positive("record_every", record_every, integer=True))

@@ -35,7 +35,8 @@ import sympy
 from sympy.core.function import AppliedUndef
 from sympy.printing.pycode import PythonCodePrinter
 
-__all__ = ["X", "Activation", "BUILTIN_ACTIVATIONS", "normalize", "print_code", "resolve_activation"]
+__all__ = ["X", "Activation", "BUILTIN_ACTIVATIONS", "normalize", "print_code", "resolve_activation",
+           "parse_expression", "as_expression"]
 
 #: The variable in which activations (and the averaged functions f, h) are written.
 X = sympy.Symbol("x", real=True)
@@ -184,7 +185,7 @@ def normalize(expr):
     >>> normalize(sympy.Max(0, X) * sympy.Heaviside(X))
     x*Heaviside(x)
     """
-    e = sympy.sympify(expr)
+    e = as_expression(expr)
     e = e.replace(lambda a: isinstance(a, sympy.Piecewise), _piecewise_to_heaviside)
     e = e.replace(lambda a: isinstance(a, (sympy.Max, sympy.Min)), _minmax_to_heaviside)
     e = e.replace(lambda a: isinstance(a, sympy.Abs), lambda a: a.args[0] * (2 * sympy.Heaviside(a.args[0]) - 1))
@@ -282,7 +283,12 @@ class Activation:
     expr: sympy.Expr
 
     def __post_init__(self):
-        expr = sympy.sympify(self.expr)
+        try:
+            expr = as_expression(self.expr)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"invalid activation {self.name!r}: {err}") from None
+        # any symbol spelled x is the variable, whatever its assumptions
+        expr = expr.xreplace({s: X for s in expr.free_symbols if getattr(s, "name", "") == "x"})
         reason = _problem(expr)
         if reason is None:
             expr = normalize(expr)
@@ -336,6 +342,172 @@ class Activation:
         return sympy.srepr(self.expr)
 
 
+# Names a user expression may use.  Everything else is a plain Symbol (a bare name) or an
+# undefined Function (a call), both rejected by the activation checks, so parsing never
+# reaches Python: the text is read by :func:`parse_expression` node by node, never evaluated.
+_FUNCTIONS = {
+    name: getattr(sympy, name)
+    for name in ("exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "asinh", "atan",
+                 "erf", "erfc", "Abs", "sign", "Max", "Min", "Heaviside", "Piecewise")
+}
+_FUNCTIONS.update({"abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min})
+_CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "x": X, "True": sympy.true, "False": sympy.false}
+_NUMBER_TYPES = {"Integer": sympy.Integer, "Rational": sympy.Rational, "Float": sympy.Float}
+_BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+           ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+_COMPARE = {ast.Gt: sympy.StrictGreaterThan, ast.GtE: sympy.GreaterThan,
+            ast.Lt: sympy.StrictLessThan, ast.LtE: sympy.LessThan}
+
+#: Limits that keep the cost of reading an expression bounded (milliseconds): its length,
+#: its number of syntax nodes, the size of a number and of an exponent.  ``x*9**9**9``
+#: would otherwise build a 370-million-digit integer, ``(x + 1)**100000`` a huge
+#: expansion in :func:`normalize`.
+MAX_EXPRESSION_LENGTH = 500
+MAX_EXPRESSION_NODES = 200
+MAX_EXPONENT = 64
+MAX_NUMBER = 1e15
+
+
+def parse_expression(text: str) -> sympy.Basic:
+    """Read a user expression in ``x`` into sympy: the one parser of strings in the package.
+
+    The text is parsed by :mod:`ast` and rebuilt node by node from numbers, ``x``, ``pi``,
+    ``E``, the operators ``+ - * / **`` (``^`` is a power), comparisons (inside
+    ``Piecewise``) and calls of the whitelisted functions (``exp``, ``erf``, ``tanh``,
+    ``Max``, ``Piecewise``, …); nothing is ever evaluated as Python, so no string can run
+    code.  Sizes are bounded before sympy sees them (length, node count, |number| ≤ 10¹⁵,
+    |exponent| ≤ 64), so every accepted string is read in milliseconds.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    sympy.Basic
+
+    Raises
+    ------
+    ValueError
+        Naming the construct that is not allowed or too large.
+
+    Examples
+    --------
+    >>> parse_expression("tanh(2*x) + x^2/10")
+    x**2/10 + tanh(2*x)
+    >>> parse_expression("x*9**9**9")
+    Traceback (most recent call last):
+    ...
+    ValueError: exponent 387420489 is too large (at most 64)
+    >>> parse_expression("__import__('os')")
+    Traceback (most recent call last):
+    ...
+    ValueError: forbidden name '__import__'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expected a string, got {type(text).__name__}")
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ValueError(f"expression too long ({len(text)} characters, at most "
+                         f"{MAX_EXPRESSION_LENGTH})")
+    try:
+        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"syntax error: {err.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ValueError("expression nested too deeply") from None
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_EXPRESSION_NODES:
+        raise ValueError(f"expression too large ({nodes} syntax nodes, at most "
+                         f"{MAX_EXPRESSION_NODES})")
+    try:
+        return _build(tree.body)
+    except RecursionError:
+        raise ValueError("expression nested too deeply") from None
+
+
+def _number(value):
+    if not np.isfinite(value) or abs(value) > MAX_NUMBER:
+        raise ValueError(f"number {value!r} is too large (at most {MAX_NUMBER:g} in size)")
+    return sympy.Integer(value) if isinstance(value, int) else sympy.Float(value)
+
+
+def _power(base, exponent):
+    if not exponent.is_number:
+        raise ValueError(f"exponent {exponent} must be a number")
+    size = abs(complex(exponent.evalf(15)))
+    if size > MAX_EXPONENT:
+        raise ValueError(f"exponent {exponent} is too large (at most {MAX_EXPONENT})")
+    if base.is_number and abs(complex(base.evalf(15))) > MAX_NUMBER:
+        raise ValueError(f"number {base} is too large (at most {MAX_NUMBER:g} in size)")
+    return base ** exponent
+
+
+def _build(node):
+    """sympy object of one syntax node (recursively); ValueError for anything else."""
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool):          # the default branch of a Piecewise
+            return sympy.true if node.value else sympy.false
+        if not isinstance(node.value, (int, float)):
+            raise ValueError(f"unsupported constant {node.value!r}")
+        return _number(node.value)
+    if isinstance(node, ast.Name):
+        if node.id.startswith("_"):
+            raise ValueError(f"forbidden name {node.id!r}")
+        if node.id in _FUNCTIONS or node.id in _NUMBER_TYPES:
+            raise ValueError(f"{node.id} is a function: call it, e.g. {node.id}(x)")
+        return _CONSTANTS[node.id] if node.id in _CONSTANTS else sympy.Symbol(node.id)
+    if isinstance(node, ast.BinOp):
+        left, right = _build(node.left), _build(node.right)
+        if isinstance(node.op, ast.Pow):
+            return _power(left, right)
+        if type(node.op) not in _BINARY:
+            raise ValueError(f"unsupported operator {ast.unparse(node)!r}")
+        return _BINARY[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _build(node.operand)
+        return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.Tuple):
+        return sympy.Tuple(*[_build(e) for e in node.elts])
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+        return _COMPARE[type(node.ops[0])](_build(node.left), _build(node.comparators[0]))
+    if isinstance(node, ast.Call):
+        return _call(node)
+    raise ValueError(f"unsupported syntax {ast.unparse(node)!r}")
+
+
+def _call(node):
+    if not isinstance(node.func, ast.Name) or node.keywords or any(
+            isinstance(a, ast.Starred) for a in node.args):
+        raise ValueError(f"unsupported call {ast.unparse(node)!r}")
+    name = node.func.id
+    if name.startswith("_"):
+        raise ValueError(f"forbidden name {name!r}")
+    args = [_build(a) for a in node.args]
+    if name in _NUMBER_TYPES:
+        if not args or not all(a.is_Number for a in args):
+            raise ValueError(f"{name}() takes numbers, got {ast.unparse(node)!r}")
+        return _NUMBER_TYPES[name](*args)
+    if name == "Piecewise":
+        return sympy.Piecewise(*[tuple(a) if isinstance(a, sympy.Tuple) else a for a in args])
+    function = _FUNCTIONS.get(name) or sympy.Function(name)
+    try:
+        return function(*args)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{ast.unparse(node)!r}: {err}") from None
+
+
+def as_expression(value) -> sympy.Basic:
+    """A user value as a sympy object: strings through :func:`parse_expression` (never
+    :func:`sympy.sympify`, which evaluates strings), numbers and sympy objects as they are."""
+    if isinstance(value, str):
+        return parse_expression(value)
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return sympy.sympify(value, strict=True)
+    raise TypeError(f"expected a string or a sympy expression, got {type(value).__name__}")
+
+
 BUILTIN_ACTIVATIONS = {
     "linear": Activation("linear", X),
     "erf": Activation("erf", sympy.erf(X / sympy.sqrt(2))),
@@ -343,45 +515,6 @@ BUILTIN_ACTIVATIONS = {
     "sign": Activation("sign", 2 * sympy.Heaviside(X) - 1),
     "tanh": Activation("tanh", sympy.tanh(X)),
 }
-
-# Names a user expression may use; everything else becomes a Symbol or an
-# undefined Function (then rejected), so parsing never reaches Python builtins.
-_PARSE_NAMES = {
-    name: getattr(sympy, name)
-    for name in ("exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "asinh", "atan",
-                 "erf", "erfc", "Abs", "sign", "Max", "Min", "Heaviside", "Piecewise", "pi", "E",
-                 "Integer", "Float", "Rational", "Symbol", "Function")
-}
-_PARSE_NAMES.update({"abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min})
-_AST_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load, ast.Tuple, ast.Compare,
-              ast.operator, ast.unaryop, ast.cmpop)
-
-
-def _parse(text):
-    """Parse ``text`` into a sympy expression without evaluating arbitrary Python."""
-    from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
-
-    if len(text) > 500:
-        raise ValueError("expression too long")
-    try:
-        tree = ast.parse(text.replace("^", "**"), mode="eval")
-    except SyntaxError as err:
-        raise ValueError(f"syntax error: {err.msg}") from None
-    for node in ast.walk(tree):
-        ok = isinstance(node, _AST_NODES) or (
-            isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)))
-        if isinstance(node, ast.Call):
-            ok = isinstance(node.func, ast.Name) and not node.keywords
-        if isinstance(node, ast.Name) and node.id.startswith("_"):
-            raise ValueError(f"forbidden name {node.id}")
-        if not ok:
-            raise ValueError(f"unsupported syntax {ast.unparse(node)!r}")
-    try:
-        return parse_expr(text, local_dict={"x": X}, global_dict=dict(_PARSE_NAMES),
-                          transformations=standard_transformations + (convert_xor,))
-    except Exception as err:  # sympy raises many types on odd input
-        raise ValueError(str(err)) from None
-
 
 def resolve_activation(spec):
     """Turn a user specification into an :class:`Activation`.
@@ -416,7 +549,7 @@ def resolve_activation(spec):
             return BUILTIN_ACTIVATIONS[text.lower()]
         name = text
         try:
-            expr = _parse(text)
+            expr = parse_expression(text)
         except ValueError as err:
             raise ValueError(f"unknown activation {spec!r}: {expected} ({err})") from None
     elif isinstance(spec, sympy.Basic):
@@ -424,7 +557,8 @@ def resolve_activation(spec):
         # accept any symbol spelled x, whatever its assumptions
         expr = spec.xreplace({s: X for s in spec.free_symbols if s.name == "x"})
     else:
-        raise ValueError(f"unknown activation {spec!r}: {expected}")
+        raise TypeError(f"activation must be a name, an expression in x or an Activation, "
+                        f"got {spec!r} ({type(spec).__name__})")
     try:
         return Activation(name, expr)
     except ValueError as err:

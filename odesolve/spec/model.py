@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .._checks import check_bool, check_choice, check_integer
 from .activations import Activation, resolve_activation
 
 __all__ = ["Autoencoder", "RULES", "BIAS_MODES"]
@@ -53,19 +54,17 @@ class Autoencoder:
     rule: str = "sgd"
 
     def __post_init__(self):
-        if isinstance(self.K, bool) or not float(self.K).is_integer() or self.K < 1:
-            raise ValueError(f"K must be a positive integer, got {self.K!r}")
-        object.__setattr__(self, "K", int(self.K))
+        # the checks of the configuration: K an integer (not "2", 2.5 or True), tied a bool
+        # (not "false", which is truthy), bias and rule among their choices
+        object.__setattr__(self, "K", check_integer("K", self.K, minimum=1))
+        object.__setattr__(self, "tied", check_bool("tied", self.tied))
         object.__setattr__(self, "activation", resolve_activation(self.activation))
-        bias = {True: "trained", False: "none"}.get(self.bias, self.bias)
-        if bias not in BIAS_MODES:
-            raise ValueError(f"unknown bias mode {self.bias!r}: expected one of {BIAS_MODES}")
-        object.__setattr__(self, "bias", bias)
-        if self.rule not in RULES:
-            raise ValueError(f"unknown learning rule {self.rule!r}: expected one of {RULES}")
+        bias = {True: "trained", False: "none"}.get(self.bias, self.bias) \
+            if isinstance(self.bias, (bool, str)) else self.bias
+        object.__setattr__(self, "bias", check_choice("bias mode", bias, BIAS_MODES))
+        check_choice("learning rule", self.rule, RULES)
         if self.rule == "sanger" and not self.tied:
             raise ValueError("Sanger's rule is defined for tied weights: set tied = true")
-        object.__setattr__(self, "tied", bool(self.tied))
 
     @property
     def has_bias(self) -> bool:

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._checks import (check_integer, check_matrix, check_non_negative, check_vector,
+                       psd_tolerance)
+
 __all__ = [
     "Spectrum",
     "spiked_covariance",
@@ -59,17 +62,15 @@ class Spectrum:
     name: str = "spectrum"
 
     def __post_init__(self):
-        ev = np.asarray(self.eigenvalues, dtype=float)
-        if ev.ndim != 1:
-            raise ValueError(f"eigenvalues must be a 1-d array, got shape {ev.shape}")
-        if not np.all(np.isfinite(ev)):
-            raise ValueError("eigenvalues must be finite")
-        if np.any(ev < 0):
+        object.__setattr__(self, "D", check_integer("D", self.D, minimum=2))
+        ev = check_vector("eigenvalues", self.eigenvalues)
+        tol = psd_tolerance(ev[:, None], getattr(self.eigenvalues, "dtype", None))
+        if np.any(ev < -tol):
             raise ValueError(
                 f"covariance is not positive semi-definite: smallest eigenvalue {ev.min():.3g} < 0"
             )
-        if not (np.isfinite(self.bulk) and self.bulk >= 0):
-            raise ValueError(f"bulk eigenvalue must be finite and >= 0, got {self.bulk}")
+        ev = np.clip(ev, 0.0, None)  # round-off of the input's precision, not a negative mode
+        check_non_negative("bulk eigenvalue", self.bulk)
         if self.n_bulk < 0 or len(ev) + self.n_bulk != self.D:
             raise ValueError(
                 f"{len(ev)} tracked + {self.n_bulk} bulk modes do not add up to D = {self.D}"
@@ -145,10 +146,11 @@ def spiked_covariance(D: int, spikes, bulk: float = 1.0) -> Spectrum:
         Bulk eigenvalue σ².
     """
     D = _check_dimension(D)
-    s = np.asarray(spikes, dtype=float)
-    if s.ndim != 1 or len(s) == 0:
+    s = check_vector("spikes", spikes)
+    bulk = check_non_negative("bulk eigenvalue", bulk)
+    if len(s) == 0:
         raise ValueError("spikes must be a non-empty list of numbers")
-    if np.any(~np.isfinite(s)) or np.any(s <= 0):
+    if np.any(s <= 0):
         raise ValueError(f"spikes must be finite and > 0, got {list(s)}")
     if len(s) >= D:
         raise ValueError(f"need fewer spikes ({len(s)}) than dimensions (D = {D})")
@@ -202,9 +204,7 @@ def given_spectrum(eigenvalues, eigenvectors=None, name: str = "spectrum") -> Sp
     eigenvectors : array_like, shape (D, D), optional
         Matching orthonormal eigenvectors as columns.
     """
-    ev = np.asarray(eigenvalues, dtype=float)
-    if ev.ndim != 1:
-        raise ValueError(f"eigenvalues must be a 1-d array, got shape {ev.shape}")
+    ev = check_vector("eigenvalues", eigenvalues)
     D = _check_dimension(len(ev))
     if eigenvectors is not None:
         vec = np.asarray(eigenvectors, dtype=float)
@@ -212,25 +212,27 @@ def given_spectrum(eigenvalues, eigenvectors=None, name: str = "spectrum") -> Sp
             raise ValueError(f"eigenvectors must have shape ({D}, {D}), got {vec.shape}")
         if not np.allclose(vec.T @ vec, np.eye(D), atol=1e-6):
             raise ValueError("eigenvectors must be orthonormal columns")
-    return Spectrum(D, ev, 0.0, 0, eigenvectors, name)
+    return Spectrum(D, eigenvalues if isinstance(eigenvalues, np.ndarray) else ev, 0.0, 0,
+                    eigenvectors, name)
 
 
 def covariance_spectrum(cov, name: str = "covariance", tol: float = 1e-8) -> Spectrum:
     """Diagonalise a symmetric PSD covariance; eigenvalues in decreasing order.
 
-    Raises ``ValueError`` for a non-square, non-symmetric or non-PSD matrix (eigenvalues
-    below ``-tol·max|ρ|``); tiny negative round-off is clipped to zero.
+    Raises ``ValueError`` for a non-square, non-symmetric or non-PSD matrix: eigenvalues
+    below ``-max(tol·max|ρ|, r)`` with ``r`` the round-off of the input's dtype and norm
+    (:func:`odesolve._checks.psd_tolerance`: a float32 covariance has eigenvalue noise
+    ~1e-7·‖Ω‖); negative round-off within that is clipped to zero.
     """
-    c = np.asarray(cov, dtype=float)
-    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+    c = check_matrix("covariance", cov)
+    if c.shape[0] != c.shape[1]:
         raise ValueError(f"covariance must be a square matrix, got shape {c.shape}")
-    if not np.all(np.isfinite(c)):
-        raise ValueError("covariance contains NaN or inf")
-    if not np.allclose(c, c.T, atol=1e-10 * max(1.0, np.abs(c).max())):
+    roundoff = psd_tolerance(c, getattr(cov, "dtype", None))
+    if not np.allclose(c, c.T, rtol=0, atol=max(1e-10 * np.abs(c).max(), roundoff)):
         raise ValueError("covariance must be symmetric")
-    rho, vec = np.linalg.eigh(c)
+    rho, vec = np.linalg.eigh(0.5 * (c + c.T))
     scale = max(np.abs(rho).max(), 1e-300)
-    if rho.min() < -tol * scale:
+    if rho.min() < -max(tol * scale, roundoff):
         raise ValueError(
             f"covariance is not positive semi-definite: smallest eigenvalue {rho.min():.3g}"
         )
@@ -239,6 +241,4 @@ def covariance_spectrum(cov, name: str = "covariance", tol: float = 1e-8) -> Spe
 
 
 def _check_dimension(D) -> int:
-    if isinstance(D, bool) or not float(D).is_integer() or D < 2:
-        raise ValueError(f"D must be an integer >= 2, got {D!r}")
-    return int(D)
+    return check_integer("D", D, minimum=2)

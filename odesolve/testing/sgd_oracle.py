@@ -62,12 +62,17 @@ def activation_and_derivative(name: str):
     raise KeyError(name)
 
 
-def sgd_increments(X, W, V, m, lr, g, gp, *, tied=False, rule="sgd", train_bias=False):
+def sgd_increments(X, W, V, m, lr, g, gp, *, tied=False, rule="sgd", train_bias=False,
+                   rates=(1.0, 1.0, 1.0, 0.0, 0.0)):
     """Per-sample increments (dW, dV, dm) of one SGD step for each row of X.
 
     X: (n, D) inputs; W, V: (K, D); returns arrays (n, K, D), (n, K, D), (n, K).
-    For tied weights V is √D W and dV is √D dW.
+    For tied weights V is √D W and dV is √D dW.  ``rates = (c_w, c_v, c_m, κ_w, κ_v)``:
+    rate multiples and weight decays of :class:`odesolve.protocols.Protocol`, i.e.
+    ``ΔW = c_w (η/D)(−∇_W ℓ − κ_w W)``, ``ΔV = c_v η(−∇_V ℓ − κ_v V/D)``,
+    ``Δm = c_m (η/D)(−∂ℓ/∂m)`` (tied: the shared vector takes c_w and κ_w).
     """
+    c_w, c_v, c_m, k_w, k_v = rates
     n, D = X.shape
     K = W.shape[0]
     lam = X @ W.T / np.sqrt(D) + m
@@ -83,13 +88,13 @@ def sgd_increments(X, W, V, m, lr, g, gp, *, tied=False, rule="sgd", train_bias=
         decoder = err * G[:, [k]]
         if tied:
             hebb = decoder / np.sqrt(D)
-            dW[:, k] = lr / D * (hebb if rule == "sanger" else encoder + hebb)
+            dW[:, k] = c_w * lr / D * ((hebb if rule == "sanger" else encoder + hebb) - k_w * W[k])
             dV[:, k] = np.sqrt(D) * dW[:, k]
         else:
-            dW[:, k] = lr / D * encoder
-            dV[:, k] = lr / D * decoder
+            dW[:, k] = c_w * lr / D * (encoder - k_w * W[k])
+            dV[:, k] = c_v * lr / D * (decoder - k_v * V[k])
         if train_bias:
-            dm[:, k] = lr / D * signal
+            dm[:, k] = c_m * lr / D * signal
     return dW, dV, dm
 
 
@@ -124,7 +129,8 @@ def random_state(model: Autoencoder, rng, D: int = 1000):
     return spec, W, V, m
 
 
-def monte_carlo_drift(model, spec, W, V, m, lr, rng, n_samples: int = 40_000, chunk=2000):
+def monte_carlo_drift(model, spec, W, V, m, lr, rng, n_samples: int = 40_000, chunk=2000,
+                      rates=(1.0, 1.0, 1.0, 0.0, 0.0)):
     """Mean and standard error of D·Δ(state vector) over independent SGD steps."""
     g, gp = activation_and_derivative(model.activation.name)
     D, M = spec.D, spec.n_tracked
@@ -134,7 +140,7 @@ def monte_carlo_drift(model, spec, W, V, m, lr, rng, n_samples: int = 40_000, ch
     for _ in range(n_samples // chunk):
         X = spec.sample(chunk, rng)
         dW, dV, dm = sgd_increments(X, W, V, m, lr, g, gp, tied=model.tied, rule=model.rule,
-                                    train_bias=model.bias == "trained")
+                                    train_bias=model.bias == "trained", rates=rates)
         dZ = dW if model.tied else np.concatenate([dW, dV / sqrtD], axis=1)
         dY = dZ[:, :, :M]
         # linear part of the change of the bulk Gram matrix (the quadratic part is O(1/D))
@@ -146,8 +152,8 @@ def monte_carlo_drift(model, spec, W, V, m, lr, rng, n_samples: int = 40_000, ch
     return samples.mean(0), samples.std(0) / np.sqrt(len(samples))
 
 
-def compiled_drift(model, spec, W, V, m, lr):
+def compiled_drift(model, spec, W, V, m, lr, protocol=None):
     """The compiled right-hand side (bulk=\"finite\", exact at this D) at these weights."""
     state = State.from_weights(model, spec, W, V, m)
-    f = rhs_function(compile_model(model), state, lr, bulk="finite")
+    f = rhs_function(compile_model(model), state, lr, bulk="finite", protocol=protocol)
     return f(0.0, state.to_vector())

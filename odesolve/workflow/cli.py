@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from .. import __version__
-from ..errors import ConfigError, DivergenceError, SweepError
+from ..errors import ConfigError, CostWarning, DivergenceError, RegimeWarning, SweepError
 from .config import load_config, parse_value
 from .experiment import run_experiment
-from .plotting import plot_result, plot_sweep
-from .results import load_results, write_netcdf
+from .outputs import write_outputs
+from .plotting import plot_result, plot_sweep, png_writer
+from .results import load_results, netcdf_writer
 from .sweep import parse_grid, run_sweep
 
-__all__ = ["main", "FIGURES"]
+__all__ = ["main", "entry_point", "FIGURES"]
 
 #: ``odesolve figure NAME``: name → (module of :mod:`odesolve.figures`, description).
 FIGURES = {
@@ -39,8 +42,17 @@ FIGURES = {
                   "4. truncated SGD learns the principal components, vanilla SGD their span"),
     "images": ("odesolve.figures.image_data", "5. real images: all-modes ODE vs SGD on the images"),
     "limits": ("odesolve.figures.fundamental_limits", "6. fundamental limits of sign autoencoders"),
+    "protocols": ("odesolve.figures.protocols",
+                  "7. training protocols: a learning-rate schedule, weight decay's end error"),
 }
 _FIGURE_NUMBERS = {str(i): name for i, name in enumerate(FIGURES, start=1)}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes in one line (``odesolve: error: ...``) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"odesolve: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                            metavar="KEY=VALUE",
                            help="override a config key, e.g. --set train.lr=0.5 (repeatable)")
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="odesolve", description="Exact D → ∞ theory of shallow autoencoders vs SGD.")
     parser.add_argument("--version", action="version", version=f"odesolve {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -100,23 +112,67 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors a user can cause: one line on stderr, exit status 2.
+_USER_ERRORS = (ConfigError, ValueError, TypeError, OSError)
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``odesolve`` command; returns the exit status."""
+    """Entry point of the ``odesolve`` command; returns the exit status.
+
+    Every error a user can cause (a bad file, key, value or option, an output that cannot
+    be written) is one line ``odesolve: error: ...`` on stderr and status 2, reported
+    before any computation; a run that diverged is status 1; Ctrl-C is status 130.
+    Warnings (a run outside the regime where the theory is exact, a long run) are lines
+    ``odesolve: warning: ...``.
+    """
     args = _parser().parse_args(argv)
     handler = {"run": _run, "plot": _plot, "sweep": _sweep, "figure": _figure,
                "limits": _limits}[args.command]
     try:
-        status = handler(args)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"odesolve: error: {exc}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RegimeWarning)
+            warnings.simplefilter("always", CostWarning)
+            warnings.showwarning = _show_warning
+            status = handler(args)
     except (DivergenceError, SweepError) as exc:
         print(f"odesolve: error: {exc}", file=sys.stderr)
         return 1
+    except _USER_ERRORS as exc:
+        print(f"odesolve: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("odesolve: interrupted", file=sys.stderr)
         return 130
     return status or 0
+
+
+def entry_point() -> None:
+    """The installed ``odesolve`` command: :func:`main`, then exit with its status.
+
+    After Ctrl-C the run's own cleanup is done when :func:`main` returns, but the
+    interpreter's shutdown (the exit handlers of dask, numba, …) took 7 s on the CI
+    machine: the process then ends at once, so that Ctrl-C stops a run within a second.
+    """
+    status = main()
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, (RegimeWarning, CostWarning)):
+        print(f"odesolve: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line),
+              end="", file=sys.stderr)
 
 
 def _load(args):
@@ -130,15 +186,29 @@ def _load(args):
     return config.with_overrides(overrides) if overrides else config
 
 
-def _run(args) -> None:
+def _output_folder(out: Path) -> Path:
+    """Check, before any computation, that the output folder can be created and written."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", None, f"{out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("--out", None, f"cannot create {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError("--out", None, f"{out} is not writable")
+    return out
+
+
+def _run(args) -> int:
     config = _load(args)
-    out = args.out or Path("results") / args.config.stem
+    out = _output_folder(args.out or Path("results") / args.config.stem)
     dataset = run_experiment(config, progress=not args.quiet)
     print(_summary(dataset))
-    print(f"wrote {write_netcdf(dataset, out / 'result.nc')}")
+    writers = {"result.nc": netcdf_writer(dataset)}
     if not args.no_plot:
-        plot_result(dataset, out / "result.png")
-        print(f"wrote {out / 'result.png'}")
+        writers["result.png"] = png_writer(plot_result(dataset), run_id=dataset.attrs["run_id"])
+    for path in write_outputs(out, writers).values():
+        print(f"wrote {path}")
     diverged = [line for line in dataset.attrs["divergences"].split("\n") if line]
     for line in diverged:
         print(f"odesolve: warning: {line}", file=sys.stderr)
@@ -164,8 +234,11 @@ def _summary(dataset) -> str:
 
 
 def _plot(args) -> None:
-    dataset = load_results(args.result)
     path = args.out or args.result.with_suffix(".png")
+    if path.is_dir():
+        raise ConfigError("--out", None, f"{path} is a directory: give the PNG file to write")
+    dataset = load_results(args.result)
+    _output_folder(path.parent)
     (plot_sweep if "grid" in dataset.attrs else plot_result)(dataset, path)
     print(f"wrote {path}")
 
@@ -173,13 +246,12 @@ def _plot(args) -> None:
 def _sweep(args) -> None:
     config = _load(args)
     grid = parse_grid(args.grid)
-    out = args.out or Path("results") / f"{args.config.stem}-sweep"
+    out = _output_folder(args.out or Path("results") / f"{args.config.stem}-sweep")
     dataset, summary = run_sweep(config, grid, out, scheduler=args.scheduler,
-                                 n_workers=args.workers, progress=not args.quiet)
+                                 n_workers=args.workers, progress=not args.quiet, plot=True)
     print(f"{summary['computed']} points computed, {summary['cached']} from the cache "
           f"({out / 'points'})")
     print(f"wrote {summary['path']}")
-    plot_sweep(dataset, out / "sweep.png")
     print(f"wrote {out / 'sweep.png'}")
 
 
@@ -204,4 +276,4 @@ def _limits(args) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

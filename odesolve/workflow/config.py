@@ -1,7 +1,7 @@
 """Experiment configuration: a TOML file → a validated, frozen :class:`Config`.
 
-A configuration has six sections.  ``[data]``, ``[model]`` and ``[train]`` are
-required; ``[init]``, ``[theory]`` and ``[simulation]`` may be left out (every key in
+A configuration has seven sections.  ``[data]``, ``[model]`` and ``[train]`` are
+required; ``[schedule]``, ``[init]``, ``[theory]`` and ``[simulation]`` may be left out (every key in
 them has a default).  Every key, its type, default and meaning is listed by
 :func:`odesolve.workflow.schema.markdown_table` (that table is in the README).
 
@@ -48,13 +48,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from simulations.online import SECONDS_PER_STEP_KD
+
+from .._checks import check_cost, check_seed, message_of
 from ..errors import ConfigError
+from ..integrator import SECONDS_PER_EULER_VALUE
 from ..spec.model import Autoencoder
+from ..protocols import Protocol, constant, exponential, piecewise, power_law
 from .schema import (REQUIRED_SECTIONS, SECTIONS, DataConfig, InitConfig, ModelConfig,
-                     SimulationConfig, TheoryConfig, TrainConfig, plain_value, toml_value)
+                     ScheduleConfig, SimulationConfig, TheoryConfig, TrainConfig, plain_value,
+                     toml_value)
 
 __all__ = ["Config", "load_config", "parse_config", "parse_value", "resolve_key", "autoencoder_of",
-           "blame", "tomllib"]
+           "protocol_of", "blame", "tomllib"]
 
 
 
@@ -69,16 +75,21 @@ class Config:
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     init: InitConfig = field(default_factory=InitConfig)
     theory: TheoryConfig = field(default_factory=TheoryConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     source: str = field(default="<config>", compare=False)
 
     @property
+    def n_runs(self) -> int:
+        """Number of runs: one for a weights file or no simulation, else ``simulation.seeds``."""
+        return 1 if self.init.weights is not None else max(1, self.simulation.seeds)
+
+    @property
     def seeds(self) -> tuple[int, ...]:
         """Seeds of the runs: ``init.seed + i``; a single run for a weights file or no simulation."""
-        n = 1 if self.init.weights is not None else max(1, self.simulation.seeds)
-        return tuple(self.init.seed + i for i in range(n))
+        return tuple(self.init.seed + i for i in range(self.n_runs))
 
     @property
     def simulated(self) -> bool:
@@ -166,10 +177,17 @@ def load_config(path) -> Config:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(path, None, "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(path, None, "is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                          f"offset {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"invalid TOML: {exc}") from None
     return parse_config(data, str(path), base_dir=path.parent)
@@ -307,6 +325,18 @@ def _check_consistency(config: Config) -> None:
                               "is read from disk)")
     if data.D is not None and config.model.K >= data.D:
         raise ConfigError(src, "model.K", f"need K < D, got K = {config.model.K}, D = {data.D}")
+    D = data.D if data.D is not None else (
+        len(data.eigenvalues) if data.eigenvalues is not None else None)
+    if D is not None and round(config.train.t_max * D) < 1:
+        raise ConfigError(src, "train.t_max", f"{config.train.t_max:g} is less than one SGD "
+                          f"step (1/D = {1 / D:g})")
+    if config.theory.dt is not None and config.theory.dt > config.train.t_max:
+        raise ConfigError(src, "theory.dt", f"the Euler step {config.theory.dt:g} is longer "
+                          f"than t_max = {config.train.t_max:g}")
+    message = check_seed_message(config.init.seed, config.n_runs)
+    if message:
+        raise ConfigError(src, "init.seed", f"{message} (seeds init.seed … init.seed + "
+                          f"{config.n_runs - 1} are used)")
     times = config.train.times
     if times is not None and times[-1] > config.train.t_max:
         raise ConfigError(src, "train.times", f"last time {times[-1]} exceeds t_max = {config.train.t_max}")
@@ -316,7 +346,102 @@ def _check_consistency(config: Config) -> None:
     if config.train.rule == "sanger" and not config.model.tied:
         raise ConfigError(src, "train.rule", "Sanger's rule needs tied weights (model.tied = true)")
     with blame(src, "model.activation"):  # the other arguments are validated above
-        autoencoder_of(config)
+        model = autoencoder_of(config)
+    _check_schedule(config)
+    with blame(src, "train.decoder_rate"):
+        protocol_of(config).check_model(model)
+    _check_cost(config)
+
+
+#: Cost model of the estimates made before a run (measured on the 2-core CI machine): the
+#: simulator's and the integrator's per-step costs, seconds per theory run, and per flop
+#: of a dense eigendecomposition.
+_SECONDS_PER_THEORY_RUN = 0.1
+_SECONDS_PER_FLOP = 1e-10
+
+
+def _check_cost(config: Config) -> None:
+    """Refuse, before any work, a run whose estimated memory or time is out of reach, and
+    announce a long one (:func:`odesolve._checks.check_cost`); each estimate is blamed on
+    the key that makes it large."""
+    d, model = config.data, config.model
+    D = d.D if d.D is not None else (len(d.eigenvalues) if d.eigenvalues is not None else None)
+    if D is None and d.kind == "images" and d.size is not None:
+        D = d.size ** 2
+        with blame(config.source, "data.size"):
+            check_cost(f"images of {d.size}×{d.size} pixels (D = {D}): covariance and its "
+                       "eigenvectors", nbytes=8.0 * 3 * D * D,
+                       seconds=_SECONDS_PER_FLOP * 10.0 * D**3)
+    if D is None:
+        return  # known once the data file is read; the stages check their own sizes
+    src, K, seeds = config.source, model.K, config.n_runs
+    P = K if model.tied else 2 * K
+    all_modes = not config.theory.closure or d.kind in ("spectrum", "images")
+    n_state = P * (D if all_modes else (len(d.spikes) if d.spikes else d.M)) + P * P + K
+    n_times = len(config.train.times) if config.train.times else config.train.n_times
+    # bytes per recorded time of one run: theory states and order parameters, SGD records
+    per_time = 8.0 * (3 * n_state + 4 * K * K + 4 * K * min(D, 2 * K + 8))
+    state_key = "theory.closure" if all_modes else "data.D"
+    with blame(src, "data.D"):
+        check_cost(f"weights of K = {K} units in D = {D}", nbytes=8.0 * 3 * K * D)
+    with blame(src, state_key):
+        check_cost(f"theory with all modes tracked ({n_state} variables)" if all_modes else
+                   f"theory ({n_state} variables)", nbytes=8.0 * 4 * n_state)
+    with blame(src, "train.n_times"):
+        check_cost(f"{n_times} recorded times of {n_state} variables", nbytes=per_time * n_times)
+    if config.theory.solver == "euler":
+        steps = config.train.t_max / (config.theory.dt or 1.0 / D)
+        with blame(src, "theory.dt"):
+            check_cost(f"Euler: {steps:.3g} steps of {n_state} variables",
+                       seconds=SECONDS_PER_EULER_VALUE * steps * n_state)
+    per_seed = _SECONDS_PER_THEORY_RUN
+    if config.simulated:
+        steps = round(config.train.t_max * D)
+        per_seed += SECONDS_PER_STEP_KD * steps * K * D
+        with blame(src, "train.t_max"):
+            check_cost(f"online SGD: {steps:.3g} SGD steps at K = {K}, D = {D}", seconds=per_seed)
+        with blame(src, "simulation.n_test"):
+            check_cost(f"{config.simulation.n_test} test samples in D = {D}",
+                       nbytes=8.0 * config.simulation.n_test * D)
+    if seeds > 1:
+        with blame(src, "simulation.seeds"):
+            check_cost(f"{seeds} seeds", seconds=per_seed * seeds,
+                       nbytes=per_time * n_times * seeds)
+
+
+def check_seed_message(seed: int, count: int) -> str | None:
+    """Why seeds ``seed … seed + count − 1`` are out of range, or None."""
+    return message_of(check_seed, seed, count)
+
+
+#: ``[schedule]`` keys each kind needs (the others must be left out).
+_SCHEDULE_KEYS = {"constant": (), "piecewise": ("change_times", "factors"),
+                  "power_law": ("tau",), "exponential": ("tau",)}
+
+
+def _check_schedule(config: Config) -> None:
+    src, sched = config.source, config.schedule
+    needed = _SCHEDULE_KEYS[sched.kind]
+    for key in ("change_times", "factors", "tau"):
+        if key in needed and getattr(sched, key) is None:
+            raise ConfigError(src, f"schedule.{key}", f"missing required key (kind = {sched.kind!r})")
+        if key not in needed and getattr(sched, key) is not None:
+            raise ConfigError(src, f"schedule.{key}", f"is not used with kind = {sched.kind!r}")
+    with blame(src, f"schedule.{needed[0] if needed else 'kind'}"):
+        protocol_of(config)
+
+
+def protocol_of(config: Config) -> Protocol:
+    """The :class:`~odesolve.protocols.Protocol` of ``[train]`` and ``[schedule]``."""
+    sched, train = config.schedule, config.train
+    schedule = {"constant": constant,
+                "piecewise": lambda: piecewise(sched.change_times, sched.factors),
+                "power_law": lambda: power_law(sched.tau, sched.beta),
+                "exponential": lambda: exponential(sched.tau)}[sched.kind]()
+    return Protocol(schedule=schedule, encoder_rate=train.encoder_rate,
+                    decoder_rate=train.decoder_rate, bias_rate=train.bias_rate,
+                    encoder_decay=train.encoder_decay, decoder_decay=train.decoder_decay,
+                    batch_size=train.batch_size)
 
 
 def autoencoder_of(config: Config) -> Autoencoder:
@@ -328,12 +453,13 @@ def autoencoder_of(config: Config) -> Autoencoder:
 
 @contextlib.contextmanager
 def blame(source, key):
-    """Re-raise a ``ValueError`` raised inside the block as a :class:`ConfigError` on ``key``."""
+    """Re-raise a ``ValueError``/``TypeError`` raised inside the block as a
+    :class:`ConfigError` on ``key``."""
     try:
         yield
     except ConfigError:
         raise
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(source, key, str(exc)) from exc
 
 

@@ -11,19 +11,21 @@ curve has its own theoretical prediction.
 from __future__ import annotations
 
 import time
+import warnings
 
+import numpy as np
 import xarray as xr
 
 from simulations import simulate
 
 from .._progress import progress_bar
-from ..errors import DivergenceError
+from ..errors import DivergenceError, RegimeWarning
 from ..integrator import integrate
 from .config import Config
 from .problem import Problem, build_problem
 from .results import assemble_dataset
 
-__all__ = ["run_experiment", "run_theory", "run_simulation"]
+__all__ = ["run_experiment", "run_theory", "run_simulation", "regime_warnings"]
 
 
 def run_experiment(config: Config, *, progress: bool = False) -> xr.Dataset:
@@ -40,9 +42,76 @@ def run_experiment(config: Config, *, progress: bool = False) -> xr.Dataset:
     -------
     xarray.Dataset
         See :mod:`odesolve.workflow.results`.  Runs that diverged are NaN and listed in the
-        ``divergences`` attribute (the other runs are kept).
+        ``divergences`` attribute (the other runs are kept).  Every :class:`RegimeWarning`
+        (the run left the regime where the theory is exact: :func:`regime_warnings`, an
+        Euler step beyond stability, an SGD error rising far above its start) is issued
+        and listed, with its number, in the ``warnings`` attribute.
     """
     problem = build_problem(config)
+    caught = []
+    with warnings.catch_warnings():
+        # regime warnings of the runs are collected (once each, into the results file);
+        # any other warning, e.g. the cost estimate of a long run, is shown at once
+        warnings.simplefilter("always", RegimeWarning)
+        show = warnings.showwarning
+
+        def collect(message, category, *args, **kwargs):
+            if issubclass(category, RegimeWarning):
+                caught.append(str(message))
+            else:
+                show(message, category, *args, **kwargs)
+        warnings.showwarning = collect
+        dataset = _run(problem, progress)
+    notes = list(dict.fromkeys(regime_warnings(config, problem) + caught + _sgd_rises(dataset)))
+    for note in notes:
+        warnings.warn(RegimeWarning(note), stacklevel=2)
+    dataset.attrs["warnings"] = "\n".join(notes)
+    return dataset
+
+
+#: The D → ∞ equations hold while η/D is small: above this SGD's own noise and its
+#: stability limit (neither is in the equations) change the curve.
+MAX_LR_OVER_D = 0.1
+#: The strict closure (``bulk = "limit"``) drops the bulk eigenvalue σ²/D from the flow:
+#: harmless while the dropped term integrated over the run, η·σ²·t/D, is small.
+MAX_BULK_DRIFT = 0.5
+#: An SGD run whose error rises above this multiple of its initial error has diverged.
+SGD_RISE = 2.0
+
+
+def regime_warnings(config: Config, problem: Problem) -> list[str]:
+    """Messages, each with its number, for a run outside the regime where the theory is
+    exact: η/D above :data:`MAX_LR_OVER_D`; for the strict closure (``bulk = "limit"``)
+    η·σ²·t/D above :data:`MAX_BULK_DRIFT`."""
+    notes = []
+    D, lr, t_max = problem.spectrum.D, config.train.lr, config.train.t_max
+    if lr / D > MAX_LR_OVER_D:
+        notes.append(f"η/D = {lr / D:.3g} > {MAX_LR_OVER_D:g}: the D → ∞ equations hold for "
+                     f"small η/D; finite-D SGD at η = {lr:g}, D = {D} may not follow them")
+    theory_spectrum = problem.theory_spectrum
+    drift = lr * theory_spectrum.bulk * t_max / D
+    if config.theory.bulk == "limit" and theory_spectrum.n_bulk and drift > MAX_BULK_DRIFT:
+        notes.append(f"η·σ²·t/D = {drift:.3g} > {MAX_BULK_DRIFT:g} at t = {t_max:g}: the strict "
+                     "closure (bulk = \"limit\") drops the bulk eigenvalue σ²/D, no longer "
+                     "negligible; use theory.bulk = \"finite\" for this D")
+    return notes
+
+
+def _sgd_rises(dataset) -> list[str]:
+    """An SGD run whose error rose far above its start: diverged, though still finite."""
+    if "error_simulation" not in dataset:
+        return []
+    notes = []
+    for seed, error in zip(dataset["seed"].values, dataset["error_simulation"].values):
+        if np.all(np.isfinite(error[:1])) and np.nanmax(error) > SGD_RISE * error[0]:
+            notes.append(f"seed {seed}: online SGD diverged: its error rose to "
+                         f"{np.nanmax(error):.3g}, {np.nanmax(error) / error[0]:.3g}× its "
+                         f"initial {error[0]:.3g}")
+    return notes
+
+
+def _run(problem: Problem, progress: bool) -> xr.Dataset:
+    config = problem.config
     divergences = []
     start = time.perf_counter()
     trajectories = []
@@ -83,9 +152,10 @@ def run_theory(problem: Problem, seed: int, *, progress: bool = False):
         Recorded at ``problem.times``.
     """
     theory, train = problem.config.theory, problem.config.train
-    return integrate(problem.initial_state(seed), train.lr, (0.0, train.t_max),
+    return integrate(problem.initial_state(seed), train.lr, (0.0, float(problem.times[-1])),
                      method=theory.solver, t_eval=problem.times, rtol=theory.rtol,
-                     atol=theory.atol, dt=theory.dt, bulk=theory.bulk, progress=progress)
+                     atol=theory.atol, dt=theory.dt, bulk=theory.bulk, protocol=problem.protocol,
+                     finite_size=theory.finite_size, progress=progress)
 
 
 def run_simulation(problem: Problem, seed: int, *, progress: bool = False):
@@ -101,4 +171,5 @@ def run_simulation(problem: Problem, seed: int, *, progress: bool = False):
                     seed=seed, scale=config.init.scale, bias=config.init.bias,
                     times=problem.times, n_test=config.simulation.n_test,
                     weights=problem.weights, data=problem.samples,
-                    eigenbasis=config.simulation.eigenbasis, progress=progress)
+                    eigenbasis=config.simulation.eigenbasis, protocol=problem.protocol,
+                    progress=progress)

@@ -6,7 +6,8 @@ one place where files named in a configuration are read.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..integrator import time_grid
+from ..protocols import Protocol, noise_floor
 from ..spec import images
 from ..spec import spectra
 from ..state import State
-from .config import Config, autoencoder_of, blame
+from .config import Config, autoencoder_of, blame, protocol_of
 
 __all__ = ["Problem", "build_problem"]
 
@@ -46,6 +48,8 @@ class Problem:
         Offline samples (n, D) of an image data set, for the simulator.
     weights : tuple (W, V, m) or None
         Initial weights from ``init.weights``.
+    protocol : odesolve.protocols.Protocol
+        Schedule, rates, decay and batch size (``[train]``, ``[schedule]``).
     """
 
     config: Config
@@ -57,6 +61,7 @@ class Problem:
     overlap_modes: np.ndarray
     samples: np.ndarray | None = None
     weights: tuple | None = None
+    protocol: Protocol = field(default_factory=Protocol)
 
     def initial_state(self, seed: int):
         """Initial :class:`~odesolve.state.State` of the theory for run ``seed``."""
@@ -82,19 +87,26 @@ def build_problem(config: Config) -> Problem:
         model = autoencoder_of(config)
         model.check_dimension(D)
     theory_spectrum = spectrum.all_modes() if not config.theory.closure else spectrum
+    protocol = protocol_of(config)
+    if config.theory.finite_size:
+        with blame(src, "theory.finite_size"):
+            noise_floor(model, theory_spectrum, protocol)
+    batch = protocol.batch_size   # a step takes B samples: record after whole steps
     if config.train.times is not None:
         times = np.asarray(config.train.times)
-        if not np.allclose(times * D, np.round(times * D), rtol=0.0, atol=1e-6):
-            raise ConfigError(src, "train.times", f"times must be multiples of 1/D = 1/{D} "
+        steps = times * D / batch
+        if not np.allclose(steps, np.round(steps), rtol=0.0, atol=1e-6):
+            unit = f"1/D = 1/{D}" if batch == 1 else f"B/D = {batch}/{D}"
+            raise ConfigError(src, "train.times", f"times must be multiples of {unit} "
                               "(whole SGD steps)")
     else:
-        times = time_grid(config.train.t_max, config.train.n_times, D)
+        times = time_grid(config.train.t_max, config.train.n_times, D / batch)
     order = np.argsort(-spectrum.eigenvalues, kind="stable")
     n_overlap = spectrum.n_tracked if spectrum.n_bulk else min(2 * model.K, spectrum.n_tracked)
     weights = _weights(config, model, D) if config.init.weights is not None else None
     return Problem(config=config, model=model, spectrum=spectrum, theory_spectrum=theory_spectrum,
                    times=times, seeds=config.seeds, overlap_modes=order[:n_overlap],
-                   samples=samples, weights=weights)
+                   samples=samples, weights=weights, protocol=protocol)
 
 
 def _spectrum(config: Config):
@@ -118,35 +130,61 @@ def _spectrum(config: Config):
         return dataset.spectrum(), np.asarray(dataset.X, dtype=float)
 
 
-def _spectrum_file(path):
+def _load_arrays(path, expected: str) -> dict:
+    """The arrays of a ``.npy`` (key ``""``) or ``.npz`` file, as finite-or-not float arrays;
+    ValueError with one line for every way the file can be wrong (missing, a folder, not a
+    numpy file, pickled objects, text)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, expected {expected}")
     try:
-        loaded = np.load(path)
-    except FileNotFoundError:
-        raise ValueError(f"no such file: {path}") from None
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                raw = {name: loaded[name] for name in loaded.files}
+        else:
+            raw = {"": loaded}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = "it holds pickled Python objects" if "pickle" in str(exc) else \
+            " ".join(str(exc).split())[:120]
+        raise ValueError(f"cannot read {path} as {expected}: {reason}") from None
+    arrays = {}
+    for name, array in raw.items():
+        if array.dtype.kind not in "iuf":
+            shown = f"array {name!r}" if name else "its array"
+            raise ValueError(f"{shown} in {path} holds {array.dtype} values, not numbers")
+        arrays[name] = np.asarray(array, dtype=float)
+    return arrays
+
+
+def _spectrum_file(path):
+    arrays = _load_arrays(path, "eigenvalues or a covariance (.npy or .npz)")
     name = Path(path).stem
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            if "eigenvalues" in loaded:
-                vectors = loaded["eigenvectors"] if "eigenvectors" in loaded else None
-                return spectra.given_spectrum(loaded["eigenvalues"], vectors, name=name)
-            if "covariance" in loaded:
-                return spectra.covariance_spectrum(loaded["covariance"], name=name)
-            raise ValueError(f"{path} has neither 'eigenvalues' nor 'covariance' "
-                             f"(arrays: {', '.join(loaded.files)})")
-    if loaded.ndim == 1:
-        return spectra.given_spectrum(loaded, name=name)
-    return spectra.covariance_spectrum(loaded, name=name)
+    if "" in arrays:
+        loaded = arrays[""]
+        if loaded.ndim == 1:
+            return spectra.given_spectrum(loaded, name=name)
+        if loaded.ndim == 2:
+            return spectra.covariance_spectrum(loaded, name=name)
+        raise ValueError(f"{path} holds an array of shape {loaded.shape}: expected the D "
+                         "eigenvalues (1-d) or the D×D covariance (2-d)")
+    if "eigenvalues" in arrays:
+        return spectra.given_spectrum(arrays["eigenvalues"], arrays.get("eigenvectors"), name=name)
+    if "covariance" in arrays:
+        return spectra.covariance_spectrum(arrays["covariance"], name=name)
+    raise ValueError(f"{path} has neither 'eigenvalues' nor 'covariance' "
+                     f"(arrays: {', '.join(arrays)})")
 
 
 def _weights(config: Config, model, D: int):
     src, path = config.source, config.init.weights
-    try:
-        with np.load(path) as npz:
-            arrays = {name: np.asarray(npz[name], dtype=float) for name in npz.files}
-    except FileNotFoundError:
-        raise ConfigError(src, "init.weights", f"no such file: {path}") from None
-    except ValueError as exc:
-        raise ConfigError(src, "init.weights", f"cannot read {path}: {exc}") from None
+    with blame(src, "init.weights"):
+        arrays = _load_arrays(path, "weights (.npz with arrays W, V and optionally m)")
+    if "" in arrays:
+        raise ConfigError(src, "init.weights", f"{path} is a .npy file with one array: save the "
+                          "weights with numpy.savez(path, W=W, V=V)")
     if "W" not in arrays:
         raise ConfigError(src, "init.weights", f"{path} has no array 'W'")
     W = arrays["W"]
@@ -163,5 +201,3 @@ def _weights(config: Config, model, D: int):
         if not np.all(np.isfinite(array)):
             raise ConfigError(src, "init.weights", f"array {name} in {path} contains NaN or inf")
     return W, V, m
-
-

@@ -7,25 +7,28 @@ Layout (``odesolve run`` writes it, ``odesolve plot`` reads it back)::
     theory       error_theory(seed, time), Q/R/T/T0_theory(seed, time, unit, unit_),
                  A/B_theory(seed, time, unit, spike), m_theory(seed, time, unit),
                  learning_time_theory(seed, plateau)
-    simulation   error_simulation(seed, time) (held-out test error) and the same order
+    simulation   error_simulation(seed, time) (Monte-Carlo error on held-out samples),
+                 error_exact_simulation(seed, time) (exact error of the simulated weights:
+                 the error formula on their order parameters) and the same order
                  parameters with the suffix ``_simulation``
     reference    eigenvalue(spike) (ρ/D of each overlap mode), pca_error(rank)
     attributes   config (the full TOML), config_file, config_digest, odesolve_version,
-                 seeds, theory_mode, theory_solver, lr, created, wall times
+                 seeds, theory_mode, theory_solver, theory_finite_size, lr, protocol_* (schedule, rates,
+                 decays, batch size: :meth:`odesolve.protocols.Protocol.describe`), created,
+                 wall times
 
 ``seed`` i holds the theory started from the initial weights of seed i and, when
 simulated, the SGD run from the very same weights.  The ``spike`` coordinate is the
 index of the mode in the spectrum (tracked modes in the order of the data); ``A`` is
 ``w_k·e_τ`` and ``B`` is ``v_k·e_τ/√D``.
 
-Files are written atomically (:func:`write_netcdf`): a run killed while writing leaves
-any previous file untouched.
+Files are written atomically and as consistent sets (:mod:`odesolve.workflow.outputs`):
+a run killed while writing leaves the previous set untouched.  ``run_id`` (an attribute,
+also stored in the PNG drawn from the file) tells which run a file comes from.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
-import os
 import uuid
 from pathlib import Path
 
@@ -34,12 +37,14 @@ import xarray as xr
 
 from .. import __version__
 from .config import parse_config, tomllib
+from .outputs import recover, write_outputs
 
 __all__ = [
     "ENGINE",
     "package_version",
     "assemble_dataset",
     "write_netcdf",
+    "netcdf_writer",
     "load_results",
     "config_of",
     "normalised_overlaps",
@@ -122,11 +127,16 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
         "data_kind": config.data.kind,
         "theory_mode": ",".join(sorted(modes_run)) or "none",
         "theory_solver": ",".join(sorted(methods_run)) or config.theory.solver,
+        "theory_finite_size": int(config.theory.finite_size),
         "simulated": int(len(simulations) > 0),
+        "n_test": config.simulation.n_test,
         "theory_wall_time": float(theory_wall_time),
         "simulation_wall_time": float(simulation_wall_time),
         "divergences": "\n".join(divergences),
+        "warnings": "",
+        **{f"protocol_{key}": value for key, value in problem.protocol.describe().items()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "run_id": uuid.uuid4().hex,
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
@@ -175,17 +185,24 @@ def _theory_variables(trajectories, times, modes, K, n_plateau, has_bias):
 
 
 def _simulation_variables(simulations, times, modes, K, has_bias):
-    return _run_variables(simulations, "simulation", ("test_error", "held-out test error"),
-                          times, modes, K, has_bias, 1e-9)
+    out = _run_variables(simulations, "simulation", ("test_error", "held-out test error"),
+                         times, modes, K, has_bias, 1e-9)
+    # the figures' default: the error formula on the simulated weights, free of the
+    # Monte-Carlo noise of a finite test set
+    out["error_exact_simulation"] = (("seed", "time"),
+                                     _stack(simulations, lambda r: r.theory_error(),
+                                            (len(times),)),
+                                     {"long_name": "exact error of the simulated weights "
+                                                   "(simulation)"})
+    return out
 
 
 def write_netcdf(dataset: xr.Dataset, path) -> Path:
     """Write ``dataset`` to ``path`` atomically (netCDF-4 through h5netcdf).
 
-    The data go to a temporary file in the same directory, which is flushed to disk and
-    then renamed over ``path`` (:func:`os.replace`), so that readers and a run killed
-    mid-write only ever see the old or the new complete file.  Missing parent
-    directories are created.
+    Through :func:`odesolve.workflow.outputs.write_outputs`: readers and a run killed
+    mid-write only ever see the old or the new complete file, and no temporary file stays.
+    Missing parent directories are created.
 
     Returns
     -------
@@ -193,39 +210,40 @@ def write_netcdf(dataset: xr.Dataset, path) -> Path:
         ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    return write_outputs(path.parent, {path.name: netcdf_writer(dataset)})[path.name]
+
+
+def netcdf_writer(dataset: xr.Dataset):
+    """``write(path)`` of ``dataset`` as compressed netCDF, for :func:`write_outputs`."""
     encoding = {name: {"zlib": True, "complevel": 4} for name, var in dataset.data_vars.items()
                 if var.dtype.kind == "f" and var.size > 64}
-    try:
-        dataset.to_netcdf(tmp, engine=ENGINE, encoding=encoding)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return lambda path: dataset.to_netcdf(path, engine=ENGINE, encoding=encoding)
 
 
 def load_results(path) -> xr.Dataset:
     """Load a results file fully into memory (the file is closed afterwards).
+
+    A save of its folder interrupted by a kill is completed or discarded first
+    (:func:`odesolve.workflow.outputs.recover`).
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If it is not an odesolve results file.
+        If it is a folder, not a readable netCDF file, or not an odesolve results file.
     """
     path = Path(path)
+    recover(path.parent)
     if not path.exists():
         raise FileNotFoundError(f"no such results file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a results file (DIR/result.nc)")
     try:
         dataset = xr.load_dataset(path, engine=ENGINE)
-    except OSError as exc:
-        raise ValueError(f"{path} is not a readable netCDF file: {exc}") from exc
+    except Exception as exc:  # h5py/h5netcdf/xarray raise many types on damaged files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{path} is not a readable netCDF file ({reason})") from None
     if "config" not in dataset.attrs:
         raise ValueError(f"{path} is not an odesolve results file (no 'config' attribute)")
     return dataset

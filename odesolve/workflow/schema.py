@@ -13,11 +13,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._checks import (check_integer, check_non_negative, check_positive, check_real,
+                       check_seed, check_tolerance, message_of)
 from ..integrator import BULK_MODES, METHODS
+from ..protocols import SCHEDULE_KINDS
 from ..spec.images import IMAGE_DATASETS
 from ..spec.model import BIAS_MODES, RULES
 
-__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "InitConfig", "TheoryConfig",
+__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "ScheduleConfig", "InitConfig", "TheoryConfig",
            "SimulationConfig", "SECTIONS", "REQUIRED_SECTIONS", "DATA_KINDS", "BIAS_VALUES",
            "markdown_table", "plain_value", "toml_value"]
 
@@ -55,25 +58,30 @@ def _key(default=_REQUIRED, *, types: str, doc: str, check=None, choices=None, k
     return field(default=None if required or kinds else default, metadata=meta)
 
 
+# the checks of the Python API (odesolve._checks), worded without the name
 def _positive(value):
-    if not (math.isfinite(value) and value > 0):
-        return f"must be finite and > 0, got {value!r}"
+    return message_of(check_positive, value)
 
 
 def _non_negative(value):
-    if not (math.isfinite(value) and value >= 0):
-        return f"must be finite and >= 0, got {value!r}"
+    return message_of(check_non_negative, value)
 
 
 def _finite(value):
-    if not math.isfinite(value):
-        return f"must be finite, got {value!r}"
+    return message_of(check_real, value)
+
+
+def _tolerance(value):
+    return message_of(check_tolerance, value)
+
+
+def _seed(value):
+    return message_of(check_seed, value)
 
 
 def _at_least(n):
     def check(value):
-        if value < n:
-            return f"must be >= {n}, got {value!r}"
+        return message_of(check_integer, value, n)
     return check
 
 
@@ -174,6 +182,43 @@ class TrainConfig:
                                    "log-spaced times from t_max/1000 to t_max.")
     n_times: int = _key(60, types="int", check=_at_least(2),
                         doc="Number of recorded times when `times` is not given.")
+    encoder_rate: float = _key(1.0, types="float", check=_positive,
+                               doc="Multiple c_w of the encoder's rate η/D.")
+    decoder_rate: float = _key(1.0, types="float", check=_positive,
+                               doc="Multiple c_v of the decoder's rate η (on ∇_V ℓ).")
+    bias_rate: float = _key(1.0, types="float", check=_positive,
+                            doc="Multiple c_m of the trained bias's rate η/D.")
+    encoder_decay: float = _key(0.0, types="float", check=_non_negative,
+                                doc="Weight decay κ_w of the encoder: W ← W − c_w(η/D)(∇_W ℓ "
+                                    "+ κ_w W), so the overlaps w·e_τ shrink at rate η c_w κ_w.")
+    decoder_decay: float = _key(0.0, types="float", check=_non_negative,
+                                doc="Weight decay κ_v of the decoder: V ← V − c_v η(∇_V ℓ + "
+                                    "κ_v V/D), so the overlaps v·e_τ/√D shrink at rate "
+                                    "η c_v κ_v. Tied weights take the encoder's rate and decay.")
+    batch_size: int = _key(1, types="int", check=_at_least(1),
+                           doc="Fresh samples per SGD step, B (one step on the mean of their "
+                               "updates; time still counts samples, so the theory's drift is "
+                               "that of rate η/B and recorded times are multiples of B/D).")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """``[schedule]``: the learning rate as a function of time, η(t) = `train.lr`·factor(t)."""
+
+    kind: str = _key("constant", types="string", choices=SCHEDULE_KINDS,
+                     doc="`constant`, `piecewise` (factor `factors[i]` from `change_times[i-1]` "
+                         "on), `power_law` (factor (1 + t/τ)^−β) or `exponential` "
+                         "(factor exp(−t/τ)).")
+    change_times: tuple | None = _key(None, types="list of float",
+                                      doc="(`piecewise`) Times where the factor changes, "
+                                          "strictly increasing, > 0.")
+    factors: tuple | None = _key(None, types="list of float",
+                                 doc="(`piecewise`) The factors, one more than `change_times` "
+                                     "(the first holds from t = 0).")
+    tau: float | None = _key(None, types="float", check=_positive,
+                             doc="(`power_law`, `exponential`) Time scale τ.")
+    beta: float = _key(1.0, types="float", check=_non_negative,
+                       doc="(`power_law`) Exponent β.")
 
 
 @dataclass(frozen=True)
@@ -182,7 +227,7 @@ class InitConfig:
 
     scale: float = _key(0.1, types="float", check=_non_negative,
                         doc="Standard deviation of the i.i.d. Gaussian initial weights.")
-    seed: int = _key(0, types="int", check=_at_least(0),
+    seed: int = _key(0, types="int", check=_seed,
                      doc="Seed of the first run; run i uses seed + i (theory and simulation "
                          "start from the same weights).")
     bias: float = _key(0.0, types="float", check=_finite,
@@ -213,12 +258,19 @@ class TheoryConfig:
                      doc="Bulk flow in the closure: `limit` drops the bulk eigenvalue σ²/D "
                          "(strict D → ∞), `finite` keeps it (then the closure equals the "
                          "all-modes ODE at this D).")
-    rtol: float = _key(1e-7, types="float", check=_positive,
-                       doc="Relative tolerance of adaptive solvers.")
-    atol: float = _key(1e-9, types="float", check=_positive,
-                       doc="Absolute tolerance of adaptive solvers.")
+    rtol: float = _key(1e-7, types="float", check=_tolerance,
+                       doc="Relative tolerance of adaptive solvers, in (0, 1).")
+    atol: float | None = _key(None, types="float", check=_positive,
+                              doc="Absolute tolerance of adaptive solvers (default: 1e-8 × the "
+                                  "root mean square of the initial overlaps, so it follows the "
+                                  "scale of the state: 1e-9 at `init.scale` = 0.1).")
     dt: float | None = _key(None, types="float", check=_positive,
                             doc="Step of the `euler` solver (default 1/D).")
+    finite_size: bool = _key(False, types="bool",
+                             doc="Add the leading finite-D correction derived in docs/theory.md "
+                                 "§9 (SGD's noise floor of the bulk decoder, O(η²/D), using "
+                                 "this D, the batch size and the rates): untied vanilla SGD on "
+                                 "spikes + bulk only.")
 
 
 @dataclass(frozen=True)
@@ -240,6 +292,7 @@ SECTIONS = {
     "data": DataConfig,
     "model": ModelConfig,
     "train": TrainConfig,
+    "schedule": ScheduleConfig,
     "init": InitConfig,
     "theory": TheoryConfig,
     "simulation": SimulationConfig,

@@ -6,9 +6,11 @@ simulation), in parallel on a local cluster or on an existing scheduler, and gat
 results into one netCDF file whose swept parameters are dimensions.
 
 * Every finished point is written (atomically, by the process that submitted the sweep)
-  to ``SWEEP_DIR/points/<hash>.nc``, where ``<hash>`` is the digest of the point's full
-  configuration.  Restarting the sweep skips these points; changing anything in the
-  configuration changes the hash, so stale points are never reused.
+  to ``SWEEP_DIR/points/<hash>.nc``, where ``<hash>`` (:func:`point_digest`) covers
+  everything the point depends on: its full configuration, the contents of the files it
+  names (``data.file``, ``data.path``, ``init.weights``) and the package version.
+  Restarting the sweep skips these points; changing anything they depend on changes the
+  hash, so stale points are never reused, and a damaged point file is computed again.
 * Tasks are submitted with ``retries=2``; a task whose worker dies is also rescheduled
   by the scheduler, so a killed worker does not lose points.
 * Workers only compute and return the (small) result datasets, so a remote cluster needs
@@ -16,25 +18,34 @@ results into one netCDF file whose swept parameters are dimensions.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import datetime
+import hashlib
 import itertools
 import json
 import logging
 import os
+import re
+import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 from distributed import Client, LocalCluster, as_completed
 
+from .._checks import check_integer
 from .._progress import progress_bar
 from ..errors import ConfigError, SweepError
 from .config import Config, parse_value, resolve_key
 from .experiment import run_experiment
-from .results import load_results, package_version, write_netcdf
+from .outputs import write_outputs
+from .plotting import plot_sweep, png_writer
+from .results import load_results, netcdf_writer, package_version, write_netcdf
 
-__all__ = ["SweepError", "parse_grid", "expand_grid", "point_path", "map_points", "run_sweep"]
+__all__ = ["SweepError", "parse_grid", "expand_grid", "point_digest", "point_path", "map_points",
+           "run_sweep"]
 
 
 def parse_grid(specs) -> dict:
@@ -88,9 +99,47 @@ def expand_grid(grid: dict) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*grid.values())]
 
 
+def point_digest(config: Config) -> str:
+    """SHA-256 of what one point's results depend on: the configuration, the contents of
+    every file it names, and the package version."""
+    h = hashlib.sha256(config.digest().encode())
+    h.update(package_version().encode())
+    for key, path in (("data.file", config.data.file), ("data.path", config.data.path),
+                      ("init.weights", config.init.weights)):
+        if path is not None:
+            h.update(key.encode())
+            _hash_path(h, Path(path))
+    return h.hexdigest()
+
+
+def _hash_path(h, path: Path) -> None:
+    """Feed the contents of a file, or of every file below a folder, into ``h``."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        h.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        try:
+            with open(file, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            h.update(b"<unreadable>")
+
+
 def point_path(sweep_dir, config: Config) -> Path:
-    """Cache file of one point: ``sweep_dir/points/<digest of its configuration>.nc``."""
-    return Path(sweep_dir) / "points" / f"{config.digest()[:24]}.nc"
+    """Cache file of one point: ``sweep_dir/points/<point_digest>.nc``."""
+    return Path(sweep_dir) / "points" / f"{point_digest(config)[:24]}.nc"
+
+
+def _cached(path: Path) -> bool:
+    """Whether a readable point file is cached at ``path`` (a damaged one is removed)."""
+    if not path.exists():
+        return False
+    try:
+        load_results(path)
+    except (OSError, ValueError):
+        path.unlink()
+        return False
+    return True
 
 
 def _compute_point(config: Config) -> xr.Dataset:
@@ -143,7 +192,7 @@ def map_points(client, function, arguments: dict, *, retries: int = 2, on_result
 @contextlib.contextmanager
 def _client(scheduler: str | None, n_workers: int | None, n_points: int):
     if scheduler is not None:
-        with Client(scheduler) as client:
+        with Client(scheduler, timeout="10s") as client:
             yield client
         return
     workers = n_workers or max(1, min(os.cpu_count() or 1, n_points))
@@ -154,7 +203,8 @@ def _client(scheduler: str | None, n_workers: int | None, n_points: int):
 
 
 def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = None,
-              n_workers: int | None = None, retries: int = 2, progress: bool = False):
+              n_workers: int | None = None, retries: int = 2, progress: bool = False,
+              plot: bool = False):
     """Run every point of ``grid`` on top of ``config`` and gather the results.
 
     Parameters
@@ -174,6 +224,8 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
         Extra attempts per point.
     progress : bool
         Show a progress bar over the points.
+    plot : bool
+        Also draw ``sweep.png``, written with ``sweep.nc`` as one consistent set.
 
     Returns
     -------
@@ -185,12 +237,19 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
     Raises
     ------
     ConfigError
-        For an invalid grid key or value (before anything runs).
+        For an invalid grid key or value, a key given twice in any spelling, or invalid
+        cluster options (before anything runs).
     SweepError
-        If points failed after their retries (the finished ones are cached).
+        If points failed after their retries (the finished ones are cached), or when a
+        local cluster is requested from the top level of a script without the
+        ``if __name__ == "__main__":`` guard its worker processes need.
     """
     if not grid:
         raise ConfigError("--grid", None, "give at least one --grid KEY=VALUES")
+    if scheduler is not None:
+        _check_scheduler(scheduler, n_workers)
+    elif n_workers is not None:
+        check_integer("--workers", n_workers, minimum=1)
     dims = _dimension_names(grid, config.source)
     points = expand_grid(grid)
     configs = [config.with_overrides(point, source=f"{config.source} with "
@@ -198,8 +257,10 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
                for point in points]
     paths = [point_path(sweep_dir, c) for c in configs]
     # tasks are named by the digest of their configuration: unique on a shared scheduler
-    todo = {p.stem: c for c, p in zip(configs, paths) if not p.exists()}
+    todo = {p.stem: c for c, p in zip(configs, paths) if not _cached(p)}
     point_of = {p.stem: point for point, p in zip(points, paths)}
+    if todo and scheduler is None:
+        _check_main_guard()
 
     def cache(digest, dataset):
         write_netcdf(dataset, Path(sweep_dir) / "points" / f"{digest}.nc")
@@ -213,16 +274,77 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
             raise SweepError(f"{len(failures)} of {len(points)} points failed (the others are "
                              f"cached in {Path(sweep_dir) / 'points'}):\n" + "\n".join(lines))
     dataset = _gather(config, grid, dims, points, paths)
-    out = write_netcdf(dataset, Path(sweep_dir) / "sweep.nc")
+    writers = {"sweep.nc": netcdf_writer(dataset)}
+    if plot:
+        writers["sweep.png"] = png_writer(plot_sweep(dataset), run_id=dataset.attrs["run_id"])
+    out = write_outputs(sweep_dir, writers)["sweep.nc"]
     return dataset, {"path": out, "computed": len(todo), "cached": len(points) - len(todo)}
 
 
 def _dimension_names(grid: dict, source: str) -> dict:
-    """``{grid key: dimension name}``: the bare key name, qualified only if two collide."""
-    resolved = {key: resolve_key(key, source) for key in grid}
+    """``{grid key: dimension name}``: the bare key name, qualified only if two collide.
+
+    A key given twice in any spelling (``lr`` and ``train.lr``), or a value given twice
+    for one key, is a :class:`ConfigError`."""
+    resolved = {key: resolve_key(key, "--grid") for key in grid}
+    seen = {}
+    for key, dotted in resolved.items():
+        if dotted in seen:
+            raise ConfigError("--grid", key, f"given twice (as {seen[dotted]!r} and {key!r}, "
+                              f"both {'.'.join(dotted)})")
+        seen[dotted] = key
+        values = [json.dumps(v, sort_keys=True) for v in grid[key]]
+        twice = [v for v in values if values.count(v) > 1]
+        if twice:
+            raise ConfigError("--grid", key, f"value {twice[0]} given twice")
     names = [name for _, name in resolved.values()]
     return {key: name if names.count(name) == 1 else f"{section}_{name}"
             for key, (section, name) in resolved.items()}
+
+
+_ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://\S+|[^\s:/]+:\d+")
+
+
+def _check_scheduler(address, n_workers) -> None:
+    if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+        raise ConfigError("--scheduler", None, f"{address!r} is not a scheduler address "
+                          "(tcp://HOST:PORT)")
+    if n_workers is not None:
+        raise ConfigError("--workers", None, "sets the size of a local cluster: it cannot be "
+                          "used with --scheduler")
+
+
+def _check_main_guard() -> None:
+    """Fail at once when a local cluster is started by a script's top-level code without
+    the ``if __name__ == "__main__":`` guard: dask's worker processes import the script
+    again, which would start the sweep again in each of them (and fail in ~170 lines)."""
+    main = sys.modules.get("__main__")
+    source = getattr(main, "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>"
+                                     and frame.f_globals.get("__name__") in ("__main__",
+                                                                              "__mp_main__")):
+        frame = frame.f_back
+    if frame is None or source is None:
+        return  # interactive session, python -c, a test runner: nothing is imported again
+    if frame.f_globals.get("__name__") == "__mp_main__" or not _guarded(source, frame.f_lineno):
+        raise SweepError(f"run_sweep() is called by the top-level code of {source} (line "
+                         f"{frame.f_lineno}): put it under `if __name__ == \"__main__\":`, "
+                         "because the worker processes import that script again")
+
+
+def _guarded(source: str, line: int) -> bool:
+    """Whether ``line`` of the script lies inside an ``if __name__ == "__main__":`` block."""
+    try:
+        tree = ast.parse(Path(source).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return True  # cannot tell: do not refuse
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
+                and "__main__" in ast.unparse(node.test)
+                and node.body[0].lineno <= line <= max(n.end_lineno for n in node.body)):
+            return True
+    return False
 
 
 def _coordinate(values) -> np.ndarray:
@@ -262,5 +384,6 @@ def _gather(config, grid, dims, points, paths) -> xr.Dataset:
         "odesolve_version": package_version(),
         "n_points": len(points),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "run_id": uuid.uuid4().hex,
     })
     return combined

@@ -18,6 +18,8 @@ from odesolve.integrator import rhs_function
 from odesolve.testing.published_scheme import erf_untied_rhs
 from odesolve.testing.sgd_oracle import CASES, compiled_drift, monte_carlo_drift, random_state
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
+
 D = 1000
 N_SAMPLES = 40_000
 

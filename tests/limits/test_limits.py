@@ -205,6 +205,56 @@ def test_gradient_descent_above_rate_one(decoder, lr):
     assert L.frame_structure(res.encoder).tightness_error < 0.5
 
 
+@pytest.mark.slow
+def test_gradient_descent_gap_above_rate_one_converges_to_0_029_over_d():
+    """docs/limits.md: at r = 2 the 300-step d·gap (0.036 at d = 50) is a snapshot; after
+    10⁴ steps it has converged to 0.0291 (d = 50 and d = 100 agree; d = 50 tested)."""
+    d = 50
+    res = L.train_population_gd(d, 2.0, steps=10_000, lr=1.0, rng=np.random.default_rng(2023))
+    gap_d = (res.risk_history - res.limit) * d
+    assert gap_d[300] == pytest.approx(0.036, abs=0.002)
+    assert gap_d[3000] == pytest.approx(0.0298, abs=0.0005)
+    assert gap_d[-1] == pytest.approx(0.0291, abs=0.0005)
+    assert gap_d[-1] - gap_d[-1001] > -1e-4 and abs(gap_d[-1] - gap_d[-1001]) < 2e-4
+
+
+@pytest.mark.slow
+def test_sign_encoders_trained_on_digits_beat_the_gaussian_prediction_only_on_images():
+    """docs/limits.md: at r = 0.25 an encoder trained by SGD on the digits beats the
+    water-filling (Gaussian) prediction on held-out images, not on Gaussian samples with
+    the same covariance; the same training on Gaussian samples does not beat it on images."""
+    from odesolve.spec.images import raw_images
+
+    rng = np.random.default_rng(0)
+    images = raw_images("digits")
+    order = rng.permutation(len(images))
+    n_test = round(0.3 * len(images))
+    train, test = images[order[n_test:]], images[order[:n_test]]
+    mean = train.mean(axis=0)
+    cov = (train - mean).T @ (train - mean) / len(train)
+    scale = np.sqrt(np.trace(cov) / cov.shape[0])
+    train, test, cov = (train - mean) / scale, (test - mean) / scale, cov / scale**2
+    eigenvalues, vectors = np.linalg.eigh(cov)
+    eigenvalues = np.clip(eigenvalues, 0, None)
+    root = (vectors * np.sqrt(eigenvalues)) @ vectors.T
+    gauss_train, gauss_test = (rng.standard_normal((n, 64)) @ root for n in (len(train), 20000))
+    d, n = 64, 16
+    step = 0.5 / eigenvalues.max()
+
+    def held_out(B, fit, check):
+        decoder = np.linalg.lstsq(np.sign(fit @ B.T), fit, rcond=None)[0]
+        return np.mean(np.sum((check - np.sign(check @ B.T) @ decoder) ** 2, axis=1)) / d
+
+    prediction = L.waterfilling_risk(eigenvalues, n)
+    assert prediction == pytest.approx(0.415, abs=0.002)
+    on_images = L.train_sgd(d, n / d, 2000, step, rng, data=train).encoder
+    on_gaussian = L.train_sgd(d, n / d, 2000, step, rng, covariance=cov).encoder
+    assert held_out(on_images, train, test) < prediction - 0.05              # 0.340
+    assert held_out(on_images, gauss_train, gauss_test) > prediction         # 0.426
+    assert held_out(on_gaussian, train, test) > held_out(on_images, train, test) + 0.04
+    assert L.optimal_risk(on_gaussian, "sign", cov) == pytest.approx(prediction, abs=0.005)
+
+
 def test_joint_gradient_descent_with_a_large_step_diverges_clearly():
     from odesolve.errors import DivergenceError
 
@@ -294,7 +344,7 @@ def test_comparisons_return_consistent_curves():
                                   trained_rates=[0.5], steps=100, sgd_steps=0)
     closed = images.trained["sign AE, GD on the Gaussian risk: closed form"]
     held_out = images.trained["sign AE, GD on the Gaussian risk: held-out images"]
-    limit = images.curves["sign AE limit, water-filling (Gaussian, same covariance)"]
+    limit = images.curves[L.comparisons.WATERFILLING_LABEL]
     assert abs(held_out[0] - closed[0]) < 0.03              # universality of the risk
     assert limit[0] < closed[0] < limit[0] + 0.02
 

@@ -78,9 +78,16 @@ def test_sympy_expression_with_any_symbol_named_x():
 
 @pytest.mark.parametrize("spec", ["foo", "x + y", "foo(x)", "3", "log(x)", "sqrt(x)", "I*x",
                                   "x.evalf()", "__import__('os')", "x +", "lambda: 1", "[x]",
-                                  "x if x > 0 else 0", "Max(0, x**2 - 1)", 3.0])
+                                  "x if x > 0 else 0", "Max(0, x**2 - 1)"])
 def test_invalid_specifications_name_the_spec(spec):
     with pytest.raises(ValueError, match="unknown activation") as err:
+        resolve_activation(spec)
+    assert repr(spec) in str(err.value)
+
+
+@pytest.mark.parametrize("spec", [3.0, None, ["x"]])
+def test_activation_of_the_wrong_type(spec):
+    with pytest.raises(TypeError, match="activation must be") as err:
         resolve_activation(spec)
     assert repr(spec) in str(err.value)
 

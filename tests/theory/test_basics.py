@@ -18,6 +18,7 @@ from odesolve.testing.sgd_oracle import activation_and_derivative
     ("erf", False, "sgd", "none"), ("erf", True, "truncated", "none"),
     ("relu", False, "sgd", "trained"), ("linear", True, "sanger", "none"),
 ])
+@pytest.mark.slow
 def test_generated_rhs_equals_reference(activation, tied, rule, bias):
     model = Autoencoder(K=3, activation=activation, tied=tied, rule=rule, bias=bias)
     spec = spiked_covariance(D=400, spikes=[1.5, 0.8, 0.3], bulk=0.2)
@@ -134,7 +135,7 @@ def test_blow_up_is_reported_with_time_and_learning_rate():
     (lambda: covariance_spectrum(np.ones((2, 3))), "square"),
     (lambda: given_spectrum([1.0, -0.5, 1.0]), "not positive semi-definite"),
     (lambda: Autoencoder(K=2, activation="softplus_typo"), "unknown activation"),
-    (lambda: Autoencoder(K=0), "K must be a positive integer"),
+    (lambda: Autoencoder(K=0), "K must be an integer >= 1"),
     (lambda: Autoencoder(K=2, rule="oja"), "unknown learning rule"),
     (lambda: Autoencoder(K=2, rule="sanger"), "tied weights"),
     (lambda: State.random(Autoencoder(K=5), spiked_covariance(5, [1.0])), "need K < D"),
@@ -151,5 +152,5 @@ def test_bad_input_raises_clear_value_error(call, match):
 @pytest.mark.parametrize("lr", [-1.0, 0.0, float("nan"), "fast"])
 def test_bad_learning_rate(lr):
     state = State.random(Autoencoder(K=1, activation="linear"), spiked_covariance(20, [1.0]))
-    with pytest.raises(ValueError, match="learning rate"):
+    with pytest.raises((ValueError, TypeError), match="learning rate"):
         integrate(state, lr, 10.0)

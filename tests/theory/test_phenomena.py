@@ -8,6 +8,8 @@ from scipy.optimize import minimize_scalar
 from odesolve import Autoencoder, State, given_spectrum, integrate, spiked_covariance
 from odesolve.analysis import fixed_point, minimum_error, reduced_equations
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
+
 
 def test_linear_autoencoder_reaches_pca_error():
     spec = spiked_covariance(D=1000, spikes=[2.0, 1.0, 0.5], bulk=0.05)
@@ -132,9 +134,10 @@ def test_relu_bias_what_the_equations_give():
 
 
 def test_relu_two_units_trained_bias_beats_the_antiparallel_pair():
-    """K = 2 ReLU units on two spikes.  Without a bias they end at the rank-1 PCA error
-    (an antiparallel pair on the first spike); with a trained bias both biases grow and
-    the error goes below ε_PCA(1), the bias making the units partly linear."""
+    """K = 2 ReLU units on two spikes, seed 0.  Without a bias they end at the rank-1 PCA
+    error (an antiparallel pair on the first spike); with a trained bias both biases grow
+    and the error goes below ε_PCA(1).  Not every seed gets there (9 of 12 do) and the
+    biased state keeps drifting: tests/theory/test_documented_claims.py."""
     spec = spiked_covariance(D=500, spikes=[1.5, 0.6], bulk=0.05)
     times = [300.0, 3000.0]
     end = {}

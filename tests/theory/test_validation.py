@@ -9,6 +9,8 @@ import importlib
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores; not in the fast subset
+
 EXPECTED = {
     "rhs_monte_carlo": ["## Right-hand side vs Monte Carlo",
                         "| variant | K | state | entries | exact entries | max abs z | rms z |",

@@ -7,29 +7,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TINY_CONFIG
+
+TINY = TINY_CONFIG.format(seeds=2)
 
 from odesolve.workflow.cli import main
 from odesolve.workflow.results import config_of, load_results
-
-
-TINY = """
-[data]
-kind = "spiked"
-D = 60
-spikes = [2.0, 1.0]
-bulk = 0.1
-[model]
-K = 2
-activation = "erf"
-[train]
-lr = 1.0
-t_max = 4.0
-n_times = 12
-[simulation]
-seeds = 2
-n_test = 400
-"""
 
 
 def odesolve(*args):
@@ -131,6 +114,7 @@ def test_version_and_figure_list(capsys):
         assert name in out
 
 
+@pytest.mark.slow
 def test_sweep_2x2_on_a_local_cluster_and_restart(tiny, tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
     args = ["sweep", tiny, "--grid", "lr=0.5,1", "--grid", "K=1,2", "--out", sweep_dir,

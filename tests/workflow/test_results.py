@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TINY_CONFIG
 import xarray as xr
 
 from odesolve.workflow.config import parse_config, tomllib
@@ -19,27 +19,8 @@ from odesolve.workflow.results import (assemble_dataset, config_of, load_results
                               write_netcdf)
 
 
-TINY = """
-[data]
-kind = "spiked"
-D = 60
-spikes = [2.0, 1.0]
-bulk = 0.1
-[model]
-K = 2
-activation = "erf"
-[train]
-lr = 1.0
-t_max = 4.0
-n_times = 12
-[simulation]
-seeds = {seeds}
-n_test = 400
-"""
-
-
 def tiny_config(seeds=2, **overrides):
-    config = parse_config(tomllib.loads(TINY.format(seeds=seeds)), "tiny.toml")
+    config = parse_config(tomllib.loads(TINY_CONFIG.format(seeds=seeds)), "tiny.toml")
     return config.with_overrides(overrides) if overrides else config
 
 
@@ -64,6 +45,9 @@ class FakeRun:
         if simulated:  # the simulator need not report overlaps
             del self.A, self.B
 
+    def theory_error(self):
+        return self.error
+
 
 def fake_dataset(seeds=2, diverged_seed=None):
     problem = build_problem(tiny_config(seeds))
@@ -82,6 +66,8 @@ def test_assembled_layout_matches_the_contract():
     problem, ds = fake_dataset(seeds=3)
     assert ds["error_theory"].dims == ("seed", "time")
     assert ds["error_simulation"].dims == ("seed", "time")
+    assert ds["error_exact_simulation"].dims == ("seed", "time")
+    assert ds.attrs["n_test"] == 400
     assert ds["Q_theory"].dims == ("seed", "time", "unit", "unit_")
     assert ds["A_theory"].dims == ("seed", "time", "unit", "spike")
     assert "A_simulation" not in ds
@@ -139,6 +125,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.nc"], "temp file removed"
 
 
+@pytest.mark.slow
 def test_run_killed_mid_write_leaves_the_old_file_intact(tmp_path):
     """SIGKILL a process while it writes: the previous result must survive untouched."""
     _, old = fake_dataset()
@@ -199,5 +186,7 @@ def test_real_experiment_theory_and_simulation_share_initial_weights():
     assert not np.allclose(ds["Q_theory"].isel(seed=0, time=0), ds["Q_theory"].isel(seed=1, time=0))
     theory0 = ds["error_theory"].isel(time=0)
     assert np.allclose(ds["error_simulation"].isel(time=0), theory0, rtol=0.15)
+    # the exact error of the simulated weights: the theory's own number at t = 0
+    np.testing.assert_allclose(ds["error_exact_simulation"].isel(time=0), theory0, rtol=1e-9)
     assert np.all(ds["error_theory"].isel(time=-1) < 0.7 * theory0)
     assert np.all(np.isfinite(ds["error_simulation"]))

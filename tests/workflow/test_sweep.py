@@ -69,6 +69,7 @@ def always_fails(counter):
     raise RuntimeError("boom")
 
 
+@pytest.mark.slow
 def test_a_killed_workers_task_is_rescheduled(client, tmp_path):
     first_pid = client.run(os.getpid)
     results = {}
@@ -85,6 +86,7 @@ def test_a_failing_task_is_retried_twice_then_reported(client, tmp_path):
     assert counter.read_text() == "xxx"
 
 
+@pytest.mark.slow
 def test_sweep_on_an_existing_scheduler_with_restart(client, tmp_path):
     config = parse_config(tomllib.loads(TINY), "tiny.toml")
     grid = {"lr": [0.5, 1.0], "activation": ["erf", "linear"]}
@@ -108,6 +110,7 @@ def test_sweep_on_an_existing_scheduler_with_restart(client, tmp_path):
     np.testing.assert_allclose(again["error_theory"], ds["error_theory"])
 
 
+@pytest.mark.slow
 def test_failed_points_are_reported_after_caching_the_others(client, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "w.npz", W=rng.normal(0, 0.1, (2, 40)), V=rng.normal(0, 0.1, (2, 40)))
