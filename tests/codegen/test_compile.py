@@ -1,0 +1,59 @@
+"""One generated module per family: K-independence, the printed source, stages, cache."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from odesolve import Autoencoder, State, compile_model, integrate, spiked_covariance
+from odesolve.codegen import compile as compile_module
+from odesolve.testing.reference_rhs import reference_rhs
+from odesolve.integrator import rhs_function
+
+
+def test_one_module_serves_every_width():
+    small = compile_model(Autoencoder(K=1, activation="linear"))
+    wide = compile_model(Autoencoder(K=6, activation="linear"))
+    assert wide.module is small.module and wide.model.K == 6
+    spec = spiked_covariance(D=200, spikes=[1.5, 1.0, 0.6, 0.3, 0.2, 0.1], bulk=0.2)
+    state = State.random(wide.model, spec, scale=0.3, seed=1)
+    got = rhs_function(wide, state, 0.8, "finite")(0.0, state.to_vector())
+    np.testing.assert_allclose(got, reference_rhs(state, 0.8, "finite"), rtol=1e-10, atol=1e-13)
+
+
+def test_printed_source_states_g_version_fingerprint_and_slots():
+    compiled = compile_model(Autoencoder(K=3, activation="linear", tied=True, rule="sanger"))
+    text = str(compiled)
+    header = text.split("import math")[0]
+    assert "# g(x) = x" in header and "odesolve " in header and "fingerprint" in header
+    assert "State vector y" in header and "m_k: encoder biases" in header
+    assert "avg1_g1 = E[g'(λ_k)]: closed form" in header
+    assert set(compiled.stages) >= {"compile"}
+
+
+def test_first_run_derives_then_the_disk_cache_is_used(tmp_path, monkeypatch, caplog, capsys):
+    monkeypatch.setenv("ODESOLVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(compile_module, "_LOADED", {})
+    model = Autoencoder(K=2, activation="linear", bias="fixed")
+    with caplog.at_level(logging.INFO, logger="odesolve.codegen.compile"):
+        first = compile_model(model)
+    assert first.cache == "miss" and set(first.stages) == {"derive", "lower", "emit", "compile"}
+    assert "deriving and compiling" in capsys.readouterr().err
+    monkeypatch.setattr(compile_module, "_LOADED", {})
+    second = compile_model(model)
+    assert second.cache == "disk" and set(second.stages) == {"compile"}
+    assert "deriving and compiling" not in capsys.readouterr().err
+    assert "cache miss" in caplog.text
+
+
+def test_damaged_module_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("ODESOLVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(compile_module, "_LOADED", {})
+    model = Autoencoder(K=2, activation="linear", bias="fixed")
+    path = compile_model(model).path
+    path.write_text(path.read_text()[:200])          # truncated by a crash
+    monkeypatch.setattr(compile_module, "_LOADED", {})
+    rebuilt = compile_model(model)
+    assert rebuilt.cache == "miss" and rebuilt.source.endswith(path.read_text()[-60:])
+    spec = spiked_covariance(D=100, spikes=[1.0, 0.5], bulk=0.2)
+    assert np.isfinite(integrate(State.random(model, spec, seed=0), 1.0, 5.0).error).all()

@@ -1,0 +1,39 @@
+"""LSODA through odeint against solve_ivp's methods, and batch integration."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from odesolve import Autoencoder, State, integrate, spiked_covariance
+from odesolve.integrator import integrate_batch
+
+
+def _state(seed=0, K=2):
+    spec = spiked_covariance(D=500, spikes=[1.5, 0.6], bulk=0.05)
+    return State.random(Autoencoder(K=K, activation="erf"), spec, scale=0.1, seed=seed)
+
+
+def test_lsoda_matches_tight_dop853_including_learning_times():
+    state = _state()
+    fast = integrate(state, 1.0, 300.0, method="LSODA", rtol=1e-10, atol=1e-12)
+    tight = integrate(state, 1.0, 300.0, method="DOP853", rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(fast.error, tight.error, rtol=0, atol=1e-8)
+    assert np.all(np.isfinite(fast.learning_times))
+    np.testing.assert_allclose(fast.learning_times, tight.learning_times, rtol=1e-6)
+
+
+def test_batch_equals_a_loop_of_integrate():
+    states = [_state(seed) for seed in range(3)]
+    batch = integrate_batch(states, 0.7, 50.0, n_points=20)
+    for st, traj in zip(states, batch):
+        alone = integrate(st, 0.7, 50.0, n_points=20)
+        np.testing.assert_array_equal(traj.error, alone.error)
+
+
+def test_batch_refuses_mixed_families():
+    spec = spiked_covariance(D=100, spikes=[1.0], bulk=0.2)
+    states = [State.random(Autoencoder(K=1, activation=a), spec) for a in ("erf", "linear")]
+    with pytest.raises(ValueError, match="one model family"):
+        integrate_batch(states, 1.0, 1.0)
+    with pytest.raises(ValueError, match="at least one"):
+        integrate_batch([], 1.0, 1.0)
