@@ -256,6 +256,8 @@ def _lsoda(compiled, f, state, lr, t0, t_eval, rtol, atol):
         return dy
 
     def run(y0, t_from, times):
+        if times[-1] <= t_from:          # nothing to integrate (output at the start only)
+            return np.tile(y0, (len(times), 1))
         # odeint needs the initial time first; it is returned as the first record
         grid = np.concatenate([[t_from], times]) if times[0] > t_from else times
         try:
