@@ -15,7 +15,7 @@ import numpy as np
 from odesolve import Autoencoder, State, generalisation_error, integrate, spiked_covariance
 from odesolve.protocols import Protocol
 from odesolve.workflow.config import parse_config
-from odesolve.workflow.plotting import new_figure, plot_error_panel
+from odesolve.workflow.plotting import legend_outside, new_figure, plot_error_panel
 from simulations import simulate
 
 from .common import example_config, main, run, save
@@ -84,16 +84,16 @@ def finite_size_offsets(Ds, seeds, t_max: float, spikes=(1.5, 0.6), bulk: float 
     return times, offsets
 
 
-def make_figure(out_dir, quick: bool = False, *, progress: bool = False):
-    """Run the protocol example and the decay sweep and draw the figure; returns the PNG path."""
+def figure(quick: bool = False, *, progress: bool = False):
+    """Run the protocol example, the decay sweep and the finite-D runs; returns the Figure."""
     scheduled = example_config("protocols", quick)
     runs = {"power-law schedule": run(scheduled, progress),
             "constant rate": run(_constant_rate(scheduled), progress)}
-    fig, (ax_schedule, ax_decay, ax_finite) = new_figure(3)
+    fig, (ax_schedule, ax_decay, ax_finite) = new_figure(3, height=4.6)
     for i, (name, dataset) in enumerate(runs.items()):
         plot_error_panel(ax_schedule, dataset, color=f"C{i}", label=f"{name} (theory)",
                          simulation_label_prefix=f"{name} SGD", pca=(i == 0))
-    ax_schedule.legend(fontsize=7, loc="lower left")
+    legend_outside(ax_schedule)
     ax_schedule.set_title("η(t) = η/(1 + t/τ), rates, decay, B = 2", fontsize=9)
 
     D, seeds, t_max = (100, [0, 1], 60.0) if quick else (1000, [0, 1, 2], 150.0)
@@ -110,7 +110,7 @@ def make_figure(out_dir, quick: bool = False, *, progress: bool = False):
     ax_decay.set_xlabel("weight decay κ_w = κ_v")
     ax_decay.set_ylabel(f"error at t = {t_max:g}")
     ax_decay.set_title(f"weight decay raises the end error (D = {D})", fontsize=9)
-    ax_decay.legend(fontsize=7)
+    legend_outside(ax_decay)
 
     Ds, seeds, t_max = ((100, 200), [0, 1, 2], 30.0) if quick else ((250, 500, 1000), range(6), 60.0)
     times, offsets = finite_size_offsets(Ds, list(seeds), t_max)
@@ -124,8 +124,13 @@ def make_figure(out_dir, quick: bool = False, *, progress: bool = False):
     ax_finite.set_xlabel("time t (samples / D)")
     ax_finite.set_ylabel("D × (ε_SGD − ε_theory)")
     ax_finite.set_title("linear: SGD's noise floor, O(η/D)", fontsize=9)
-    ax_finite.legend(fontsize=6)
-    return save(fig, out_dir, NAME)
+    legend_outside(ax_finite, ncol=2)
+    return fig
+
+
+def make_figure(out_dir, quick: bool = False, *, progress: bool = False):
+    """Draw :func:`figure` into ``out_dir``; returns the PNG path."""
+    return save(figure(quick, progress=progress), out_dir, NAME)
 
 
 if __name__ == "__main__":
