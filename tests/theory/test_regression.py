@@ -11,7 +11,8 @@ with the exact inputs of every case in ``manifest.json``:
   the right-hand side at three random states for both bulk treatments (exact: no solver
   involved), and a trajectory to t = 60.
 
-The right-hand sides are compared in the fast suite for a few families and in full in
+The generator (run once against the previous engine) is ``make_regression.py.txt``
+beside the data.  The right-hand sides are compared in the fast suite for a few families and in full in
 the slow suite (each family compiles once, several seconds).
 """
 from __future__ import annotations
