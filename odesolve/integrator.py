@@ -39,6 +39,7 @@ from ._checks import (check_choice, check_cost, check_integer, check_positive, c
 from ._progress import progress_bar
 from .codegen import CompiledModel, compile_model
 from .errors import DivergenceError, RegimeWarning
+from .fluctuations import fluctuation_correction
 from .protocols import Protocol, as_protocol, noise_floor
 from .state import State, order_parameters_of
 from .trajectory import Trajectory, plateau_levels
@@ -187,6 +188,12 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     traj.learning_times = crossings
     traj.protocol = protocol
     traj.finite_size = bool(finite_size)
+    if finite_size:
+        # the fluctuations of the tracked overlaps (docs/theory.md §9): the error is the
+        # mean over SGD runs, ε(ȳ) + (∇ε·δ̃ + ½ε''[Σ̃])/D
+        traj.fluctuations = fluctuation_correction(f, _error_function(compiled, state), state,
+                                                   t0, t_eval, lr=lr, protocol=protocol)
+        traj.error = traj.error + traj.fluctuations.error / state.spectrum.D
     return traj
 
 
