@@ -123,9 +123,12 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         plain online SGD at the constant rate ``lr``); ``lr`` is then the base rate η.
         ``method="euler"`` takes constant schedules only.
     finite_size : bool
-        Add the leading finite-D correction that odesolve derives: SGD's noise floor of the
-        bulk decoder, ``dT0^B/dt += (c_v η(t)/B)² σ² (n_bulk/D²) E[g(λ)g(λ)ᵀ]`` (untied
-        vanilla SGD with a bulk; docs/theory.md §8 says what it leaves out).
+        Add the leading O(1/D) finite-D correction (untied vanilla SGD with a bulk,
+        docs/theory.md §9): SGD's noise floor of the bulk decoder in the flow,
+        ``dT0^B/dt += (c_v η(t)/B)² σ² (n_bulk/D²) E[g(λ)g(λ)ᵀ]``, and the effect of the
+        tracked overlaps' fluctuations on the mean error
+        (:func:`odesolve.fluctuations.fluctuation_correction`, a few seconds more; the
+        result is in ``Trajectory.fluctuations``).
     progress : bool
         Show a progress bar.
 

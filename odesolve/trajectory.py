@@ -59,7 +59,12 @@ class Trajectory:
     protocol : odesolve.protocols.Protocol
         Schedule, rates, decay and batch size of the run (``lr`` is the base rate).
     finite_size : bool
-        Whether the finite-D noise floor was included (``integrate(finite_size=True)``).
+        Whether the leading finite-D correction was included (``integrate(finite_size=True)``):
+        ``error`` is then the mean error of SGD at the spectrum's D to O(1/D), while the
+        order parameters stay those of the mean flow.
+    fluctuations : odesolve.fluctuations.Fluctuations or None
+        With ``finite_size``: covariance and mean shift of the state and the error
+        correction (docs/theory.md §9).
     wall_time : float
         Seconds spent integrating (after compilation).
     """
@@ -85,6 +90,7 @@ class Trajectory:
     states: list = field(default_factory=list, repr=False)
     protocol: object = None
     finite_size: bool = False
+    fluctuations: object = None
 
     def state(self, i: int = -1) -> State:
         """The :class:`State` at record ``i`` (to restart or to compare)."""
