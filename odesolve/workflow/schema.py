@@ -268,9 +268,10 @@ class TheoryConfig:
                             doc="Step of the `euler` solver (default 1/D).")
     finite_size: bool = _key(False, types="bool",
                              doc="Add the leading finite-D correction derived in docs/theory.md "
-                                 "§9 (SGD's noise floor of the bulk decoder, O(η²/D), using "
-                                 "this D, the batch size and the rates): untied vanilla SGD on "
-                                 "spikes + bulk only.")
+                                 "§9 (SGD's noise floor of the bulk decoder, O(η²/D), and the "
+                                 "fluctuations of the tracked overlaps, using this D, the batch "
+                                 "size and the rates; a few seconds per curve): untied vanilla "
+                                 "SGD on spikes + bulk only.")
 
 
 @dataclass(frozen=True)
