@@ -32,18 +32,20 @@ def _one_step_samples(model, spec, W, V, m, lr, rng, n_chunks=8, chunk=2000):
     out = []
     for _ in range(n_chunks):
         X = spec.sample(chunk, rng)
-        dW, dV, _ = sgd_increments(X, W, V, m, lr, g, gp)
+        dW, dV, dm = sgd_increments(X, W, V, m, lr, g, gp, train_bias=red.trained)
         dZ = np.concatenate([dW, dV / np.sqrt(D)], axis=1) * D / lr
         cross = np.einsum("nid,jd->nij", dZ[:, :, M:], Z[:, M:])
         dG = (cross + cross.transpose(0, 2, 1))[:, red.iu[0], red.iu[1]]
-        out.append(np.concatenate([dZ[:, :, :M].reshape(chunk, -1), dG], axis=1))
+        parts = [dZ[:, :, :M].reshape(chunk, -1), dG] + ([dm * D / lr] if red.trained else [])
+        out.append(np.concatenate(parts, axis=1))
     return np.concatenate(out)
 
 
-@pytest.mark.parametrize("activation", ["linear", "erf"])
-def test_increment_covariance_is_that_of_one_sgd_step(activation):
+@pytest.mark.parametrize("activation,bias", [("linear", "none"), ("erf", "none"),
+                                             ("relu", "trained")])
+def test_increment_covariance_is_that_of_one_sgd_step(activation, bias):
     rng = np.random.default_rng(5)
-    model = Autoencoder(K=2, activation=activation)
+    model = Autoencoder(K=2, activation=activation, bias=bias)
     spec, W, V, m = random_state(model, rng, 500)
     xi = _one_step_samples(model, spec, W, V, m, 0.7, rng)
     xi -= xi.mean(0)
