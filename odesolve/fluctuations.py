@@ -257,7 +257,7 @@ def _grid(t0, t1, spacing):
 
 def fluctuation_correction(f, error, state, t0, t_eval, *, lr, protocol,
                            points: int = QMC_POINTS, seed: int = 0,
-                           spacing: float = NODE_SPACING) -> Fluctuations:
+                           spacing: float = NODE_SPACING, mean_step: float = 0.0) -> Fluctuations:
     """Integrate ``Σ̃``, ``δ̃`` along the mean flow and the error correction at ``t_eval``.
 
     The linear equations for ``Σ̃`` and ``δ̃`` are stepped on the grid
@@ -289,6 +289,10 @@ def fluctuation_correction(f, error, state, t0, t_eval, *, lr, protocol,
         Quasi-Monte Carlo points and seed of :func:`increment_covariance`.
     spacing : float
         Relative spacing of the time grid (its steps are at most :data:`MAX_STEP`).
+    mean_step : float
+        Step of the Euler scheme that produced the mean being corrected (0: the exact
+        flow).  Such a mean already lags the flow by ``(mean_step/2) J F``: only SGD's
+        lag in excess of it, ``(B/D − mean_step)/2 · J F``, is added.
 
     Returns
     -------
@@ -301,7 +305,9 @@ def fluctuation_correction(f, error, state, t0, t_eval, *, lr, protocol,
     red = _Reduced(state)
     cov = _CovarianceRule(state, points, seed, (protocol.encoder_rate, protocol.decoder_rate,
                                                 protocol.bias_rate))
-    B, n = protocol.batch_size, red.size
+    n = red.size
+    # Euler lag of SGD's mean (step B/D) beyond that of the mean being corrected, × D
+    lag = protocol.batch_size - mean_step * state.spectrum.D
     t_eval = np.asarray(t_eval, dtype=float)
     t1 = float(t_eval[-1])
     grid = np.unique(np.concatenate([_grid(t0, t1, spacing), t_eval]))
@@ -325,7 +331,7 @@ def fluctuation_correction(f, error, state, t0, t_eval, *, lr, protocol,
         flow_T = block[n:, n:]                       # e^{Jᵀ dt}
         S_new = flow_T.T @ S @ flow_T + flow_T.T @ block[:n, n:]
         S_mid = 0.5 * (S + S_new)
-        source = _second(F, r, S_mid, scale) - 0.5 * B * J @ F(r)
+        source = _second(F, r, S_mid, scale) - 0.5 * lag * J @ F(r)
         phi = expm(np.block([[J, source[:, None]], [np.zeros((1, n + 1))]]) * dt)
         S, shift = 0.5 * (S_new + S_new.T), phi[:n, :n] @ shift + phi[:n, n]
     saved[grid[-1]] = (S, shift)

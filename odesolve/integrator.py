@@ -194,8 +194,10 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     if finite_size:
         # the fluctuations of the tracked overlaps (docs/theory.md §9): the error is the
         # mean over SGD runs, ε(ȳ) + (∇ε·δ̃ + ½ε''[Σ̃])/D
+        mean_step = (dt or 1.0 / state.spectrum.D) if method == "euler" else 0.0
         traj.fluctuations = fluctuation_correction(f, _error_function(compiled, state), state,
-                                                   t0, t_eval, lr=lr, protocol=protocol)
+                                                   t0, t_eval, lr=lr, protocol=protocol,
+                                                   mean_step=mean_step)
         traj.error = traj.error + traj.fluctuations.error / state.spectrum.D
     return traj
 

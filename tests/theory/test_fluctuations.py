@@ -130,7 +130,8 @@ def test_covariance_shift_and_mean_error_against_sgd_runs():
 
 def test_shift_without_noise_is_the_euler_scheme(monkeypatch):
     """With the noise switched off, δ̃ is the O(h) error of Euler at step h = B/D: the
-    corrected error equals the Euler scheme's (dt = 1/D, here B = 1 and B = 2)."""
+    corrected error equals the Euler scheme's (dt = B/D, here B = 1 and B = 2), and the
+    correction of an Euler mean at that step adds no further lag."""
     monkeypatch.setattr(_CovarianceRule, "__call__",
                         lambda self, y: np.zeros((self.red.size, self.red.size)))
     D = 100
@@ -151,6 +152,13 @@ def test_shift_without_noise_is_the_euler_scheme(monkeypatch):
         gap = euler - exact                       # O(h): 1e-3 at the plateau exits
         assert np.max(np.abs(gap)) > 5e-4
         np.testing.assert_allclose(corr, gap, rtol=0.02, atol=0.02 * np.max(np.abs(gap)))
+        # an Euler mean at SGD's step already lags: finite_size adds no second lag
+        corrected = {method: integrate(state, 1.0, t[-1], t_eval=t, bulk="finite",
+                                       method=method, dt=B / D if method == "euler" else None,
+                                       protocol=protocol, finite_size=True).error
+                     for method in ("euler", "LSODA")}
+        np.testing.assert_allclose(corrected["euler"], corrected["LSODA"],
+                                   atol=0.02 * np.max(np.abs(gap)))
 
 
 @pytest.mark.slow
