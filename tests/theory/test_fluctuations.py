@@ -176,3 +176,28 @@ def test_correction_halves_the_late_erf_discrepancy(D):
     assert before.mean() > 2.5 * se
     assert abs(after.mean()) <= 0.5 * abs(before.mean())
     assert abs(after.mean()) < 2 * se
+
+
+def test_error_correction_is_the_gaussian_average_of_the_error():
+    """D × (E ε − ε(ȳ)) from Σ̃ and δ̃ by finite differences (∇ε·δ̃ + ½ε''[Σ̃]) against an
+    antithetic Monte-Carlo average of the exact error over y ~ N(ȳ + δ̃/D, Σ̃/D) (erf,
+    K = 2, D = 500, t = 20 and 40: 0.0358 ± 0.0002 and 0.0357 ± 0.0002 measured against
+    0.0359 and 0.0354; the rest is O(1/D) of the correction)."""
+    D = 500
+    model = Autoencoder(K=2, activation="erf")
+    state = State.random(model, spiked_covariance(D, SPIKES, BULK), 0.1, seed=0)
+    traj = integrate(state, 1.0, 40.0, t_eval=[20.0, 40.0], bulk="finite", finite_size=True)
+    red = _Reduced(state)
+    error = _error_function(compile_model(model), state)
+    rng = np.random.default_rng(1)
+    fl = traj.fluctuations
+    for i, st in enumerate(traj.states):
+        w, U = np.linalg.eigh(fl.sigma[i])
+        Z = rng.standard_normal((10_000, w.size)) @ (U * np.sqrt(np.clip(w, 0, None))).T
+        centre = red.reduce(st.to_vector()) + fl.shift[i] / D
+        pairs = np.array([error(red.full(centre + z / np.sqrt(D)))
+                          + error(red.full(centre - z / np.sqrt(D))) for z in Z]) / 2
+        d = D * (pairs - error(st.to_vector()))
+        se = d.std() / np.sqrt(len(d))
+        assert abs(d.mean() - fl.error[i]) < 4 * se + 0.02 * abs(fl.error[i])
+        assert fl.error[i] > 50 * se                          # resolved
