@@ -43,7 +43,7 @@ from .protocols import Protocol, as_protocol, noise_floor
 from .state import State, order_parameters_of
 from .trajectory import Trajectory, plateau_levels
 
-__all__ = ["integrate", "integrate_batch", "METHODS", "BULK_MODES", "rhs_function", "time_grid"]
+__all__ = ["integrate", "METHODS", "BULK_MODES", "rhs_function", "time_grid"]
 
 METHODS = ("auto", "LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF", "euler")
 #: ``method="auto"``: LSODA up to this many state variables, RK45 above.  LSODA turns
@@ -140,6 +140,34 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         For a bad learning rate, time span, method, bulk mode, tolerance, step or output
         times (checked before any work, with the checks of the configuration).
     """
+    lr, t0, t1, t_eval, rtol, atol, protocol = _checked(
+        state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, protocol, finite_size)
+    compiled = compile_model(state.model)
+    if method == "auto":
+        method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
+    f = rhs_function(compiled, state, lr, bulk, protocol, finite_size)
+    _check_start(f, state, lr, t0)
+    start = time.perf_counter()
+    if method == "euler":
+        ys, nfev, crossings = _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress,
+                                     protocol, finite_size)
+    elif method == "LSODA":
+        ys, nfev, crossings = _lsoda(compiled, f, state, lr, t0, t_eval, rtol, atol)
+    else:
+        ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol,
+                                        atol, progress)
+    wall = time.perf_counter() - start
+    traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
+    traj.learning_times = crossings
+    traj.protocol = protocol
+    traj.finite_size = bool(finite_size)
+    return traj
+
+
+def _checked(state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, protocol,
+             finite_size):
+    """The checks of :func:`integrate`'s arguments (before any work); returns
+    ``(lr, t0, t1, t_eval, rtol, atol, protocol)`` in canonical form."""
     if not isinstance(state, State):
         raise TypeError(f"state must be an odesolve State, got {type(state).__name__}")
     lr = check_positive("learning rate", lr)
@@ -168,71 +196,7 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     if method == "euler" and not protocol.schedule.is_constant:
         raise ValueError("method='euler' takes a constant learning rate: use an adaptive "
                          "method with a schedule")
-    compiled = compile_model(state.model)
-    if method == "auto":
-        method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
-    f = rhs_function(compiled, state, lr, bulk, protocol, finite_size)
-    _check_start(f, state, lr, t0)
-    start = time.perf_counter()
-    if method == "euler":
-        ys, nfev, crossings = _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress,
-                                     protocol, finite_size)
-    elif method == "LSODA":
-        ys, nfev, crossings = _lsoda(compiled, f, state, lr, t0, t_eval, rtol, atol)
-    else:
-        ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol,
-                                        atol, progress)
-    wall = time.perf_counter() - start
-    traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
-    traj.learning_times = crossings
-    traj.protocol = protocol
-    traj.finite_size = bool(finite_size)
-    return traj
-
-
-def integrate_batch(states, lr: float, t_span, **options) -> list[Trajectory]:
-    """Integrate many initial states of one model family in one call.
-
-    The states may differ in weights (seeds, initial scales), spectra and K; they share
-    the activation, tying, rule and bias, so that one compiled module serves them all
-    (compiled once).  ``options`` are those of :func:`integrate`, shared by all states.
-
-    Returns
-    -------
-    list of Trajectory
-        One per state, in order.
-
-    Raises
-    ------
-    ValueError
-        For an empty batch or states of several families.
-    DivergenceError
-        If a state diverges (the message says which).
-
-    Examples
-    --------
-    >>> from odesolve import Autoencoder, State, spiked_covariance
-    >>> spec = spiked_covariance(D=500, spikes=[2.0, 1.0], bulk=0.05)
-    >>> model = Autoencoder(K=2, activation="erf")
-    >>> runs = integrate_batch([State.random(model, spec, seed=s) for s in range(3)], 1.0, 50.0)
-    >>> [round(float(r.error[-1]), 3) for r in runs]
-    [0.048, 0.047, 0.048]
-    """
-    states = list(states)
-    if not states:
-        raise ValueError("integrate_batch needs at least one state")
-    families = {(st.model.activation.key, st.model.tied, st.model.rule, st.model.bias)
-                for st in states if isinstance(st, State)}
-    if len(families) > 1:
-        raise ValueError("integrate_batch needs states of one model family (activation, tied, "
-                         "rule, bias); integrate the others in another call")
-    out = []
-    for i, st in enumerate(states):
-        try:
-            out.append(integrate(st, lr, t_span, **options))
-        except DivergenceError as err:
-            raise DivergenceError(f"the ODE of batch state {i}", err.time, err.lr) from err
-    return out
+    return lr, t0, t1, t_eval, rtol, atol, protocol
 
 
 class _Runaway(Exception):
