@@ -69,17 +69,53 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
     s_bulk = spec.bulk / spec.D
     s_dyn = s_bulk if bulk == "finite" else 0.0
     K, nb = state.model.K, compiled.blocks
-    rhs = compiled.module.rhs
     protocol = as_protocol(protocol)
     rates, decay = protocol.flow_multipliers(state.model)
     schedule = protocol.schedule
     floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
 
+    def rate(t):
+        return lr / protocol.batch_size if schedule.is_constant else protocol.lr_at(lr, t)
+
+    if nb * K < BLAS_MIN_ROWS:
+        rhs = compiled.module.rhs
+
+        def f(t, y):
+            dy = np.empty_like(y)
+            eta = rate(t)
+            rhs(y, s, s_bulk, s_dyn, eta, rates, decay, floor * eta**2, K, nb, dy)
+            return dy
+
+        return f
+    return _wide_rhs(compiled.module.flow_matrices, s, s_bulk, s_dyn, rate, rates, decay,
+                     floor, K, nb)
+
+
+#: From this many rows P of the flow (2K untied, K tied) the right-hand side takes its
+#: products (s_τ S + N) Y and M G, O(P² n + P³), with BLAS instead of the compiled loops.
+#: Measured per call (erf, 5 spikes + bulk, one BLAS thread): K = 24: loops 146 µs, BLAS
+#: 181 µs; K = 64: 3.6 vs 3.3 ms; K = 100: 8.3 vs 4.4 ms (the K² Gaussian averages of
+#: the coefficients are the rest).
+BLAS_MIN_ROWS = 128
+
+
+def _wide_rhs(flow_matrices, s, s_bulk, s_dyn, rate, rates, decay, floor, K, nb):
+    """The compiled template's ``rhs`` with its products as matrix products (same flow)."""
+    P, n = nb * K, s.shape[0]
+    off, b0 = P * n, P - K
+
     def f(t, y):
-        dy = np.empty_like(y)
-        eta = lr / protocol.batch_size if schedule.is_constant else protocol.lr_at(lr, t)
-        rhs(y, s, s_bulk, s_dyn, eta, rates, decay, floor * eta**2, K, nb, dy)
-        return dy
+        S, N = np.zeros((P, P)), np.zeros((P, P))
+        drift, hebbian = np.zeros(K), np.empty((K, K))
+        flow_matrices(y, s, s_bulk, rates, decay, K, nb, S, N, drift, hebbian)
+        eta = rate(t)
+        Y = y[:off].reshape(P, n)
+        MG = (s_dyn * S + N) @ y[off:off + P * P].reshape(P, P)
+        dG = MG + MG.T
+        dG *= eta
+        if floor:
+            dG[b0:, b0:] += floor * eta**2 * hebbian
+        return np.concatenate([(eta * (S @ (Y * s) + N @ Y)).ravel(), dG.ravel(), eta * drift])
 
     return f
 
