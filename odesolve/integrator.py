@@ -175,6 +175,16 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     ValueError, TypeError
         For a bad learning rate, time span, method, bulk mode, tolerance, step or output
         times (checked before any work, with the checks of the configuration).
+
+    See Also
+    --------
+    odesolve.integrate_batch : many initial states in one stacked system.
+
+    References
+    ----------
+    The equations are derived here (docs/theory.md); for untied erf autoencoders they are
+    those of Refinetti & Goldt, ICML 2022 (arXiv 2201.02115).  LSODA: Petzold, SIAM J. Sci.
+    Stat. Comput. 4, 136 (1983), through ODEPACK (:func:`scipy.integrate.odeint`).
     """
     lr, t0, t1, t_eval, rtol, atol, protocol = _checked(
         state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, protocol, finite_size)

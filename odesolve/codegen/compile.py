@@ -162,6 +162,17 @@ def compile_model(model: Autoencoder, jit: bool | None = None) -> CompiledModel:
     ------
     ValueError
         When a Gaussian average of the family does not exist for its activation.
+
+    References
+    ----------
+    Derived here, see docs/theory.md §3 ("How the engine derives and compiles it").
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder
+    >>> compiled = compile_model(Autoencoder(K=2, activation="erf"))
+    >>> compiled.blocks, compiled.jit, sorted(compiled.stages)[-1]
+    (2, True, 'compile')
     """
     if jit is None:
         jit = os.environ.get("ODESOLVE_JIT", "1").strip() != "0"
