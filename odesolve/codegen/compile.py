@@ -171,8 +171,8 @@ def compile_model(model: Autoencoder, jit: bool | None = None) -> CompiledModel:
     --------
     >>> from odesolve import Autoencoder
     >>> compiled = compile_model(Autoencoder(K=2, activation="erf"))
-    >>> compiled.blocks, compiled.jit, sorted(compiled.stages)[-1]
-    (2, True, 'compile')
+    >>> compiled.blocks, compiled.jit, "compile" in compiled.stages
+    (2, True, True)
     """
     if jit is None:
         jit = os.environ.get("ODESOLVE_JIT", "1").strip() != "0"
