@@ -288,20 +288,17 @@ def _lsoda(compiled, f, state, lr, t0, t_eval, rtol, atol):
     error = _error_function(compiled, state)
     levels = plateau_levels(state.spectrum, state.model.K)
     errors = np.array([error(y) for y in ys])
-    crossings = []
-    for level in levels:
-        below = np.nonzero(errors <= level)[0]
-        i = int(below[0]) if below.size else -1
-        if i <= 0:
-            crossings.append(np.nan if i < 0 else t_eval[0])
-            continue
+
+    def root(i, level):
         y_start, t_start = ys[i - 1], t_eval[i - 1]
 
-        def above(t, y_start=y_start, t_start=t_start, level=level):
+        def above(t):
             y = y_start if t <= t_start else run(y_start, t_start, np.array([t]))[-1]
             return error(y) - level
 
-        crossings.append(brentq(above, t_start, t_eval[i], xtol=1e-12 * t_eval[i], rtol=1e-12))
+        return brentq(above, t_start, t_eval[i], xtol=1e-12 * t_eval[i], rtol=1e-12)
+
+    crossings = _first_crossings(errors, levels, t_eval, root)
     return ys, nfev[0], _first_times(levels, error(state.to_vector()), t0, crossings)
 
 
@@ -371,6 +368,18 @@ def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progre
                               cause=_runaway_cause(lr, t_fail))
     return sol.y.T, sol.nfev, _first_times(levels, _error_function(compiled, state)(
         state.to_vector()), t0, [te[0] if te.size else np.nan for te in sol.t_events[1:]])
+
+
+def _first_crossings(errors, levels, t_eval, root):
+    """First downward crossing of each level by the recorded ``errors``: NaN if never,
+    ``t_eval[0]`` if at the first record, else ``root(i, level)``, the crossing located
+    between records i − 1 and i."""
+    out = []
+    for level in levels:
+        below = np.nonzero(errors <= level)[0]
+        i = int(below[0]) if below.size else -1
+        out.append(np.nan if i < 0 else t_eval[0] if i == 0 else root(i, level))
+    return out
 
 
 def _first_times(levels, error0, t0, crossings):

@@ -98,17 +98,6 @@ def order_parameter_symbols(K: int) -> dict:
     return {"Q": Q, "R": R, "T0": T0, "m": m}
 
 
-def order_parameter_symbols(K: int) -> dict:
-    """Symbols ``Q_k_l`` (symmetric), ``R_k_l``, ``T0_k_l`` (symmetric), ``m_k``."""
-    def sym(name, k, l):
-        return sp.Symbol(f"{name}_{k}_{l}", real=True)
-    Q = sp.Matrix(K, K, lambda k, l: sym("Q", min(k, l), max(k, l)))
-    T0 = sp.Matrix(K, K, lambda k, l: sym("T0", min(k, l), max(k, l)))
-    R = sp.Matrix(K, K, lambda k, l: sym("R", k, l))
-    m = sp.Matrix([sp.Symbol(f"m_{k}", real=True) for k in range(K)])
-    return {"Q": Q, "R": R, "T0": T0, "m": m}
-
-
 def derive_equations(model: Autoencoder) -> Equations:
     """Derive ``S``, ``N``, the bias drift and the error of ``model`` (see module doc).
 
