@@ -76,7 +76,7 @@ def _run(source_root, args, cache, timeout=3000):
 
 def _batch(n_batch=1000, n_loop=50):
     from odesolve import Autoencoder, State, integrate, spiked_covariance
-    from odesolve.integrator import integrate_batch
+    from odesolve import integrate_batch
     spec = spiked_covariance(1000, [1.5, 1.05, 0.735], 0.05)
     model = Autoencoder(K=3, activation="erf")
     states = [State.random(model, spec, 0.1, seed=s) for s in range(n_batch)]

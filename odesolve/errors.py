@@ -18,6 +18,8 @@ class DivergenceError(RuntimeError):
         Learning rate of the run.
     step : int or None
         SGD step, for simulations.
+    detail : str
+        What was seen (e.g. "the state ran away").
     cause : str or None
         The likely cause, when known (the ODE: its curves at learning rate cη are those at η
         with time rescaled, so the learning rate is never the cause); without one the
@@ -27,6 +29,7 @@ class DivergenceError(RuntimeError):
     def __init__(self, what: str, time: float, lr: float, step: int | None = None,
                  detail: str = "", cause: str | None = None):
         self.time, self.lr, self.step, self.cause = float(time), float(lr), step, cause
+        self.detail = detail
         where = f"t = {time:.6g}" + (f" (SGD step {step})" if step is not None else "")
         msg = f"{what} diverged at {where} with learning rate {lr:g}"
         advice = f"; likely cause: {cause}" if cause else "; try a smaller learning rate"

@@ -47,9 +47,10 @@ class Trajectory:
         Exit from the k-th plateau: the first time t ≥ t0 at which the error is at or
         below the level between the PCA errors of rank k−1 and k (:func:`plateau_levels`);
         ``t0`` when it already is at the start, NaN if never reached.  One definition for
-        every method: adaptive solvers locate the crossing with integrator events (a root
-        of their dense output), Euler to within one step (linear between the two steps
-        around it).
+        every method: LSODA locates the crossing by restarting from the record before it
+        and finding the root, the other adaptive solvers with integrator events (a root of
+        their dense output), :func:`odesolve.integrate_batch` on the cubic Hermite
+        interpolant between records, Euler to within one step.
     model, spectrum, lr, method, bulk : the problem that was solved.
     mode : str
         ``"all-modes"`` when every mode is tracked, else ``"closure-limit"`` or
@@ -66,7 +67,12 @@ class Trajectory:
         With ``finite_size``: covariance and mean shift of the state and the error
         correction (docs/theory.md §9).
     wall_time : float
-        Seconds spent integrating (after compilation).
+        Seconds spent integrating (after compilation; a batch's time divided by its size).
+
+    References
+    ----------
+    The order parameters are those of Refinetti & Goldt, ICML 2022 (arXiv 2201.02115) in
+    the spec's scalings (docs/theory.md).
     """
 
     t: np.ndarray
@@ -102,7 +108,42 @@ class Trajectory:
 
 
 def generalisation_error(model: Autoencoder, order_parameters: OrderParameters) -> float:
-    """Population error ``E‖x − x̂‖²/(2D)`` of weights with these order parameters."""
+    """Population (generalisation) error ``ε = E‖x − x̂‖²/(2D)`` at given order parameters.
+
+    ``ε = tr Ω/(2D) − Σ_k E[u_k g(λ_k)] + ½ Σ_kl T0_kl E[g(λ_k) g(λ_l)]`` with the
+    Gaussian averages of the compiled family (:func:`odesolve.compile_model`).
+
+    Parameters
+    ----------
+    model : Autoencoder
+    order_parameters : OrderParameters
+        ``Q``, ``R``, ``T0`` of shape (K, K), ``m`` (K,) and ``trace = tr Ω/D``.
+
+    Returns
+    -------
+    float
+        ε, in units of the input's squared norm per dimension (``tr Ω/(2D)`` at zero
+        weights).
+
+    Raises
+    ------
+    ValueError
+        If ``Q``, ``R`` or ``T0`` is not K × K.
+
+    References
+    ----------
+    Refinetti & Goldt, ICML 2022 (arXiv 2201.02115), the population error in the spec's
+    scalings; derived here, see docs/theory.md §1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from odesolve import Autoencoder, OrderParameters
+    >>> zero = np.zeros((1, 1))
+    >>> ops = OrderParameters(Q=zero, R=zero, T=zero, T0=zero, m=np.zeros(1), trace=2.0)
+    >>> generalisation_error(Autoencoder(K=1, activation="erf"), ops)
+    1.0
+    """
     ops = order_parameters
     K = model.K
     for name in ("Q", "R", "T0"):

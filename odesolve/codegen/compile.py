@@ -3,11 +3,13 @@
 A *family* is (activation, tied, rule, bias): the units are a loop and K a runtime size,
 so one module serves every K, every spectrum and the all-modes case.  Its source is
 
-* one numba function per Gaussian average the family needs
-  (:mod:`odesolve.derive.structure`), printed from its closed form or a quadrature;
-* ``coefficients(Q, R, T0, m, S, N, dm)``: the averages of every unit and pair of units,
-  then the loop bodies of the derived flow ``dy_τ/dt = η (s_τ S + N) y_τ``;
+* ``coefficients(Q, R, T0, m, S, N, dm)``: the Gaussian averages the family needs
+  (:mod:`odesolve.derive.structure`) of every unit and pair of units, printed inline
+  from their closed forms or as calls of the quadrature routines pasted beside, then the
+  loop bodies of the derived flow ``dy_τ/dt = η (s_τ S + N) y_τ``;
 * ``error_excess(Q, R, T0, m)``: ``ε − tr Ω/(2D)``;
+* each average once more as a plain Python function (``avg1_g1(q, m)``,
+  ``avg2_g0__g0(q1, q2, c, m1, m2)``...), for reading and testing;
 * the template ``templates/flow.py.tmpl``: order parameters of the flat state, ``rhs``,
   ``error_of_state`` and fixed-step ``euler``.
 
@@ -88,6 +90,8 @@ class CompiledModel:
         three.
     cache : {"memory", "disk", "miss"}
         Where the family came from: already loaded, source on disk, or generated now.
+    jit : bool
+        Whether the module is numba-compiled (``False``: the same source run as Python).
     """
 
     model: Autoencoder
@@ -95,6 +99,7 @@ class CompiledModel:
     path: Path
     stages: dict = field(default_factory=dict)
     cache: str = "miss"
+    jit: bool = True
 
     @property
     def source(self) -> str:
@@ -134,24 +139,49 @@ def _family(model: Autoencoder) -> str:
             f"bias={model.bias}")
 
 
-def compile_model(model: Autoencoder) -> CompiledModel:
+def compile_model(model: Autoencoder, jit: bool | None = None) -> CompiledModel:
     """Derive, generate, write, import and compile the family of ``model`` (cached).
 
     The first run of a family on a machine prints one line on stderr; later runs load
     the source and numba's machine code from :func:`~odesolve.codegen.cache_dir`.  Cache
     hits and misses are logged (logger ``odesolve.codegen.compile``, level INFO).
 
+    Parameters
+    ----------
+    model : Autoencoder
+    jit : bool, optional
+        ``False`` runs the generated source as plain Python (no numba compilation: for
+        stepping through it with a debugger, or evaluating many families once each).
+        Default: ``True`` unless the environment variable ``ODESOLVE_JIT`` is ``0``.
+
+    Returns
+    -------
+    CompiledModel
+
     Raises
     ------
     ValueError
         When a Gaussian average of the family does not exist for its activation.
+
+    References
+    ----------
+    Derived here, see docs/theory.md §3 ("How the engine derives and compiles it").
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder
+    >>> compiled = compile_model(Autoencoder(K=2, activation="erf"))
+    >>> compiled.blocks, compiled.jit, "compile" in compiled.stages
+    (2, True, True)
     """
+    if jit is None:
+        jit = os.environ.get("ODESOLVE_JIT", "1").strip() != "0"
     mode = os.environ.get("ODESOLVE_AVERAGES", "auto")
     family = _family(model)
     digest = hashlib.sha256(f"{_fingerprint()}|{mode}|{family}".encode()).hexdigest()[:16]
-    if digest in _LOADED:
-        module, path, stages = _LOADED[digest]
-        return CompiledModel(model, module, path, stages, "memory")
+    if (digest, jit) in _LOADED:
+        module, path, stages = _LOADED[digest, jit]
+        return CompiledModel(model, module, path, stages, "memory", jit)
     name = f"odesolve_rhs_{digest}"
     stages: dict = {}
 
@@ -161,14 +191,15 @@ def compile_model(model: Autoencoder) -> CompiledModel:
               file=sys.stderr, flush=True)
         return generate_source(model, digest, stages)
 
-    module, path = load_generated(name, make_source)
+    module, path = load_generated(name, make_source, jit)
     cache = "miss" if stages else "disk"
     _LOG.info("odesolve family %s: cache %s (%s)", family, cache, path)
-    start = time.perf_counter()
-    _compile(module, 1 if model.tied else 2)
-    stages["compile"] = time.perf_counter() - start
-    _LOADED[digest] = (module, path, stages)
-    return CompiledModel(model, module, path, stages, cache)
+    if jit:
+        start = time.perf_counter()
+        _compile(module, 1 if model.tied else 2)
+        stages["compile"] = time.perf_counter() - start
+    _LOADED[digest, jit] = (module, path, stages)
+    return CompiledModel(model, module, path, stages, cache, jit)
 
 
 def _compile(module, nb):
@@ -198,10 +229,9 @@ def generate_source(model: Autoencoder, fingerprint: str = "", stages: dict | No
     printer = _Printer(helpers)
     # the placeholders' quadrature routines live in this file too, so numba can cache them
     body = [src.replace("@njit\n", "@njit(cache=True)\n") for src in helpers.values()]
-    for a, expr in values.items():
-        body.append(_average_function(a, expr, printer))
-    body.append(_coefficients(low, printer))
-    body.append(_error(low, printer))
+    body += [_average_function(a, expr, printer) for a, expr in values.items()]
+    body.append(_coefficients(low, values, printer))
+    body.append(_error(low, values, printer))
     source = (_header(model, low, values, helpers, fingerprint) + "\n\n"
               + "\n\n\n".join(body) + "\n\n\n" + _TEMPLATE.read_text())
     stages["emit"] = time.perf_counter() - start
@@ -237,14 +267,33 @@ def _header(model, low, values, helpers, fingerprint) -> str:
 
 
 def _average_function(average, expr, printer) -> str:
+    """One average as a plain Python function of its arguments: for reading, for users
+    and for the tests (the compiled loops inline the same expression)."""
     args = "q, m" if average.other is None else "q1, q2, c, m1, m2"
-    replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("x"),
-                                      optimizations="basic")
-    lines = ["@njit(cache=True)", f"def {average.name}({args}):",
-             f'    """{average.formula}"""']
-    lines += [f"    {s} = {printer.doprint(e)}" for s, e in replacements]
-    lines.append(f"    return 1.0 * ({printer.doprint(reduced)})")
-    return "\n".join(lines)
+    lines = [f"def {average.name}({args}):", f'    """{average.formula}"""']
+    if average.other is None:
+        lines += ["    qk, mk = q, m"]
+    lines += _average_code(average, expr, printer, "value", "    ")[1:]
+    return "\n".join(lines + ["    return value"])
+
+
+def _average_code(average, expr, printer, target, indent) -> list:
+    """Lines computing one Gaussian average inline into ``target``.
+
+    Inline rather than one numba function per average: each jitted function costs a
+    separate typing and lowering pass (≈ 0.2 s apiece), which dominated a family's cold
+    compile.  The arguments are the loop's locals ``qk, mk`` (one field) or ``q1, q2, c,
+    m1, m2`` (two); common subexpressions get names private to this average."""
+    if average.other is None:
+        local = {"q": "qk", "m": "mk"}
+        expr = expr.xreplace({s: sp.Symbol(local[s.name]) for s in expr.free_symbols
+                              if s.name in local})
+    replacements, (reduced,) = sp.cse([expr], optimizations="basic",
+                                      symbols=sp.numbered_symbols(f"{average.name}_x"))
+    lines = [f"{indent}# {average.name} = {average.formula}"]
+    lines += [f"{indent}{s} = {printer.doprint(e)}" for s, e in replacements]
+    lines.append(f"{indent}{target} = 1.0 * ({printer.doprint(reduced)})")
+    return lines
 
 
 def _index_code(expr, printer) -> str:
@@ -264,29 +313,35 @@ def _sum(terms, printer) -> str:
     return " + ".join(parts) or "0.0"
 
 
-def _average_arrays(singles, pairs) -> list:
+def _average_arrays(singles, pairs, values, printer) -> list:
     """Lines filling ``A_<avg>[k]`` for every unit and ``P_<avg>[k, l]`` for the pairs
     each loop body reads (below and/or above the diagonal; symmetric ones once)."""
     lines = [f"    A_{a.name} = np.empty(K)" for a in singles]
     if singles:
-        lines.append("    for k in range(K):")
-        lines += [f"        A_{a.name}[k] = {a.name}(Q[k, k], m[k])" for a in singles]
+        lines += ["    for k in range(K):", "        qk = Q[k, k]", "        mk = m[k]"]
+        for a in singles:
+            lines += _average_code(a, values[a], printer, f"A_{a.name}[k]", "        ")
     lines += [f"    P_{a.name} = np.zeros((K, K))" for a in pairs]
     if pairs:
+        # rounding can push a covariance past Cauchy-Schwarz, and asin/sqrt to NaN
         lines += ["    for k in range(K):", "        for l in range(K):",
                   "            if l == k:", "                continue",
-                  "            c = clip_covariance(Q[k, l], Q[k, k], Q[l, l])"]
+                  "            q1 = Q[k, k]", "            q2 = Q[l, l]",
+                  "            m1 = m[k]", "            m2 = m[l]",
+                  "            bound = math.sqrt(max(q1 * q2, 0.0)) * (1.0 - 1e-12)",
+                  "            c = min(max(Q[k, l], -bound), bound)"]
     for a, where in pairs.items():
-        call = f"P_{a.name}[k, l] = {a.name}(Q[k, k], Q[l, l], c, m[k], m[l])"
         symmetric = a.own == a.other
         if symmetric or where == {"below"}:
-            lines += ["            if l < k:", f"                {call}"]
+            lines.append("            if l < k:")
+            lines += _average_code(a, values[a], printer, f"P_{a.name}[k, l]", " " * 16)
             if symmetric and "above" in where:
                 lines.append(f"                P_{a.name}[l, k] = P_{a.name}[k, l]")
         elif where == {"above"}:
-            lines += ["            if l > k:", f"                {call}"]
+            lines.append("            if l > k:")
+            lines += _average_code(a, values[a], printer, f"P_{a.name}[k, l]", " " * 16)
         else:
-            lines.append(f"            {call}")
+            lines += _average_code(a, values[a], printer, f"P_{a.name}[k, l]", " " * 12)
     return lines
 
 
@@ -305,7 +360,7 @@ def _body_lines(cell, diag, below, above, printer, indent="        ") -> list:
     return lines
 
 
-def _coefficients(low, printer) -> str:
+def _coefficients(low, values, printer) -> str:
     needed = {}          # pair average -> {"below", "above"}
     singles = set()
 
@@ -330,7 +385,7 @@ def _coefficients(low, printer) -> str:
     lines = ["@njit(cache=True)", "def coefficients(Q, R, T0, m, S, N, dm):",
              '    """Fill S, N (P × P) and the bias drift dm (K) at order parameters Q, R, T0, m."""',
              "    K = Q.shape[0]"]
-    lines += _average_arrays(sorted(singles, key=lambda a: a.name), needed)
+    lines += _average_arrays(sorted(singles, key=lambda a: a.name), needed, values, printer)
     lines.append("    for k in range(K):")
     for name, (rb, cb), (diag, below, above) in bodies:
         row = f"{rb} * K + k" if rb else "k"
@@ -342,12 +397,12 @@ def _coefficients(low, printer) -> str:
     return "\n".join(lines)
 
 
-def _error(low, printer) -> str:
+def _error(low, values, printer) -> str:
     singles = sorted({t.average for t in low.error_single}, key=lambda a: a.name)
     pairs = {t.average: {"below"} for t in low.error_pair}
     lines = ["@njit(cache=True)", "def error_excess(Q, R, T0, m):",
              '    """ε − tr Ω/(2D) at order parameters Q, R, T0, m."""', "    K = Q.shape[0]"]
-    lines += _average_arrays(singles, pairs)
+    lines += _average_arrays(singles, pairs, values, printer)
     lines += ["    total = 0.0", "    for k in range(K):",
               f"        total += {_sum(low.error_single, printer)}"]
     if low.error_pair:

@@ -27,7 +27,16 @@ def _seal(name: str) -> str:
     return f"# end of generated module {name}\n"
 
 
-def load_generated(name: str, make_source: Callable[[], str]) -> tuple[ModuleType, Path]:
+def _interpreted_njit(*args, **options):
+    """Stand-in for ``numba.njit`` that leaves the function plain Python (both the
+    ``@njit`` and the ``@njit(cache=True)`` forms)."""
+    if len(args) == 1 and callable(args[0]) and not options:
+        return args[0]
+    return lambda fn: fn
+
+
+def load_generated(name: str, make_source: Callable[[], str],
+                   jit: bool = True) -> tuple[ModuleType, Path]:
     """Import the generated module ``name``, writing it first if absent or damaged.
 
     Parameters
@@ -37,6 +46,10 @@ def load_generated(name: str, make_source: Callable[[], str]) -> tuple[ModuleTyp
     make_source : callable
         Returns the module's source; called only when the cached file is missing or
         damaged (so a warm start skips the derivation).
+    jit : bool
+        ``False`` runs the same source as plain Python: ``numba.njit`` becomes a no-op
+        (no compilation; for debugging with pdb, and for tests that evaluate many
+        families once each).
 
     Returns
     -------
@@ -58,6 +71,13 @@ def load_generated(name: str, make_source: Callable[[], str]) -> tuple[ModuleTyp
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+    if not jit:
+        module = ModuleType(f"{name}_interpreted")
+        module.__file__ = str(path)
+        module.njit = _interpreted_njit
+        source = path.read_text().replace("from numba import njit\n", "", 1)
+        exec(compile(source, str(path), "exec"), module.__dict__)
+        return module, path
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -98,25 +98,40 @@ def order_parameter_symbols(K: int) -> dict:
     return {"Q": Q, "R": R, "T0": T0, "m": m}
 
 
-def order_parameter_symbols(K: int) -> dict:
-    """Symbols ``Q_k_l`` (symmetric), ``R_k_l``, ``T0_k_l`` (symmetric), ``m_k``."""
-    def sym(name, k, l):
-        return sp.Symbol(f"{name}_{k}_{l}", real=True)
-    Q = sp.Matrix(K, K, lambda k, l: sym("Q", min(k, l), max(k, l)))
-    T0 = sp.Matrix(K, K, lambda k, l: sym("T0", min(k, l), max(k, l)))
-    R = sp.Matrix(K, K, lambda k, l: sym("R", k, l))
-    m = sp.Matrix([sp.Symbol(f"m_{k}", real=True) for k in range(K)])
-    return {"Q": Q, "R": R, "T0": T0, "m": m}
-
-
 def derive_equations(model: Autoencoder) -> Equations:
     """Derive ``S``, ``N``, the bias drift and the error of ``model`` (see module doc).
+
+    The family's structure (:func:`odesolve.derive.structure.lower`, derived once with
+    the activation abstract) expanded at ``model.K`` units, with the activation's
+    Gaussian averages substituted (closed forms, or quadrature placeholders).
+
+    Parameters
+    ----------
+    model : Autoencoder
+
+    Returns
+    -------
+    Equations
+        ``S`` and ``N`` of shape (P, P), P = 2K untied or K tied; ``bias_drift`` (K, 1);
+        ``error_excess``; all in the symbols ``Q``, ``R``, ``T0`` (K × K) and ``m`` (K).
 
     Raises
     ------
     ValueError
         When a Gaussian average the model needs does not exist for its activation, or
         for Sanger's rule with a trained bias (the rule has no loss).
+
+    References
+    ----------
+    Derived here, see docs/theory.md §1–§3; the untied erf case is the flow of Refinetti &
+    Goldt, ICML 2022 (arXiv 2201.02115) in the spec's scalings.
+
+    Examples
+    --------
+    >>> from odesolve import Autoencoder
+    >>> eq = derive_equations(Autoencoder(K=2, activation="linear"))
+    >>> eq.S.shape, eq.N.shape, eq.bias_drift.shape
+    ((4, 4), (4, 4), (2, 1))
     """
     return _derive_cached(model)
 

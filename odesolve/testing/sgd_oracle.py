@@ -63,22 +63,25 @@ def activation_and_derivative(name: str):
 
 
 def sgd_increments(X, W, V, m, lr, g, gp, *, tied=False, rule="sgd", train_bias=False,
-                   rates=(1.0, 1.0, 1.0, 0.0, 0.0)):
+                   rates=(1.0, 1.0, 1.0, 0.0, 0.0), dimension=None):
     """Per-sample increments (dW, dV, dm) of one SGD step for each row of X.
 
     X: (n, D) inputs; W, V: (K, D); returns arrays (n, K, D), (n, K, D), (n, K).
+    ``dimension`` is the D of the scalings when X, W, V are given in fewer coordinates
+    (see :func:`monte_carlo_drift`); default ``X.shape[1]``.
     For tied weights V is √D W and dV is √D dW.  ``rates = (c_w, c_v, c_m, κ_w, κ_v)``:
     rate multiples and weight decays of :class:`odesolve.protocols.Protocol`, i.e.
     ``ΔW = c_w (η/D)(−∇_W ℓ − κ_w W)``, ``ΔV = c_v η(−∇_V ℓ − κ_v V/D)``,
     ``Δm = c_m (η/D)(−∂ℓ/∂m)`` (tied: the shared vector takes c_w and κ_w).
     """
     c_w, c_v, c_m, k_w, k_v = rates
-    n, D = X.shape
+    n, d = X.shape
+    D = d if dimension is None else dimension
     K = W.shape[0]
     lam = X @ W.T / np.sqrt(D) + m
     G, Gp = g(lam), gp(lam)
-    dW = np.empty((n, K, D))
-    dV = np.empty((n, K, D))
+    dW = np.empty((n, K, d))
+    dV = np.empty((n, K, d))
     dm = np.zeros((n, K))
     for k in range(K):
         units = range(K) if rule == "sgd" else range(k + 1)
@@ -129,18 +132,45 @@ def random_state(model: Autoencoder, rng, D: int = 1000):
     return spec, W, V, m
 
 
+def reduce_coordinates(W, V, M):
+    """Weights in the coordinates (first M modes, an orthonormal basis of the span of
+    the rows' remaining parts); returns ``W, V, basis`` with basis (D − M, r), r ≤ 2K."""
+    rest = np.vstack([W, V])[:, M:]
+    basis = np.linalg.qr(rest.T)[0] if rest.size else np.zeros((rest.shape[1], 0))
+    W, V = (np.concatenate([A[:, :M], A[:, M:] @ basis], axis=1) for A in (W, V))
+    return W, V, basis
+
+
 def monte_carlo_drift(model, spec, W, V, m, lr, rng, n_samples: int = 40_000, chunk=2000,
                       rates=(1.0, 1.0, 1.0, 0.0, 0.0)):
-    """Mean and standard error of D·Δ(state vector) over independent SGD steps."""
+    """Mean and standard error of D·Δ(state vector) over independent SGD steps.
+
+    The step is computed in the coordinates (tracked modes, an orthonormal basis of the
+    span of the weights' bulk parts): every inner product the step takes (λ = w·x/√D,
+    (x − x̂)·v, and the overlaps of the increment with the weights that the bulk Gram
+    matrix records) is the same there as in all D coordinates, so this is the same SGD
+    step per sample.  With an isotropic bulk (a spiked covariance) the bulk coordinates
+    of x in that basis are themselves i.i.d. N(0, σ²) and are drawn directly, so the cost
+    does not grow with D."""
     g, gp = activation_and_derivative(model.activation.name)
     D, M = spec.D, spec.n_tracked
     sqrtD = np.sqrt(D)
-    Z = W if model.tied else np.vstack([W, V / sqrtD])       # rows of Y (all modes)
+    W, V, basis = reduce_coordinates(W, V, M)
+    Z = W if model.tied else np.vstack([W, V / sqrtD])       # rows of Y (reduced coordinates)
+    bulk = spec.all_eigenvalues[M:]
+    isotropic = bulk.size > 0 and np.all(bulk == bulk[0])
+    scale = np.sqrt(np.concatenate([spec.all_eigenvalues[:M],
+                                    np.full(basis.shape[1], bulk[0] if isotropic else 0.0)]))
     samples = []
     for _ in range(n_samples // chunk):
-        X = spec.sample(chunk, rng)
+        if isotropic:
+            X = rng.standard_normal((chunk, scale.size)) * scale
+        else:
+            X = spec.sample(chunk, rng)
+            X = np.concatenate([X[:, :M], X[:, M:] @ basis], axis=1)
         dW, dV, dm = sgd_increments(X, W, V, m, lr, g, gp, tied=model.tied, rule=model.rule,
-                                    train_bias=model.bias == "trained", rates=rates)
+                                    train_bias=model.bias == "trained", rates=rates,
+                                    dimension=D)
         dZ = dW if model.tied else np.concatenate([dW, dV / sqrtD], axis=1)
         dY = dZ[:, :, :M]
         # linear part of the change of the bulk Gram matrix (the quadratic part is O(1/D))

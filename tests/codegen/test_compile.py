@@ -57,3 +57,28 @@ def test_damaged_module_is_rebuilt(tmp_path, monkeypatch):
     assert rebuilt.cache == "miss" and rebuilt.source.endswith(path.read_text()[-60:])
     spec = spiked_covariance(D=100, spikes=[1.0, 0.5], bulk=0.2)
     assert np.isfinite(integrate(State.random(model, spec, seed=0), 1.0, 5.0).error).all()
+
+
+def test_interpreted_module_is_the_compiled_one(monkeypatch):
+    """ODESOLVE_JIT=0 (used by the corpus and regression tests) runs the same source as
+    plain Python: its right-hand side and error must be the compiled ones, including a
+    quadrature average (ReLU with a trained bias) and the plain average functions."""
+    spec = spiked_covariance(D=300, spikes=[1.5, 0.8, 0.4], bulk=0.1)
+    for model in (Autoencoder(K=3, activation="erf"),
+                  Autoencoder(K=3, activation="relu", bias="trained")):
+        state = State.random(model, spec, scale=0.4, seed=2)
+        y = state.to_vector()
+        compiled = compile_model(model)
+        monkeypatch.setenv("ODESOLVE_JIT", "0")
+        interpreted = compile_model(model)
+        monkeypatch.delenv("ODESOLVE_JIT")
+        assert compiled.jit and not interpreted.jit
+        assert interpreted.module is not compiled.module and interpreted.path == compiled.path
+        for bulk in ("limit", "finite"):
+            np.testing.assert_allclose(rhs_function(interpreted, state, 0.9, bulk)(0.0, y),
+                                       rhs_function(compiled, state, 0.9, bulk)(0.0, y),
+                                       rtol=1e-13, atol=1e-15)
+        spec_ = state.spectrum
+        args = (y, np.ascontiguousarray(spec_.s), spec_.bulk / spec_.D, model.K, compiled.blocks)
+        assert interpreted.module.error_of_state(*args) == compiled.module.error_of_state(*args)
+        assert interpreted.module.avg1_g1(0.7, 0.2) == compiled.module.avg1_g1(0.7, 0.2)

@@ -10,7 +10,11 @@ For every activation of :data:`odesolve.testing.sgd_oracle.CORPUS`:
   independent oracle (hand-written numpy g and g'), at D = 1000, for K = 1, 2, 3 and
   untied, tied and truncated SGD, within 4 standard errors.
 
-These are slow (each family compiles once, several seconds); the fast suite checks that
+Both run the generated source as plain Python (``ODESOLVE_JIT=0``): they evaluate each
+of some fifty families at a few points, where numba's compilation (10–15 s a family)
+would be nearly all of the time; ``tests/codegen/test_compile.py`` checks that the
+compiled and the interpreted module agree.  They are still slow (the Monte-Carlo
+averages); the fast suite checks that
 the two activations the previous engine refused (sigmoid at K ≥ 2, hard tanh) derive,
 and that missing averages are clear errors.
 """
@@ -31,6 +35,11 @@ from odesolve.testing.sgd_oracle import CORPUS, compiled_drift, monte_carlo_drif
 
 VARIANTS = {"untied": (False, "sgd"), "tied": (True, "sgd"), "truncated": (False, "truncated")}
 MC_SAMPLES = 200_000
+
+
+@pytest.fixture(autouse=True)
+def _interpreted(monkeypatch):
+    monkeypatch.setenv("ODESOLVE_JIT", "0")
 
 
 def _rng(*key):

@@ -85,3 +85,28 @@ def test_generated_erf_equations_equal_hand_written_closed_forms():
     np.testing.assert_allclose(dY[K:], dB, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(dG[K:, K:], dT0B, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(dG[:K, :K], 0.0, atol=1e-13)      # bulk encoder frozen
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_reduced_coordinates_give_the_same_sgd_step(tied):
+    """monte_carlo_drift steps in (tracked modes, span of the weights' bulk parts): the
+    increments of the tracked overlaps and of the bulk Gram matrix must be those of the
+    step in all D coordinates, sample by sample."""
+    from odesolve.testing.sgd_oracle import (activation_and_derivative, reduce_coordinates,
+                                             sgd_increments)
+    rng = np.random.default_rng(3)
+    model = Autoencoder(K=3, activation="erf", tied=tied, rule="truncated" if tied else "sgd")
+    spec, W, V, m = random_state(model, rng, 400)
+    g, gp = activation_and_derivative("erf")
+    M = spec.n_tracked
+    X = spec.sample(50, rng)
+    Wr, Vr, basis = reduce_coordinates(W, V, M)
+    Xr = np.concatenate([X[:, :M], X[:, M:] @ basis], axis=1)
+    assert Xr.shape[1] < D // 10
+    full = sgd_increments(X, W, V, m, 0.7, g, gp, tied=tied, rule=model.rule)
+    reduced = sgd_increments(Xr, Wr, Vr, m, 0.7, g, gp, tied=tied, rule=model.rule,
+                             dimension=spec.D)
+    for d, dr, Z, Zr in zip(full[:2], reduced[:2], (W, V), (Wr, Vr)):
+        np.testing.assert_allclose(dr[:, :, :M], d[:, :, :M], rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(dr[:, :, M:] @ Zr[:, M:].T, d[:, :, M:] @ Z[:, M:].T,
+                                   rtol=1e-9, atol=1e-14)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from odesolve import Autoencoder, State, generalisation_error, integrate, spiked_covariance
+from odesolve import (Autoencoder, State, generalisation_error, integrate, integrate_batch,
+                      spiked_covariance)
 from odesolve.codegen import compile_model
 from odesolve.fluctuations import (QMC_POINTS, _CovarianceRule, _Reduced, fluctuation_correction,
                                    increment_covariance)
@@ -201,3 +202,18 @@ def test_error_correction_is_the_gaussian_average_of_the_error():
         se = d.std() / np.sqrt(len(d))
         assert abs(d.mean() - fl.error[i]) < 4 * se + 0.02 * abs(fl.error[i])
         assert fl.error[i] > 50 * se                          # resolved
+
+
+def test_batch_integration_adds_the_same_correction():
+    D = 200
+    model = Autoencoder(K=2, activation="erf")
+    spec = spiked_covariance(D, SPIKES, BULK)
+    states = [State.random(model, spec, 0.1, seed=s) for s in range(2)]
+    t = [0.0, 5.0, 10.0]
+    batch = integrate_batch(states, 1.0, 10.0, t_eval=t, bulk="finite", finite_size=True)
+    for st, traj in zip(states, batch):
+        alone = integrate(st, 1.0, 10.0, t_eval=t, bulk="finite", finite_size=True)
+        assert traj.fluctuations is not None and np.any(traj.fluctuations.error[1:] > 0.01)
+        np.testing.assert_allclose(traj.fluctuations.error, alone.fluctuations.error,
+                                   rtol=1e-4)
+        np.testing.assert_allclose(traj.error, alone.error, rtol=1e-6)

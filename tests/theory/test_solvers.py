@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from odesolve import Autoencoder, State, integrate, spiked_covariance
-from odesolve.integrator import integrate_batch
+from odesolve import integrate_batch
 
 
 def _state(seed=0, K=2):
@@ -22,12 +22,27 @@ def test_lsoda_matches_tight_dop853_including_learning_times():
     np.testing.assert_allclose(fast.learning_times, tight.learning_times, rtol=1e-6)
 
 
-def test_batch_equals_a_loop_of_integrate():
-    states = [_state(seed) for seed in range(3)]
-    batch = integrate_batch(states, 0.7, 50.0, n_points=20)
+@pytest.mark.parametrize("method", ["auto", "RK45"])
+def test_batch_equals_a_loop_of_integrate(method):
+    """The stacked system integrates every member to the tolerance of integrate(), learning
+    times included; states of another size (here K = 3) form their own stack."""
+    states = [_state(seed) for seed in range(6)] + [_state(seed, K=3) for seed in (0, 1)]
+    batch = integrate_batch(states, 0.7, 400.0, method=method, rtol=1e-9)
     for st, traj in zip(states, batch):
-        alone = integrate(st, 0.7, 50.0, n_points=20)
-        np.testing.assert_array_equal(traj.error, alone.error)
+        alone = integrate(st, 0.7, 400.0, method=method, rtol=1e-9)
+        assert traj.method == alone.method
+        np.testing.assert_allclose(traj.error, alone.error, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(traj.Q, alone.Q, rtol=0, atol=1e-6)
+        assert np.all(np.isfinite(alone.learning_times[:st.model.K]))
+        np.testing.assert_allclose(traj.learning_times, alone.learning_times, rtol=1e-4)
+
+
+def test_batch_names_the_member_that_runs_away():
+    from odesolve import DivergenceError
+    states = [_state(seed) for seed in range(3)]
+    big = states[1].with_vector(states[1].to_vector() * 1e9)
+    with pytest.raises(DivergenceError, match="batch state 1"):
+        integrate_batch([states[0], big, states[2]], 1.0, 100.0)
 
 
 def test_batch_refuses_mixed_families():
@@ -37,3 +52,21 @@ def test_batch_refuses_mixed_families():
         integrate_batch(states, 1.0, 1.0)
     with pytest.raises(ValueError, match="at least one"):
         integrate_batch([], 1.0, 1.0)
+
+
+def test_wide_networks_take_the_same_flow_with_blas(monkeypatch):
+    """rhs_function switches to matrix products from BLAS_MIN_ROWS rows: same numbers
+    as the compiled loops, with a protocol (rates, decay) and the finite-D floor."""
+    from odesolve import integrator
+    from odesolve.codegen import compile_model
+    from odesolve.protocols import Protocol
+    spec = spiked_covariance(D=400, spikes=[1.5, 1.0, 0.7, 0.4], bulk=0.1)
+    state = State.random(Autoencoder(K=5, activation="erf"), spec, scale=0.4, seed=3)
+    compiled, y = compile_model(state.model), state.to_vector()
+    protocol = Protocol(encoder_rate=1.3, decoder_rate=0.7, encoder_decay=0.2, decoder_decay=0.1)
+    out = {}
+    for rows in (10**6, 1):
+        monkeypatch.setattr(integrator, "BLAS_MIN_ROWS", rows)
+        f = integrator.rhs_function(compiled, state, 0.8, "finite", protocol, finite_size=True)
+        out[rows] = f(0.0, y)
+    np.testing.assert_allclose(out[1], out[10**6], rtol=1e-12, atol=1e-15)
