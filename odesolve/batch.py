@@ -35,15 +35,13 @@ import time
 
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
-from scipy.interpolate import CubicHermiteSpline
-from scipy.optimize import brentq
 from threadpoolctl import threadpool_limits
 
 from .codegen import compile_model
 from .errors import DivergenceError
 from .integrator import (NORM_LIMIT, _add_fluctuations, _check_start, _checked,
                          _error_function, _first_times, _runaway_cause, _trajectory,
-                         _first_crossings, integrate, rhs_function)
+                         _first_crossings, _hermite_root, integrate, rhs_function)
 from .protocols import noise_floor
 from .state import State
 from .trajectory import Trajectory, plateau_levels
@@ -217,11 +215,6 @@ def _learning_times(compiled, state, f, ys, t_eval, t0, errors):
     Hermite interpolant of the state between the records around each crossing."""
     error = _error_function(compiled, state)
     levels = plateau_levels(state.spectrum, state.model.K)
-
-    def root(i, level):
-        ta, tb = t_eval[i - 1], t_eval[i]
-        spline = CubicHermiteSpline([ta, tb], ys[i - 1:i + 1], [f(ta, ys[i - 1]), f(tb, ys[i])])
-        return brentq(lambda t: error(spline(t)) - level, ta, tb, xtol=1e-12 * tb, rtol=1e-12)
-
-    crossings = _first_crossings(errors, levels, t_eval, root)
+    crossings = _first_crossings(errors, levels, t_eval,
+                                 lambda i, level: _hermite_root(error, f, ys, t_eval, i, level))
     return _first_times(levels, error(state.to_vector()), t0, crossings)
