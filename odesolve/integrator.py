@@ -2,8 +2,8 @@
 
 :func:`integrate` follows :func:`scipy.integrate.solve_ivp` (``t_span``, ``method``,
 ``t_eval``, ``rtol``/``atol``) and returns a :class:`Trajectory` of every order parameter
-and of the generalisation error on a log-spaced grid; :func:`integrate_batch` integrates
-many initial states of one model family in one call.
+and of the generalisation error on a log-spaced grid (:func:`odesolve.batch.integrate_batch`
+integrates many initial states as one stacked system).
 
 ``method="LSODA"`` (the default for small states) runs ODEPACK's LSODA through
 :func:`scipy.integrate.odeint`, whose stepping loop is compiled: the algorithm of

@@ -42,12 +42,12 @@ import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from ..derive import averages, closed_form, equations, quadrature, structure
+from ..derive import averages, closed_form, quadrature, structure
 from ..derive.averages import family_average, numeric_sources
 from ..derive.equations import Equations, derive_equations
 from ..spec import activations
 from ..spec.model import Autoencoder
-from .writer import cache_dir, load_generated
+from .writer import load_generated
 
 __all__ = ["CompiledModel", "compile_model", "generate_source"]
 

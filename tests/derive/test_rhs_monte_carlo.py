@@ -48,7 +48,6 @@ def test_dropping_a_term_is_detected():
     mean, se = monte_carlo_drift(model, spec, W, V, m, 1.0, rng, N_SAMPLES)
     compiled = compile_model(model)
     state = State.from_weights(model, spec, W, V, m)
-    y = state.to_vector()
     ops = state.order_parameters()
     S = np.zeros((4, 4))
     N = np.zeros((4, 4))
