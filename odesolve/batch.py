@@ -35,8 +35,8 @@ import time
 
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
-from threadpoolctl import threadpool_limits
 
+from ._threads import one_blas_thread
 from .codegen import compile_model
 from .errors import DivergenceError
 from .integrator import (NORM_LIMIT, _add_fluctuations, _check_start, _checked,
@@ -164,7 +164,7 @@ def _stacked(members, checked, indices, method, bulk, finite_size):
 
     start = time.perf_counter()
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             if method in ("auto", "LSODA"):
                 method = "LSODA"
                 grid = np.concatenate([[t0], t_eval]) if t_eval[0] > t0 else t_eval

@@ -306,14 +306,20 @@ class State:
 
 
 def order_parameters_of(Y, G, m, spectrum: Spectrum, K: int) -> OrderParameters:
-    """Order parameters from tracked overlaps ``Y`` and bulk Gram matrix ``G``."""
+    """Order parameters from tracked overlaps ``Y`` and bulk Gram matrix ``G``.
+
+    ``Y`` (..., P, n), ``G`` (..., P, P) and ``m`` (..., K) may carry leading dimensions
+    (the records of a trajectory): Q, R, T, T0 and m then carry them too, as
+    C-contiguous arrays.
+    """
     s_bulk = spectrum.bulk / spectrum.D
-    weighted = (Y * spectrum.s) @ Y.T + s_bulk * G   # Σ_τ s_τ y_τ y_τᵀ over all modes
-    gram = Y @ Y.T + G                               # Σ_τ y_τ y_τᵀ over all modes
-    Q = weighted[:K, :K]
-    return OrderParameters(Q=Q, R=weighted[-K:, :K], T=weighted[-K:, -K:],
-                           T0=gram[-K:, -K:], m=np.asarray(m, dtype=float).copy(),
-                           trace=spectrum.trace / spectrum.D)
+    Yt = np.swapaxes(Y, -1, -2)
+    weighted = (Y * spectrum.s) @ Yt + s_bulk * G    # Σ_τ s_τ y_τ y_τᵀ over all modes
+    gram = Y @ Yt + G                                # Σ_τ y_τ y_τᵀ over all modes
+    block = np.ascontiguousarray
+    return OrderParameters(Q=block(weighted[..., :K, :K]), R=block(weighted[..., -K:, :K]),
+                           T=block(weighted[..., -K:, -K:]), T0=block(gram[..., -K:, -K:]),
+                           m=np.array(m, dtype=float), trace=spectrum.trace / spectrum.D)
 
 
 def _check_weights(spectrum: Spectrum, W, V):

@@ -10,8 +10,9 @@ so one module serves every K, every spectrum and the all-modes case.  Its source
 * ``error_excess(Q, R, T0, m)``: ``ε − tr Ω/(2D)``;
 * each average once more as a plain Python function (``avg1_g1(q, m)``,
   ``avg2_g0__g0(q1, q2, c, m1, m2)``...), for reading and testing;
-* the template ``templates/flow.py.tmpl``: order parameters of the flat state, ``rhs``,
-  ``error_of_state`` and fixed-step ``euler``.
+* the template ``templates/flow.py.tmpl``: order parameters of the flat state,
+  ``flow_matrices``, ``rhs`` (and ``rhs_guarded``, the same behind the solver's checks;
+  ``rhs_batch``, many states), ``error_of_state`` and fixed-step ``euler``.
 
 It is written by :func:`~odesolve.codegen.writer.load_generated` under a hash of the
 family and of every file that shapes the code, so numba's own cache applies across
@@ -206,8 +207,9 @@ def _compile(module, nb):
     """Compile (or load from numba's cache) what every integration needs, on a 1-unit,
     1-mode state (``euler`` compiles on first use)."""
     y = np.full(nb + nb * nb + 1, 0.1)
-    module.rhs(y, np.ones(1), 0.01, 0.0, 1.0, np.ones(nb + 1), np.zeros(nb), 0.0, 1, nb,
-               np.empty_like(y))
+    # rhs_guarded compiles rhs as its callee (and registers it with rhs's dispatcher)
+    module.rhs_guarded(y, np.ones(1), 0.01, 0.0, 1.0, np.ones(nb + 1), np.zeros(nb), 0.0, 1,
+                       nb, 1e8, np.empty_like(y))
     module.error_of_state(y, np.ones(1), 0.01, 1, nb)
 
 

@@ -1,12 +1,9 @@
 """Constants, argument checks and covariance helpers shared by the limits modules."""
 from __future__ import annotations
 
-import functools
 import numbers
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-
 from .._checks import _numeric, psd_tolerance
 from .._checks import check_matrix as _check_matrix
 
@@ -92,19 +89,6 @@ def _check_positive(name: str, value, integer: bool = False):
 #: (one BLAS thread), for the cost estimates made before a run.
 SECONDS_PER_FLOP = 2e-10
 
-
-def small_matrices(function):
-    """Run ``function`` with one BLAS thread.
-
-    The training loops multiply matrices of a few hundred rows: waking a BLAS thread pool
-    for each product costs more than the product, and with the cores shared it is ruinous
-    (gradient descent at d = 100 took 5 minutes instead of 6 s, issue 11).
-    """
-    @functools.wraps(function)
-    def one_thread(*args, **kwargs):
-        with threadpool_limits(limits=1, user_api="blas"):
-            return function(*args, **kwargs)
-    return one_thread
 
 # --------------------------------------------------------------------------- covariance
 class _RightProduct:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec.images import raw_images
-from ._common import _check_dimension, _check_rate, _check_rng, small_matrices
+from .._threads import small_matrices
+from ._common import _check_dimension, _check_rate, _check_rng
 from .frames import waterfilling_risk
 from .risks import optimal_risk, pca_risk, rate_distortion, sign_risk_lower_bound
 from .training import train_population_gd, train_sgd

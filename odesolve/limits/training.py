@@ -8,10 +8,11 @@ import numpy as np
 from tqdm import tqdm
 
 from .._checks import check_cost
+from .._threads import small_matrices
 from ..errors import DivergenceError
 from ._common import (SECONDS_PER_FLOP, SGD_METHODS, _OVERLAP_CLIP, _RightProduct,
                       _check_covariance, _check_matrix, _check_positive, _check_rng,
-                      _hidden_units, _trace, small_matrices)
+                      _hidden_units, _trace)
 from .frames import _unit_rows, waterfilling_risk
 from .risks import _solve_psd, optimal_risk, population_risk, sign_risk_lower_bound
 
