@@ -11,7 +11,8 @@ lr × init.scale (4 × 4), in two flavours:
 Rows: the 16 points in a plain loop in this process (no dask), then
 ``odesolve.workflow.sweep.run_sweep`` with a local cluster of 1 and of 2 worker processes, each
 into an empty point cache; the sweep wall times include starting the cluster and the
-workers' imports.  The generated equations are compiled once beforehand, so every row
+workers' imports.  A theory-only sweep also runs the default way, in this process with its
+runs integrated together (``run_theory_experiments``, no cluster).  The generated equations are compiled once beforehand, so every row
 finds them cached on disk.
 """
 from __future__ import annotations
@@ -64,7 +65,7 @@ def time_loop(config, grid) -> float:
     return time.perf_counter() - start
 
 
-def time_sweep(config, grid, n_workers: int) -> float:
+def time_sweep(config, grid, n_workers: int | None) -> float:
     from odesolve.workflow.sweep import run_sweep
     with tempfile.TemporaryDirectory() as sweep_dir:
         start = time.perf_counter()
@@ -86,10 +87,14 @@ def rows(quick: bool = False, log=None):
         run_experiment(config)                      # compile / load the generated module
         group = f"{n_points}-point sweep (lr × init.scale), {label}, D={config.data.D}"
         loop = time_loop(config, grid)
+        out.append((group, "plain loop in this process, no dask", loop, "", None))
+        if not config.simulated:
+            batched = time_sweep(config, grid, None)
+            out.append((group, "run_sweep default: in this process, runs batched "
+                        "(integrate_batch)", batched, "plain loop / batched", loop / batched))
         one = time_sweep(config, grid, 1)
         two = time_sweep(config, grid, 2)
-        out += [(group, "plain loop in this process, no dask", loop, "", None),
-                (group, "run_sweep, 1 local dask worker (incl. cluster start)", one,
+        out += [(group, "run_sweep, 1 local dask worker (incl. cluster start)", one,
                  "1 worker / plain loop", one / loop),
                 (group, "run_sweep, 2 local dask workers (incl. cluster start)", two,
                  "speed-up 1 → 2 workers", one / two)]

@@ -214,14 +214,43 @@ def family_average(activation, average, with_means: bool, mode=None):
         Naming the activation and the reason when the average does not exist (a factor
         grows too fast for the Gaussian, or is not locally integrable).
     """
-    f = _integrand(activation, average.own)
+    m = M if with_means else 0
+    try:
+        f = _integrand(activation, average.own)
+    except ValueError as err:
+        by_parts = _by_parts(activation, average, m, mode)
+        if by_parts is None:
+            raise ValueError(f"the Gaussian average {average.formula} of activation "
+                             f"{activation.name!r} does not exist: {err}") from None
+        return by_parts
     _check_exists(activation, f, average.formula)
     if average.other is None:
-        return expect_1(f, Q, M if with_means else 0, mode)
+        return expect_1(f, Q, m, mode)
     h = _integrand(activation, average.other)
     _check_exists(activation, h, average.formula)
     zero = sympy.Integer(0)
     return expect_2(f, h, Q1, Q2, C, M1 if with_means else zero, M2 if with_means else zero, mode)
+
+
+def _by_parts(activation, average, m, mode):
+    """E[f⁽ⁿ⁾(λ)] of one factor, λ ~ N(m, q), with every derivative moved onto the
+    Gaussian: q^(−n/2) E[f(λ) Heₙ((λ − m)/√q)] (Stein's lemma n times), or None for
+    averages of another shape.
+
+    For f⁽ⁿ⁾ that is a distribution without a pointwise form (|x|^1.5: ga'' behaves like
+    |x|^(−3/2)), while f itself is a function (derived here, see docs/theory.md §3).
+    """
+    if average.other is not None or len(average.own) != 1:
+        return None
+    name, n = average.own[0]
+    try:
+        f = activation_factor(activation, name, 0)
+    except ValueError:
+        return None
+    _check_exists(activation, f, average.formula)
+    weight = sympy.expand(sympy.hermite_prob(n, (X - m) / sympy.sqrt(Q)) / Q**sympy.Rational(n, 2))
+    return sympy.Add(*[coefficient * expect_1(f * X**power, Q, m, mode) for (power,), coefficient
+                       in sympy.Poly(weight, X).terms()])
 
 
 def _log_abs(f, x):

@@ -142,14 +142,36 @@ def _reduce_delta_term(term):
     s = sympy.Mul(*[f for f in factors if f is not first])
     out = sympy.Integer(0)
     for j in range(n + 1):
-        sj = sympy.diff(s, X, j).subs(X, r)
-        if sj.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        sj = _value_at(sympy.diff(s, X, j), r)
+        if sj is None:
             raise ValueError(f"ill-defined product of distributions: {term} (its factor is "
                              f"singular at x = {r})")
         out += (-1) ** j * comb(n, j) * sj * sympy.DiracDelta(X - r, n - j)
     if any(not d.args[0].has(X) and d.args[0] == 0 for d in out.atoms(sympy.DiracDelta)):
         raise ValueError(f"ill-defined product of distributions: {term}")
     return out
+
+
+def _value_at(s, r):
+    """The value at x = r of a factor s(x) multiplying DiracDelta(x − r), or None.
+
+    Substitution where it is finite; otherwise (a removable 0/0, e.g. x²/√|x| for
+    g = |x|^1.5) the common limit from both sides, each side with its steps' values
+    there; None if the limits differ or are infinite (the product has no meaning)."""
+    value = s.subs(X, r)
+    if not value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        return value
+    limits = []
+    for side in "+-":
+        # canonical steps H(x + c): their value just to this side of r
+        steps = {h: sympy.Integer(1 if (r + h.args[0].subs(X, 0) > 0
+                                        or (r + h.args[0].subs(X, 0) == 0 and side == "+"))
+                                  else 0)
+                 for h in s.atoms(sympy.Heaviside)}
+        limits.append(sympy.limit(s.xreplace(steps), X, r, dir=side))
+    if limits[0] != limits[1] or not limits[0].is_finite:
+        return None
+    return limits[0]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -197,8 +219,18 @@ def normalize(expr):
     # H^k = H for k >= 1 (indicator functions)
     e = e.replace(lambda a: a.is_Pow and isinstance(a.base, sympy.Heaviside) and a.exp.is_Integer and a.exp > 0,
                   lambda a: a.base)
-    e = sympy.Add(*[_reduce_delta_term(t) for t in sympy.Add.make_args(e)])
-    return e
+    # the terms of one delta are reduced together: their factors' sum can be regular at
+    # its point while each is not (|x|^1.5: x·δ(x)/|x|^1.5 terms that cancel)
+    alone, by_delta = [], {}
+    for term in sympy.Add.make_args(e):
+        deltas = [f for f in sympy.Mul.make_args(term) if f.has(sympy.DiracDelta)]
+        if len(deltas) == 1 and isinstance(deltas[0], sympy.DiracDelta):
+            by_delta[deltas[0]] = by_delta.get(deltas[0], 0) + term / deltas[0]
+        else:
+            alone.append(term)
+    return sympy.Add(*[_reduce_delta_term(t) for t in alone],
+                     *[_reduce_delta_term(sympy.Mul(factor, delta, evaluate=False))
+                       for delta, factor in by_delta.items()])
 
 
 # --------------------------------------------------------------------------- #

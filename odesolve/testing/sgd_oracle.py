@@ -49,14 +49,25 @@ CORPUS = {
     "cube": ("x**3", lambda x: x**3, lambda x: 3 * x**2),
     "gauss": ("exp(-x**2)", lambda x: np.exp(-x**2), lambda x: -2 * x * np.exp(-x**2)),
 }
-_BY_EXPRESSION = {spec: (g, gp) for spec, g, gp in CORPUS.values()}
+#: Activations beyond the corpus with a test of their own: powers of |x| (their
+#: derivatives' steps sit inside roots, e.g. g'' = 0.75 |x|^(-1/2) for |x|^1.5).
+POWERS_OF_ABS = {
+    "abs_pow_1.5": ("Abs(x)**1.5", lambda x: np.abs(x)**1.5,
+                    lambda x: 1.5 * np.sign(x) * np.sqrt(np.abs(x))),
+    "abs_pow_2.5": ("Abs(x)**(5/2)", lambda x: np.abs(x)**2.5,
+                    lambda x: 2.5 * np.sign(x) * np.abs(x)**1.5),
+}
+_BY_EXPRESSION = {spec: (g, gp) for spec, g, gp in (*CORPUS.values(), *POWERS_OF_ABS.values())}
 
 
 def activation_and_derivative(name: str):
     """g and its almost-everywhere derivative, as numpy functions, for an activation of
-    :data:`CORPUS` given by its name or by the expression the package was given."""
+    :data:`CORPUS` or :data:`POWERS_OF_ABS` given by its name or by the expression the
+    package was given."""
     if name in CORPUS:
         return CORPUS[name][1:]
+    if name in POWERS_OF_ABS:
+        return POWERS_OF_ABS[name][1:]
     if name in _BY_EXPRESSION:
         return _BY_EXPRESSION[name]
     raise KeyError(name)

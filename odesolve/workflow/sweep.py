@@ -15,6 +15,10 @@ results into one netCDF file whose swept parameters are dimensions.
   by the scheduler, so a killed worker does not lose points.
 * Workers only compute and return the (small) result datasets, so a remote cluster needs
   no file system shared with the submitting machine.
+* A theory-only sweep (``simulation.seeds = 0``) without ``scheduler`` or ``n_workers``
+  runs in this process instead, the runs of its points integrated together
+  (:func:`~odesolve.workflow.experiment.run_theory_experiments`): starting a local cluster
+  takes longer than such a sweep.
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ from .._checks import check_integer
 from .._progress import progress_bar
 from ..errors import ConfigError, SweepError
 from .config import Config, parse_value, resolve_key
-from .experiment import run_experiment
+from .experiment import run_experiment, run_theory_experiments
 from .outputs import write_outputs
 from .plotting import plot_sweep, png_writer
 from .results import load_results, netcdf_writer, package_version, write_netcdf
@@ -217,9 +221,11 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
     sweep_dir : path
         Directory of the point cache (``points/``) and of the gathered ``sweep.nc``.
     scheduler : str, optional
-        Address of an existing dask scheduler; default: a local cluster.
+        Address of an existing dask scheduler; default: a local cluster, or for a
+        theory-only sweep this process (its runs integrated together, see the module doc).
     n_workers : int, optional
-        Workers of the local cluster (default: one per core, at most one per point).
+        Workers of the local cluster (default: one per core, at most one per point);
+        given, a theory-only sweep runs on the cluster too.
     retries : int
         Extra attempts per point.
     progress : bool
@@ -259,20 +265,32 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
     # tasks are named by the digest of their configuration: unique on a shared scheduler
     todo = {p.stem: c for c, p in zip(configs, paths) if not _cached(p)}
     point_of = {p.stem: point for point, p in zip(points, paths)}
-    if todo and scheduler is None:
+    in_process = scheduler is None and n_workers is None and not any(
+        c.simulated for c in todo.values())
+    if todo and scheduler is None and not in_process:
         _check_main_guard()
 
     def cache(digest, dataset):
         write_netcdf(dataset, Path(sweep_dir) / "points" / f"{digest}.nc")
 
-    if todo:
+    failures = {}
+    if todo and in_process:
+        # theory only: in this process, the runs of all points integrated together;
+        # starting a cluster would take longer than the whole sweep (benchmarks/)
+        for digest, result in zip(todo, run_theory_experiments(todo.values(),
+                                                                progress=progress)):
+            if isinstance(result, Exception):
+                failures[digest] = result
+            else:
+                cache(digest, result)
+    elif todo:
         with _client(scheduler, n_workers, len(todo)) as client:
             failures = map_points(client, _compute_point, todo, retries=retries,
                                   on_result=cache, progress=progress)
-        if failures:
-            lines = [f"  {point_of[d]}: {type(exc).__name__}: {exc}" for d, exc in failures.items()]
-            raise SweepError(f"{len(failures)} of {len(points)} points failed (the others are "
-                             f"cached in {Path(sweep_dir) / 'points'}):\n" + "\n".join(lines))
+    if failures:
+        lines = [f"  {point_of[d]}: {type(exc).__name__}: {exc}" for d, exc in failures.items()]
+        raise SweepError(f"{len(failures)} of {len(points)} points failed (the others are "
+                         f"cached in {Path(sweep_dir) / 'points'}):\n" + "\n".join(lines))
     dataset = _gather(config, grid, dims, points, paths)
     writers = {"sweep.nc": netcdf_writer(dataset)}
     if plot:

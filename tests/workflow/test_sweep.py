@@ -123,3 +123,58 @@ def test_failed_points_are_reported_after_caching_the_others(client, tmp_path):
     with pytest.raises(SweepError, match=r"(?s)1 of 2 points failed.*'K': 3.*shape \(2, 40\)"):
         run_sweep(config, {"K": [2, 3]}, tmp_path, scheduler=client.scheduler.address)
     assert len(list((tmp_path / "points").glob("*.nc"))) == 1
+
+
+def _no_cluster(*args, **kwargs):
+    raise AssertionError("a theory-only sweep must not start a cluster")
+
+
+def test_theory_only_sweep_runs_in_process_with_its_runs_batched(tmp_path, monkeypatch):
+    from odesolve.workflow import experiment
+    from odesolve.workflow import sweep as sweep_module
+    monkeypatch.setattr(sweep_module, "_client", _no_cluster)
+    calls = []
+
+    def spy(states, *args, **kwargs):
+        calls.append(len(states))
+        return integrate_batch(states, *args, **kwargs)
+    integrate_batch = experiment.integrate_batch
+    monkeypatch.setattr(experiment, "integrate_batch", spy)
+    config = parse_config(tomllib.loads(TINY), "tiny.toml")
+    grid = {"lr": [0.5, 1.0], "init.scale": [0.1, 0.2, 0.3]}
+    ds, summary = run_sweep(config, grid, tmp_path)
+    assert summary["computed"] == 6 and summary["cached"] == 0
+    # one batch per learning rate, holding the runs of its three scales
+    assert sorted(calls) == [3, 3]
+    for point in expand_grid(grid):
+        alone = experiment.run_experiment(config.with_overrides(point))
+        together = ds["error_theory"].sel(lr=point["lr"], scale=point["init.scale"])
+        np.testing.assert_allclose(together.values, alone["error_theory"].values,
+                                   rtol=1e-6, atol=1e-9)
+    again, summary = run_sweep(config, grid, tmp_path)
+    assert summary["computed"] == 0 and summary["cached"] == 6
+    np.testing.assert_allclose(again["error_theory"], ds["error_theory"])
+
+
+def test_a_diverging_run_in_a_batch_is_recorded_for_its_point_only(tmp_path, monkeypatch):
+    from odesolve.workflow import sweep as sweep_module
+    monkeypatch.setattr(sweep_module, "_client", _no_cluster)
+    config = parse_config(tomllib.loads(TINY), "tiny.toml")
+    # a scale of 1e5 puts overlaps beyond the run-away limit at t = 0
+    ds, _ = run_sweep(config, {"init.scale": [0.1, 1e5]}, tmp_path)
+    assert np.all(np.isfinite(ds["error_theory"].sel(scale=0.1)))
+    assert np.all(np.isnan(ds["error_theory"].sel(scale=1e5)))
+    assert "seed 0" in str(ds["divergences"].sel(scale=1e5).values)
+    assert str(ds["divergences"].sel(scale=0.1).values) == ""
+
+
+def test_in_process_failures_are_reported_after_caching_the_others(tmp_path, monkeypatch):
+    from odesolve.workflow import sweep as sweep_module
+    monkeypatch.setattr(sweep_module, "_client", _no_cluster)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "w.npz", W=rng.normal(0, 0.1, (2, 40)), V=rng.normal(0, 0.1, (2, 40)))
+    config = parse_config(tomllib.loads(TINY + f'[init]\nweights = "{tmp_path / "w.npz"}"\n'),
+                          "tiny.toml")
+    with pytest.raises(SweepError, match=r"(?s)1 of 2 points failed.*'K': 3.*shape \(2, 40\)"):
+        run_sweep(config, {"K": [2, 3]}, tmp_path)
+    assert len(list((tmp_path / "points").glob("*.nc"))) == 1
