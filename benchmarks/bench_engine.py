@@ -13,7 +13,10 @@ init 0.1, seed 0, unless stated):
 * all modes, D = 1024 (spiked spectrum, every mode tracked), K = 32, to t = 10³ (warm);
 * warm K = 2 curve to t = 10⁴ (median of 5);
 * a batch of 1,000 curves (K = 3, seeds 0…999, t = 10³): ``integrate_batch`` against a
-  loop of ``integrate`` (the loop timed over 50 curves and scaled).
+  loop of ``integrate`` (the loop timed over 50 curves and scaled).  ``integrate_batch``
+  integrates its members one by one since the stacked system lost this row (39.3 s
+  against 28.3 s, 2026-11-30, commit d278eda; odesolve/batch.py): the row now checks that
+  the batch call costs what the loop costs.
 
 The machine load (1-minute load average before and after) is printed with the table.
 """

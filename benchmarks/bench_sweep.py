@@ -11,8 +11,8 @@ lr × init.scale (4 × 4), in two flavours:
 Rows: the 16 points in a plain loop in this process (no dask), then
 ``odesolve.workflow.sweep.run_sweep`` with a local cluster of 1 and of 2 worker processes, each
 into an empty point cache; the sweep wall times include starting the cluster and the
-workers' imports.  A theory-only sweep also runs the default way, in this process with its
-runs integrated together (``run_theory_experiments``, no cluster).  The generated equations are compiled once beforehand, so every row
+workers' imports.  A theory-only sweep also runs the default way, in this process
+(``run_theory_experiments``, no cluster).  The generated equations are compiled once beforehand, so every row
 finds them cached on disk.
 """
 from __future__ import annotations
@@ -90,8 +90,9 @@ def rows(quick: bool = False, log=None):
         out.append((group, "plain loop in this process, no dask", loop, "", None))
         if not config.simulated:
             batched = time_sweep(config, grid, None)
-            out.append((group, "run_sweep default: in this process, runs batched "
-                        "(integrate_batch)", batched, "plain loop / batched", loop / batched))
+            out.append((group, "run_sweep default: in this process (no cluster; point "
+                        "files written and gathered)", batched, "in process / plain loop",
+                        batched / loop))
         one = time_sweep(config, grid, 1)
         two = time_sweep(config, grid, 2)
         out += [(group, "run_sweep, 1 local dask worker (incl. cluster start)", one,

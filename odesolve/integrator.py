@@ -3,7 +3,7 @@
 :func:`integrate` follows :func:`scipy.integrate.solve_ivp` (``t_span``, ``method``,
 ``t_eval``, ``rtol``/``atol``) and returns a :class:`Trajectory` of every order parameter
 and of the generalisation error on a log-spaced grid (:func:`odesolve.batch.integrate_batch`
-integrates many initial states as one stacked system).
+integrates many initial states in one call).
 
 ``method="LSODA"`` (the default for small states) runs ODEPACK's LSODA through
 :func:`scipy.integrate.odeint`, whose stepping loop is compiled: the algorithm of
@@ -66,7 +66,11 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
     ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
     ``finite_size`` adds SGD's O(η²/D) noise floor of the bulk decoder (docs/theory.md §8).
     """
-    a = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
+    return _rhs(compiled, _FlowArguments(compiled, state, lr, bulk, protocol, finite_size))
+
+
+def _rhs(compiled, a):
+    """:func:`rhs_function` of the flow arguments ``a``."""
     if a.wide:
         return _wide_rhs(compiled.module.flow_matrices, a.s, a.s_bulk, a.s_dyn, a.rate,
                          a.rates, a.decay, a.floor, a.K, a.nb)
@@ -103,13 +107,13 @@ class _FlowArguments:
         return self._lr / protocol.batch_size if self.constant else protocol.lr_at(self._lr, t)
 
 
-def _solver_callback(compiled, state, lr, bulk, protocol, finite_size, f):
-    """``fun(y, t)`` for odeint: ``f`` behind the checks of every call (a runaway or NaN
-    state raises :class:`_Runaway`, a non-finite derivative :class:`_NotFinite`).  At a
-    constant rate on the compiled loops it is one compiled call (``rhs_guarded``): the
-    Python work around a small state's right-hand side cost more than the right-hand side.
+def _solver_callback(compiled, a, f):
+    """``fun(y, t)`` for odeint: ``f``, the right-hand side of the flow arguments ``a``,
+    behind the checks of every call (a runaway or NaN state raises :class:`_Runaway`, a
+    non-finite derivative :class:`_NotFinite`).  At a constant rate on the compiled loops
+    it is one compiled call (``rhs_guarded``): the Python work around a small state's
+    right-hand side cost more than the right-hand side.
     """
-    a = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
     if a.wide or not a.constant:
         def fun(y, t):
             # one dot product each screens out every sound call; NaN and overflow fail it
@@ -235,7 +239,7 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
 
     See Also
     --------
-    odesolve.integrate_batch : many initial states in one stacked system.
+    odesolve.integrate_batch : many initial states in one call.
 
     References
     ----------
@@ -248,14 +252,15 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     compiled = compile_model(state.model)
     if method == "auto":
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
-    f = rhs_function(compiled, state, lr, bulk, protocol, finite_size)
+    arguments = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
+    f = _rhs(compiled, arguments)
     _check_start(f, state, lr, t0)
     start = time.perf_counter()
     if method == "euler":
         ys, nfev, crossings = _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress,
                                      protocol, finite_size)
     elif method == "LSODA":
-        fun = _solver_callback(compiled, state, lr, bulk, protocol, finite_size, f)
+        fun = _solver_callback(compiled, arguments, f)
         ys, nfev, crossings = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
     else:
         ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol,

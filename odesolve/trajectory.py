@@ -49,8 +49,7 @@ class Trajectory:
         ``t0`` when it already is at the start, NaN if never reached.  One definition for
         every method: LSODA locates the crossing by restarting from the record before it
         and finding the root, the other adaptive solvers with integrator events (a root of
-        their dense output), :func:`odesolve.integrate_batch` on the cubic Hermite
-        interpolant between records, Euler to within one step.
+        their dense output), Euler to within one step.
     model, spectrum, lr, method, bulk : the problem that was solved.
     mode : str
         ``"all-modes"`` when every mode is tracked, else ``"closure-limit"`` or
@@ -67,7 +66,7 @@ class Trajectory:
         With ``finite_size``: covariance and mean shift of the state and the error
         correction (docs/theory.md §9).
     wall_time : float
-        Seconds spent integrating (after compilation; a batch's time divided by its size).
+        Seconds spent integrating (after compilation).
 
     References
     ----------

@@ -11,8 +11,8 @@ so one module serves every K, every spectrum and the all-modes case.  Its source
 * each average once more as a plain Python function (``avg1_g1(q, m)``,
   ``avg2_g0__g0(q1, q2, c, m1, m2)``...), for reading and testing;
 * the template ``templates/flow.py.tmpl``: order parameters of the flat state,
-  ``flow_matrices``, ``rhs`` (and ``rhs_guarded``, the same behind the solver's checks;
-  ``rhs_batch``, many states), ``error_of_state`` and fixed-step ``euler``.
+  ``flow_matrices``, ``rhs`` (and ``rhs_guarded``, the same behind the solver's checks),
+  ``error_of_state`` and fixed-step ``euler``.
 
 It is written by :func:`~odesolve.codegen.writer.load_generated` under a hash of the
 family and of every file that shapes the code, so numba's own cache applies across
@@ -135,11 +135,6 @@ def _fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _family(model: Autoencoder) -> str:
-    return (f"g={model.activation.key}|tied={model.tied}|rule={model.rule}|"
-            f"bias={model.bias}")
-
-
 def compile_model(model: Autoencoder, jit: bool | None = None) -> CompiledModel:
     """Derive, generate, write, import and compile the family of ``model`` (cached).
 
@@ -178,7 +173,7 @@ def compile_model(model: Autoencoder, jit: bool | None = None) -> CompiledModel:
     if jit is None:
         jit = os.environ.get("ODESOLVE_JIT", "1").strip() != "0"
     mode = os.environ.get("ODESOLVE_AVERAGES", "auto")
-    family = _family(model)
+    family = model.family
     digest = hashlib.sha256(f"{_fingerprint()}|{mode}|{family}".encode()).hexdigest()[:16]
     if (digest, jit) in _LOADED:
         module, path, stages = _LOADED[digest, jit]

@@ -71,6 +71,13 @@ class Autoencoder:
         return self.bias != "none"
 
     @property
+    def family(self) -> str:
+        """Text naming the model's family (activation, tied, rule, bias): the models one
+        generated module serves, whatever their K."""
+        return (f"g={self.activation.key}|tied={self.tied}|rule={self.rule}|"
+                f"bias={self.bias}")
+
+    @property
     def key(self) -> str:
         """Stable text identifying the equations (used to hash the generated code)."""
         return f"K={self.K}|g={self.activation.key}|tied={self.tied}|bias={self.bias}|rule={self.rule}"

@@ -19,7 +19,6 @@ import xarray as xr
 from simulations import simulate
 
 from .._progress import progress_bar
-from ..batch import integrate_batch
 from ..errors import DivergenceError, RegimeWarning
 from ..integrator import integrate
 from .config import Config
@@ -49,12 +48,7 @@ def run_experiment(config: Config, *, progress: bool = False) -> xr.Dataset:
         Euler step beyond stability, an SGD error rising far above its start) is issued
         and listed, with its number, in the ``warnings`` attribute.
     """
-    return _experiment(build_problem(config), progress)
-
-
-def _experiment(problem, progress, theory=None):
-    """:func:`run_experiment` of a built problem; ``theory`` = ``(trajectories,
-    divergences, wall time)`` when its runs were integrated already."""
+    problem = build_problem(config)
     caught = []
     with warnings.catch_warnings():
         # regime warnings of the runs are collected (once each, into the results file);
@@ -68,33 +62,28 @@ def _experiment(problem, progress, theory=None):
             else:
                 show(message, category, *args, **kwargs)
         warnings.showwarning = collect
-        dataset = _run(problem, progress, theory)
-    notes = list(dict.fromkeys(regime_warnings(problem.config, problem) + caught
-                               + _sgd_rises(dataset)))
+        dataset = _run(problem, progress)
+    notes = list(dict.fromkeys(regime_warnings(config, problem) + caught + _sgd_rises(dataset)))
     for note in notes:
-        warnings.warn(RegimeWarning(note), stacklevel=3)
+        warnings.warn(RegimeWarning(note), stacklevel=2)
     dataset.attrs["warnings"] = "\n".join(notes)
     return dataset
 
 
 def run_theory_experiments(configs, *, progress: bool = False) -> list:
-    """:func:`run_experiment` for many theory-only configurations, in this process, their
-    runs integrated together.
+    """:func:`run_experiment` for many theory-only configurations, in this process.
 
-    The runs of every configuration and seed that share a model family, learning rate,
-    recording times, protocol and theory options form one :func:`odesolve.integrate_batch`
-    call (one stacked system per state size); a batch in which a run diverges is
-    integrated again run by run, so that the divergence is recorded for that run only.
-    Each result equals its :func:`run_experiment` to the solver's tolerance (the batch
-    controls each run's error to ``rtol``, as a single run does).  Runs with
-    ``theory.solver = "euler"`` are integrated one by one.
+    What a theory-only sweep runs instead of a cluster: its points take a fraction of a
+    second each, less than starting one worker (benchmarks/RESULTS.md).  The runs are
+    integrated one by one, like :func:`odesolve.integrate_batch` (whose module doc has the
+    measurements against stacking them into one system).
 
     Parameters
     ----------
     configs : sequence of Config
         Validated configurations without simulation (``simulation.seeds = 0``).
     progress : bool
-        Show a progress bar over the batches.
+        Show a progress bar over the configurations.
 
     Returns
     -------
@@ -112,61 +101,16 @@ def run_theory_experiments(configs, *, progress: bool = False) -> list:
     if simulated:
         raise ValueError(f"run_theory_experiments takes theory-only configurations; "
                          f"{simulated[0]} asks for a simulation")
-    out, problems = [None] * len(configs), {}
-    for i, config in enumerate(configs):
-        try:
-            problems[i] = build_problem(config)
-        except Exception as exc:  # reported for this configuration, the others go on
-            out[i] = exc
-    runs = {i: ([None] * len(p.seeds), [], [0.0]) for i, p in problems.items()}
-    groups: dict = {}
-    for i, problem in problems.items():
-        if problem.config.theory.solver != "euler":
-            for j, seed in enumerate(problem.seeds):
-                groups.setdefault(_batch_key(problem), []).append((i, j, seed))
-    with progress_bar(total=len(groups), desc="theory batches", unit="batch",
+    out = []
+    with progress_bar(total=len(configs), desc="theory", unit="point",
                       disable=not progress) as bar:
-        for members in groups.values():
-            _theory_batch([(problems[i], runs[i], j, seed) for i, j, seed in members])
+        for config in configs:
+            try:
+                out.append(run_experiment(config))
+            except Exception as exc:  # reported for this configuration, the others go on
+                out.append(exc)
             bar.update()
-    for i, problem in problems.items():
-        trajectories, divergences, wall = runs[i]
-        theory = (None if problem.config.theory.solver == "euler"
-                  else (trajectories, divergences, wall[0]))
-        try:
-            out[i] = _experiment(problem, False, theory)
-        except Exception as exc:  # reported for this configuration, the others go on
-            out[i] = exc
     return out
-
-
-def _batch_key(problem):
-    """What runs integrated in one batch must share (integrate_batch's shared arguments)."""
-    theory = problem.config.theory
-    model = problem.model
-    return (model.activation.key, model.tied, model.rule, model.bias,
-            problem.config.train.lr, problem.times.tobytes(), theory.solver, theory.rtol,
-            theory.atol, theory.bulk, theory.finite_size, problem.protocol)
-
-
-def _theory_batch(members):
-    """Integrate ``[(problem, (trajectories, divergences, wall), index, seed)]`` together,
-    filling each problem's lists; run by run again if one of them diverges."""
-    problem = members[0][0]
-    theory, train = problem.config.theory, problem.config.train
-    try:
-        trajectories = integrate_batch(
-            [p.initial_state(seed) for p, _, _, seed in members], train.lr,
-            (0.0, float(problem.times[-1])), method=theory.solver, t_eval=problem.times,
-            rtol=theory.rtol, atol=theory.atol, bulk=theory.bulk, protocol=problem.protocol,
-            finite_size=theory.finite_size)
-    except DivergenceError:
-        trajectories = [_or_divergence(run_theory, p, seed, False, runs[1])
-                        for p, runs, _, seed in members]
-    for (_, runs, j, _), traj in zip(members, trajectories):
-        runs[0][j] = traj
-        if traj is not None:
-            runs[2][0] += traj.wall_time
 
 
 #: The D → ∞ equations hold while η/D is small: above this SGD's own noise and its
@@ -210,21 +154,17 @@ def _sgd_rises(dataset) -> list[str]:
     return notes
 
 
-def _run(problem: Problem, progress: bool, theory=None) -> xr.Dataset:
+def _run(problem: Problem, progress: bool) -> xr.Dataset:
     config = problem.config
-    if theory is None:
-        divergences, trajectories = [], []
-        start = time.perf_counter()
-        with progress_bar(total=len(problem.seeds), desc="theory", unit="seed",
-                          disable=not progress or len(problem.seeds) == 1) as bar:
-            for seed in problem.seeds:
-                trajectories.append(_or_divergence(run_theory, problem, seed, progress,
-                                                   divergences))
-                bar.update()
-        theory_wall = time.perf_counter() - start
-    else:
-        trajectories, divergences, theory_wall = theory
-        divergences = list(divergences)
+    divergences = []
+    start = time.perf_counter()
+    trajectories = []
+    with progress_bar(total=len(problem.seeds), desc="theory", unit="seed",
+                      disable=not progress or len(problem.seeds) == 1) as bar:
+        for seed in problem.seeds:
+            trajectories.append(_or_divergence(run_theory, problem, seed, progress, divergences))
+            bar.update()
+    theory_wall = time.perf_counter() - start
     simulations = []
     start = time.perf_counter()
     if config.simulated:

@@ -16,7 +16,7 @@ results into one netCDF file whose swept parameters are dimensions.
 * Workers only compute and return the (small) result datasets, so a remote cluster needs
   no file system shared with the submitting machine.
 * A theory-only sweep (``simulation.seeds = 0``) without ``scheduler`` or ``n_workers``
-  runs in this process instead, the runs of its points integrated together
+  runs in this process instead
   (:func:`~odesolve.workflow.experiment.run_theory_experiments`): starting a local cluster
   takes longer than such a sweep.
 """
@@ -222,7 +222,7 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
         Directory of the point cache (``points/``) and of the gathered ``sweep.nc``.
     scheduler : str, optional
         Address of an existing dask scheduler; default: a local cluster, or for a
-        theory-only sweep this process (its runs integrated together, see the module doc).
+        theory-only sweep this process (see the module doc).
     n_workers : int, optional
         Workers of the local cluster (default: one per core, at most one per point);
         given, a theory-only sweep runs on the cluster too.
@@ -275,8 +275,8 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
 
     failures = {}
     if todo and in_process:
-        # theory only: in this process, the runs of all points integrated together;
-        # starting a cluster would take longer than the whole sweep (benchmarks/)
+        # theory only: in this process; starting a cluster would take longer than the
+        # whole sweep (benchmarks/)
         for digest, result in zip(todo, run_theory_experiments(todo.values(),
                                                                 progress=progress)):
             if isinstance(result, Exception):

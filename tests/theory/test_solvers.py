@@ -24,17 +24,27 @@ def test_lsoda_matches_tight_dop853_including_learning_times():
 
 @pytest.mark.parametrize("method", ["auto", "RK45"])
 def test_batch_equals_a_loop_of_integrate(method):
-    """The stacked system integrates every member to the tolerance of integrate(), learning
-    times included; states of another size (here K = 3) form their own stack."""
-    states = [_state(seed) for seed in range(6)] + [_state(seed, K=3) for seed in (0, 1)]
+    """Every member, of any size (here K = 2 and 3), is exactly its integrate() run,
+    learning times included."""
+    states = [_state(seed) for seed in range(3)] + [_state(seed, K=3) for seed in (0, 1)]
     batch = integrate_batch(states, 0.7, 400.0, method=method, rtol=1e-9)
     for st, traj in zip(states, batch):
         alone = integrate(st, 0.7, 400.0, method=method, rtol=1e-9)
         assert traj.method == alone.method
-        np.testing.assert_allclose(traj.error, alone.error, rtol=0, atol=1e-7)
-        np.testing.assert_allclose(traj.Q, alone.Q, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(traj.error, alone.error)
+        np.testing.assert_array_equal(traj.Q, alone.Q)
         assert np.all(np.isfinite(alone.learning_times[:st.model.K]))
-        np.testing.assert_allclose(traj.learning_times, alone.learning_times, rtol=1e-4)
+        np.testing.assert_array_equal(traj.learning_times, alone.learning_times)
+
+
+def test_batch_checks_every_member_before_any_work(monkeypatch):
+    from odesolve import batch as batch_module
+    monkeypatch.setattr(batch_module, "integrate", lambda *a, **k: pytest.fail("work started"))
+    spec = spiked_covariance(D=100, spikes=[1.5, 0.6], bulk=0.05).all_modes()
+    no_bulk = State.random(Autoencoder(K=2, activation="erf"), spec, scale=0.1, seed=0)
+    # the finite-D correction is refused for the second member only (no bulk)
+    with pytest.raises(ValueError, match="bulk"):
+        integrate_batch([_state(0), no_bulk], 1.0, 10.0, bulk="finite", finite_size=True)
 
 
 def test_batch_names_the_member_that_runs_away():

@@ -129,34 +129,25 @@ def _no_cluster(*args, **kwargs):
     raise AssertionError("a theory-only sweep must not start a cluster")
 
 
-def test_theory_only_sweep_runs_in_process_with_its_runs_batched(tmp_path, monkeypatch):
+def test_theory_only_sweep_runs_in_process(tmp_path, monkeypatch):
     from odesolve.workflow import experiment
     from odesolve.workflow import sweep as sweep_module
     monkeypatch.setattr(sweep_module, "_client", _no_cluster)
-    calls = []
-
-    def spy(states, *args, **kwargs):
-        calls.append(len(states))
-        return integrate_batch(states, *args, **kwargs)
-    integrate_batch = experiment.integrate_batch
-    monkeypatch.setattr(experiment, "integrate_batch", spy)
     config = parse_config(tomllib.loads(TINY), "tiny.toml")
     grid = {"lr": [0.5, 1.0], "init.scale": [0.1, 0.2, 0.3]}
     ds, summary = run_sweep(config, grid, tmp_path)
     assert summary["computed"] == 6 and summary["cached"] == 0
-    # one batch per learning rate, holding the runs of its three scales
-    assert sorted(calls) == [3, 3]
     for point in expand_grid(grid):
         alone = experiment.run_experiment(config.with_overrides(point))
-        together = ds["error_theory"].sel(lr=point["lr"], scale=point["init.scale"])
-        np.testing.assert_allclose(together.values, alone["error_theory"].values,
-                                   rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(
+            ds["error_theory"].sel(lr=point["lr"], scale=point["init.scale"]).values,
+            alone["error_theory"].values)
     again, summary = run_sweep(config, grid, tmp_path)
     assert summary["computed"] == 0 and summary["cached"] == 6
     np.testing.assert_allclose(again["error_theory"], ds["error_theory"])
 
 
-def test_a_diverging_run_in_a_batch_is_recorded_for_its_point_only(tmp_path, monkeypatch):
+def test_a_diverging_point_of_an_in_process_sweep_is_recorded_for_it_only(tmp_path, monkeypatch):
     from odesolve.workflow import sweep as sweep_module
     monkeypatch.setattr(sweep_module, "_client", _no_cluster)
     config = parse_config(tomllib.loads(TINY), "tiny.toml")
