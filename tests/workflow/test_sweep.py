@@ -169,3 +169,11 @@ def test_in_process_failures_are_reported_after_caching_the_others(tmp_path, mon
     with pytest.raises(SweepError, match=r"(?s)1 of 2 points failed.*'K': 3.*shape \(2, 40\)"):
         run_sweep(config, {"K": [2, 3]}, tmp_path)
     assert len(list((tmp_path / "points").glob("*.nc"))) == 1
+
+
+def test_run_theory_experiments_refuses_a_simulated_configuration():
+    from odesolve.workflow.experiment import run_theory_experiments
+    theory = parse_config(tomllib.loads(TINY), "tiny.toml")
+    simulated = parse_config(tomllib.loads(TINY + "[simulation]\nseeds = 1\n"), "sim.toml")
+    with pytest.raises(ValueError, match="sim.toml asks for a simulation"):
+        run_theory_experiments([theory, simulated])
