@@ -78,8 +78,7 @@ def _rhs(compiled, a):
 
     def f(t, y):
         dy = np.empty_like(y)
-        eta = a.rate(t)
-        rhs(y, a.s, a.s_bulk, a.s_dyn, eta, a.rates, a.decay, a.floor * eta**2, a.K, a.nb, dy)
+        rhs(y, *a.at_rate(a.rate(t)), dy)
         return dy
 
     return f
@@ -106,6 +105,12 @@ class _FlowArguments:
         protocol = self._protocol
         return self._lr / protocol.batch_size if self.constant else protocol.lr_at(self._lr, t)
 
+    def at_rate(self, eta):
+        """``(s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb)``: the leading
+        arguments of the template's ``rhs``, ``rhs_guarded`` and ``euler`` at rate eta."""
+        return (self.s, self.s_bulk, self.s_dyn, eta, self.rates, self.decay,
+                self.floor * eta**2, self.K, self.nb)
+
 
 def _solver_callback(compiled, a, f):
     """``fun(y, t)`` for odeint: ``f``, the right-hand side of the flow arguments ``a``,
@@ -124,9 +129,7 @@ def _solver_callback(compiled, a, f):
                 raise _NotFinite(t)
             return dy
         return fun
-    guarded, eta = compiled.module.rhs_guarded, a.rate(0.0)
-    args = (a.s, a.s_bulk, a.s_dyn, eta, a.rates, a.decay, a.floor * eta**2, a.K, a.nb,
-            NORM_LIMIT)
+    guarded, args = compiled.module.rhs_guarded, a.at_rate(a.rate(0.0)) + (NORM_LIMIT,)
 
     def fun(y, t):
         dy = np.empty_like(y)
@@ -257,8 +260,8 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     _check_start(f, state, lr, t0)
     start = time.perf_counter()
     if method == "euler":
-        ys, nfev, crossings = _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress,
-                                     protocol, finite_size)
+        ys, nfev, crossings = _euler(compiled, f, arguments, state, lr, t0, t_eval, dt,
+                                     progress)
     elif method == "LSODA":
         fun = _solver_callback(compiled, arguments, f)
         ys, nfev, crossings = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
@@ -529,18 +532,14 @@ SECONDS_PER_EULER_VALUE = 5e-9
 EULER_CHUNK_VALUES = 2**20
 
 
-def _euler(compiled, f, state, lr, t0, t_eval, dt, bulk, progress, protocol, finite_size):
-    """Fixed-step Euler in chunks, recording at ``t_eval``; the plateau exits are located
-    to the step (by re-running the chunk in which the error crossed a level)."""
+def _euler(compiled, f, arguments, state, lr, t0, t_eval, dt, progress):
+    """Fixed-step Euler in chunks, recording at ``t_eval`` (a constant rate, checked by
+    :func:`_checked`); the plateau exits are located to the step (by re-running the chunk
+    in which the error crossed a level)."""
     spec = state.spectrum
     dt = 1.0 / spec.D if dt is None else dt
     targets = np.round((t_eval - t0) / dt).astype(np.int64)
-    s_bulk = spec.bulk / spec.D
-    rates, decay = protocol.flow_multipliers(state.model)
-    eta = lr / protocol.batch_size
-    noise = noise_floor(state.model, spec, protocol) * eta**2 if finite_size else 0.0
-    args = (np.ascontiguousarray(spec.s), s_bulk, s_bulk if bulk == "finite" else 0.0, eta,
-            rates, decay, noise, state.model.K, compiled.blocks, dt)
+    args = arguments.at_rate(arguments.rate(0.0)) + (dt,)
     euler = compiled.module.euler
     _warn_if_unstable(f, state.to_vector(), lr, dt, t0)
     error = _error_function(compiled, state)

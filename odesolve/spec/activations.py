@@ -163,11 +163,10 @@ def _value_at(s, r):
         return value
     limits = []
     for side in "+-":
-        # canonical steps H(x + c): their value just to this side of r
-        steps = {h: sympy.Integer(1 if (r + h.args[0].subs(X, 0) > 0
-                                        or (r + h.args[0].subs(X, 0) == 0 and side == "+"))
-                                  else 0)
-                 for h in s.atoms(sympy.Heaviside)}
+        # canonical steps H(x + c) take their value just to this side of r
+        at_r = {h: h.args[0].subs(X, r) for h in s.atoms(sympy.Heaviside)}
+        steps = {h: sympy.Integer(int(u > 0 or (u == 0 and side == "+")))
+                 for h, u in at_r.items()}
         limits.append(sympy.limit(s.xreplace(steps), X, r, dir=side))
     if limits[0] != limits[1] or not limits[0].is_finite:
         return None
