@@ -12,7 +12,7 @@ Rows: the 16 points in a plain loop in this process (no dask), then
 ``odesolve.workflow.sweep.run_sweep`` with a local cluster of 1 and of 2 worker processes, each
 into an empty point cache; the sweep wall times include starting the cluster and the
 workers' imports.  A theory-only sweep also runs the default way, in this process
-(``run_theory_experiments``, no cluster).  The generated equations are compiled once beforehand, so every row
+(no cluster).  The generated equations are compiled once beforehand, so every row
 finds them cached on disk.
 """
 from __future__ import annotations

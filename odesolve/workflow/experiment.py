@@ -25,8 +25,7 @@ from .config import Config
 from .problem import Problem, build_problem
 from .results import assemble_dataset
 
-__all__ = ["run_experiment", "run_theory_experiments", "run_theory", "run_simulation",
-           "regime_warnings"]
+__all__ = ["run_experiment", "run_theory", "run_simulation", "regime_warnings"]
 
 
 def run_experiment(config: Config, *, progress: bool = False) -> xr.Dataset:
@@ -68,49 +67,6 @@ def run_experiment(config: Config, *, progress: bool = False) -> xr.Dataset:
         warnings.warn(RegimeWarning(note), stacklevel=2)
     dataset.attrs["warnings"] = "\n".join(notes)
     return dataset
-
-
-def run_theory_experiments(configs, *, progress: bool = False) -> list:
-    """:func:`run_experiment` for many theory-only configurations, in this process.
-
-    What a theory-only sweep runs instead of a cluster: its points take a fraction of a
-    second each, less than starting one worker (benchmarks/RESULTS.md).  The runs are
-    integrated one by one, like :func:`odesolve.integrate_batch` (whose module doc has the
-    measurements against stacking them into one system).
-
-    Parameters
-    ----------
-    configs : sequence of Config
-        Validated configurations without simulation (``simulation.seeds = 0``).
-    progress : bool
-        Show a progress bar over the configurations.
-
-    Returns
-    -------
-    list
-        One results :class:`xarray.Dataset` per configuration, in order, or the exception
-        that configuration raised (the others go on, as in a sweep).
-
-    Raises
-    ------
-    ValueError
-        If a configuration asks for a simulation (before any work).
-    """
-    configs = list(configs)
-    simulated = [c.source for c in configs if c.simulated]
-    if simulated:
-        raise ValueError(f"run_theory_experiments takes theory-only configurations; "
-                         f"{simulated[0]} asks for a simulation")
-    out = []
-    with progress_bar(total=len(configs), desc="theory", unit="point",
-                      disable=not progress) as bar:
-        for config in configs:
-            try:
-                out.append(run_experiment(config))
-            except Exception as exc:  # reported for this configuration, the others go on
-                out.append(exc)
-            bar.update()
-    return out
 
 
 #: The D → ∞ equations hold while η/D is small: above this SGD's own noise and its

@@ -16,9 +16,8 @@ results into one netCDF file whose swept parameters are dimensions.
 * Workers only compute and return the (small) result datasets, so a remote cluster needs
   no file system shared with the submitting machine.
 * A theory-only sweep (``simulation.seeds = 0``) without ``scheduler`` or ``n_workers``
-  runs in this process instead
-  (:func:`~odesolve.workflow.experiment.run_theory_experiments`): starting a local cluster
-  takes longer than such a sweep.
+  runs its points one by one in this process instead, each cached as it finishes:
+  starting a local cluster takes longer than such a sweep.
 """
 from __future__ import annotations
 
@@ -43,7 +42,7 @@ from .._checks import check_integer
 from .._progress import progress_bar
 from ..errors import ConfigError, SweepError
 from .config import Config, parse_value, resolve_key
-from .experiment import run_experiment, run_theory_experiments
+from .experiment import run_experiment
 from .outputs import write_outputs
 from .plotting import plot_sweep, png_writer
 from .results import load_results, netcdf_writer, package_version, write_netcdf
@@ -193,6 +192,27 @@ def map_points(client, function, arguments: dict, *, retries: int = 2, on_result
     return failures
 
 
+def _map_in_process(function, arguments: dict, *, on_result=None, progress: bool = False,
+                    desc: str = "sweep") -> dict:
+    """:func:`map_points` in this process, one argument after the other: same arguments
+    (no retries: nothing can die under it) and the same ``{key: exception}`` result;
+    ``on_result`` gets each result as it finishes, so an interrupted sweep keeps its
+    finished points."""
+    failures = {}
+    with progress_bar(total=len(arguments), desc=desc, unit="point",
+                      disable=not progress) as bar:
+        for key, argument in arguments.items():
+            try:
+                result = function(argument)
+            except Exception as exc:  # reported to the caller, the other points go on
+                failures[key] = exc
+            else:
+                if on_result is not None:
+                    on_result(key, result)
+            bar.update()
+    return failures
+
+
 @contextlib.contextmanager
 def _client(scheduler: str | None, n_workers: int | None, n_points: int):
     if scheduler is not None:
@@ -275,14 +295,8 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
 
     failures = {}
     if todo and in_process:
-        # theory only: in this process; starting a cluster would take longer than the
-        # whole sweep (benchmarks/)
-        for digest, result in zip(todo, run_theory_experiments(todo.values(),
-                                                                progress=progress)):
-            if isinstance(result, Exception):
-                failures[digest] = result
-            else:
-                cache(digest, result)
+        # theory only: starting a cluster would take longer than the whole sweep
+        failures = _map_in_process(_compute_point, todo, on_result=cache, progress=progress)
     elif todo:
         with _client(scheduler, n_workers, len(todo)) as client:
             failures = map_points(client, _compute_point, todo, retries=retries,

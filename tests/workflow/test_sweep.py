@@ -171,9 +171,21 @@ def test_in_process_failures_are_reported_after_caching_the_others(tmp_path, mon
     assert len(list((tmp_path / "points").glob("*.nc"))) == 1
 
 
-def test_run_theory_experiments_refuses_a_simulated_configuration():
-    from odesolve.workflow.experiment import run_theory_experiments
-    theory = parse_config(tomllib.loads(TINY), "tiny.toml")
-    simulated = parse_config(tomllib.loads(TINY + "[simulation]\nseeds = 1\n"), "sim.toml")
-    with pytest.raises(ValueError, match="sim.toml asks for a simulation"):
-        run_theory_experiments([theory, simulated])
+def test_an_interrupted_in_process_sweep_keeps_its_finished_points(tmp_path, monkeypatch):
+    from odesolve.workflow import sweep as sweep_module
+    monkeypatch.setattr(sweep_module, "_client", _no_cluster)
+    compute, calls = sweep_module._compute_point, []
+
+    def interrupted_second(config):
+        calls.append(config)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return compute(config)
+    monkeypatch.setattr(sweep_module, "_compute_point", interrupted_second)
+    config = parse_config(tomllib.loads(TINY), "tiny.toml")
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, {"lr": [0.5, 1.0, 2.0]}, tmp_path)
+    assert len(list((tmp_path / "points").glob("*.nc"))) == 1
+    monkeypatch.setattr(sweep_module, "_compute_point", compute)
+    _, summary = run_sweep(config, {"lr": [0.5, 1.0, 2.0]}, tmp_path)
+    assert summary["computed"] == 2 and summary["cached"] == 1
