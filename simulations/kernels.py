@@ -1,11 +1,13 @@
 """Compiled inner loops of the simulator (numba), written once for every activation.
 
 As shipped, this module is the kernel of the *linear* activation.  For any other
-activation :func:`simulations.step.kernel` writes a copy of this file to the cache folder
-with the two functions between the ``ACTIVATION`` markers replaced by the activation's
-``g`` and its almost-everywhere derivative ``g'`` (printed from its sympy expression),
-so that numba inlines them and caches the machine code on disk (``cache=True`` cannot
-cache kernels that take functions as arguments).
+activation :func:`simulations.step.kernel` has the package's one emitter
+(:mod:`odesolve.codegen.emit`, which also writes the theory's modules) copy this file to
+the cache folder with the two functions between the ``GENERATED`` markers replaced by
+the activation's ``g`` and its almost-everywhere derivative ``g'`` (printed from its
+sympy expression by the theory's printer), under a header stating g(x), the package
+version and the fingerprint; numba inlines them and caches the machine code on disk
+(``cache=True`` cannot cache kernels that take functions as arguments).
 
 Conventions shared by every function below (all arrays float64, C-contiguous):
 
@@ -27,7 +29,7 @@ import numpy as np
 from numba import njit
 
 
-# ---- ACTIVATION: simulations.step replaces this block with the model's g and g' ----
+# ---- GENERATED: g and g' of the model's activation (odesolve.codegen.emit) ----
 @njit(cache=True)
 def g(x):
     return x
@@ -36,9 +38,7 @@ def g(x):
 @njit(cache=True)
 def g_prime(x):
     return 1.0
-
-
-# ---- END OF ACTIVATION ----
+# ---- END OF GENERATED ----
 
 
 @njit(cache=True)

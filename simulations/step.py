@@ -1,22 +1,22 @@
 """One SGD step: the compiled kernels (one per activation) and the learning-rule flags.
 
 The kernel of an activation is :mod:`simulations.kernels` with its own ``g`` and
-almost-everywhere derivative ``g'`` pasted in, written by the package's one module writer
+almost-everywhere derivative ``g'`` pasted in by the package's one emitter
+(:mod:`odesolve.codegen.emit`) and written by its one module writer
 (:func:`odesolve.codegen.load_generated`).
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import sympy
 
 from odesolve.codegen import load_generated
+from odesolve.codegen.emit import activation_functions, emit_module, fingerprint
 from odesolve.protocols import Protocol, as_protocol
-from odesolve.spec.activations import BUILTIN_ACTIVATIONS, print_code
+from odesolve.spec.activations import BUILTIN_ACTIVATIONS
 from odesolve.spec.model import Autoencoder
 
 from . import kernels as _kernel
@@ -26,7 +26,6 @@ from ._setup import _given_weights
 TIED_NORMALISATIONS = ("sqrtD", "unit")
 
 _KERNELS: dict = {}
-_MARKERS = ("# ---- ACTIVATION", "# ---- END OF ACTIVATION ----")
 
 # --------------------------------------------------------------------------- #
 # Compiled kernels
@@ -38,7 +37,9 @@ def kernel(activation):
 
     The linear kernel is :mod:`simulations.kernels` itself; any other activation gets a
     copy of it with its own ``g`` and almost-everywhere derivative ``g'`` (Dirac deltas,
-    e.g. of sign, dropped), written by :func:`odesolve.codegen.load_generated` under a hash of its source.
+    e.g. of sign, dropped), emitted by :func:`odesolve.codegen.emit.emit_module` (the
+    emitter of the theory's modules) and written by
+    :func:`odesolve.codegen.load_generated` under its fingerprint.
 
     Parameters
     ----------
@@ -50,21 +51,19 @@ def kernel(activation):
     >>> k = kernel(resolve_activation("erf"))
     >>> round(k.g(1.0), 6), round(k.g_prime(0.0), 6)    # erf(x/√2), √(2/π)
     (0.682689, 0.797885)
+    >>> print(Path(k.__file__).read_text().splitlines()[3])
+    # g(x) = erf(sqrt(2)*x/2)
     """
     if activation.key == BUILTIN_ACTIVATIONS["linear"].key:
         return _kernel
     if activation.key in _KERNELS:
         return _KERNELS[activation.key]
     template = Path(_kernel.__file__).read_text()
-    start, end = template.index(_MARKERS[0]), template.index(_MARKERS[1])
-    d1 = activation.derivative(1)
-    d1 = d1.xreplace({d: sympy.Integer(0) for d in d1.atoms(sympy.DiracDelta)})
-    functions = (f"{_MARKERS[0]}\n"
-                 f"@njit(cache=True)\n{activation.numba_source(0, 'g')}\n\n"
-                 f"@njit(cache=True)\ndef g_prime(x):\n    return 1.0 * ({print_code(d1)})\n\n\n")
-    source = template[:start] + functions + template[end:]
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    module, _ = load_generated(f"simulations_kernel_{digest}", lambda: source)
+    functions = activation_functions(activation)
+    digest = fingerprint(template, *functions)[:16]
+    module, _ = load_generated(f"simulations_kernel_{digest}", lambda: emit_module(
+        template, functions, activation=activation, fingerprint=digest,
+        title="simulator kernel: simulations.kernels with this activation's g and g'"))
     _KERNELS[activation.key] = module
     return module
 

@@ -1,7 +1,9 @@
 """Stage 3 of the pipeline: sympy equations → cse → numba source on disk → compiled module.
 
-:func:`compile_model` is the entry point; :func:`load_generated` is the one writer of
-generated modules (also used for the simulator's activation kernels).
+:func:`compile_model` is the entry point; :mod:`odesolve.codegen.emit` is the one emitter
+of generated modules (a template with its generated block filled in, under a header) and
+:func:`load_generated` their one writer, for the theory's modules and the simulator's
+activation kernels alike.
 """
 from .compile import CompiledModel, compile_model, generate_source
 from .writer import cache_dir, load_generated

@@ -35,8 +35,8 @@ import sympy
 from sympy.core.function import AppliedUndef
 from sympy.printing.pycode import PythonCodePrinter
 
-__all__ = ["X", "Activation", "BUILTIN_ACTIVATIONS", "normalize", "print_code", "resolve_activation",
-           "parse_expression", "as_expression"]
+__all__ = ["X", "Activation", "BUILTIN_ACTIVATIONS", "NumbaPrinter", "normalize", "print_code",
+           "resolve_activation", "parse_expression", "as_expression"]
 
 #: The variable in which activations (and the averaged functions f, h) are written.
 X = sympy.Symbol("x", real=True)
@@ -235,8 +235,31 @@ def normalize(expr):
 # --------------------------------------------------------------------------- #
 # Code printing
 # --------------------------------------------------------------------------- #
-class _NumbaPrinter(PythonCodePrinter):
-    """Python printer targeting ``math`` only; steps are 0 at the origin."""
+class NumbaPrinter(PythonCodePrinter):
+    """The one printer of generated code: Python that numba compiles, ``math.*`` calls
+    only (the host module must ``import math``), Heaviside steps 0 at the origin.
+
+    Parameters
+    ----------
+    placeholders : iterable of str
+        Names of undefined functions printed as plain calls (the quadrature routines
+        that :mod:`odesolve.derive.averages` pastes beside the code that calls them).
+
+    Raises
+    ------
+    ValueError
+        On printing a DiracDelta (a distribution has no code).
+    """
+
+    def __init__(self, placeholders=()):
+        super().__init__({"fully_qualified_modules": True, "standard": "python3"})
+        self.placeholders = frozenset(placeholders)
+
+    def _print_Function(self, expr):
+        name = expr.func.__name__
+        if name in self.placeholders:
+            return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+        return super()._print_Function(expr)
 
     def _print_Heaviside(self, e):
         return f"(1.0 if ({self._print(e.args[0])}) > 0 else 0.0)"
@@ -246,8 +269,8 @@ class _NumbaPrinter(PythonCodePrinter):
 
 
 def print_code(expr):
-    """Python/numba source of ``expr`` using ``math.*`` calls (``import math`` needed)."""
-    return _NumbaPrinter({"standard": "python3"}).doprint(expr)
+    """Python/numba source of ``expr`` (:class:`NumbaPrinter`; ``import math`` needed)."""
+    return NumbaPrinter().doprint(expr)
 
 
 def _steps_zero_at_origin(expr):
