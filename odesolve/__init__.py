@@ -7,7 +7,7 @@ only earlier ones)::
     derive/        sympy: the order-parameter equations and their Gaussian averages
     codegen/       cse → numba source on disk → compiled module
     state.py       initial conditions and order parameters
-    integrator.py  scipy-class solvers, the method registry, the time grid
+    integrator/    scipy-class solvers, the method registry, the time grid
     trajectory.py  the solution and the generalisation error
     analysis.py    reduced flows, fixed points, Jacobians
     workflow/      TOML configs, experiments, results files, sweeps, plots, the CLI

@@ -22,7 +22,7 @@ steps) and LSODA's banded Jacobian of the stack costs B times a member's band.
 from __future__ import annotations
 
 from .errors import DivergenceError
-from .integrator import _checked, integrate
+from .integrator.solve import _checked, integrate
 from .state import State
 from .trajectory import Trajectory
 

@@ -52,7 +52,7 @@ from simulations.online import SECONDS_PER_STEP_KD
 
 from .._checks import check_cost, check_seed, message_of
 from ..errors import ConfigError
-from ..integrator import SECONDS_PER_EULER_VALUE
+from ..integrator.euler import SECONDS_PER_EULER_VALUE
 from ..spec.model import Autoencoder
 from ..protocols import Protocol, constant, exponential, piecewise, power_law
 from .schema import (REQUIRED_SECTIONS, SECTIONS, DataConfig, InitConfig, ModelConfig,

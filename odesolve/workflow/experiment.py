@@ -148,7 +148,7 @@ def run_theory(problem: Problem, seed: int, *, progress: bool = False):
 
     Returns
     -------
-    odesolve.integrator.Trajectory
+    odesolve.trajectory.Trajectory
         Recorded at ``problem.times``.
     """
     theory, train = problem.config.theory, problem.config.train

@@ -69,7 +69,7 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
     ----------
     problem : odesolve.workflow.config.Problem
         The problem that was solved (its ``seeds`` index the runs).
-    trajectories : list of odesolve.integrator.Trajectory or None
+    trajectories : list of odesolve.trajectory.Trajectory or None
         One per seed, recorded at ``problem.times``; ``None`` for a run that diverged
         (its values are NaN).
     simulations : list of simulations.SimulationResult or None

@@ -16,7 +16,7 @@ from odesolve import (Autoencoder, State, generalisation_error, integrate, integ
 from odesolve.codegen import compile_model
 from odesolve.fluctuations import (QMC_POINTS, _CovarianceRule, _Reduced, fluctuation_correction,
                                    increment_covariance)
-from odesolve.integrator import _error_function, rhs_function
+from odesolve.integrator.flow import _error_function, rhs_function
 from odesolve.protocols import Protocol
 from odesolve.state import OrderParameters, initial_weights
 from odesolve.testing.sgd_oracle import activation_and_derivative, random_state, sgd_increments

@@ -67,7 +67,7 @@ def test_batch_refuses_mixed_families():
 def test_wide_networks_take_the_same_flow_with_blas(monkeypatch):
     """rhs_function switches to matrix products from BLAS_MIN_ROWS rows: same numbers
     as the compiled loops, with a protocol (rates, decay) and the finite-D floor."""
-    from odesolve import integrator
+    from odesolve.integrator import flow
     from odesolve.codegen import compile_model
     from odesolve.protocols import Protocol
     spec = spiked_covariance(D=400, spikes=[1.5, 1.0, 0.7, 0.4], bulk=0.1)
@@ -76,7 +76,7 @@ def test_wide_networks_take_the_same_flow_with_blas(monkeypatch):
     protocol = Protocol(encoder_rate=1.3, decoder_rate=0.7, encoder_decay=0.2, decoder_decay=0.1)
     out = {}
     for rows in (10**6, 1):
-        monkeypatch.setattr(integrator, "BLAS_MIN_ROWS", rows)
-        f = integrator.rhs_function(compiled, state, 0.8, "finite", protocol, finite_size=True)
+        monkeypatch.setattr(flow, "BLAS_MIN_ROWS", rows)
+        f = flow.rhs_function(compiled, state, 0.8, "finite", protocol, finite_size=True)
         out[rows] = f(0.0, y)
     np.testing.assert_allclose(out[1], out[10**6], rtol=1e-12, atol=1e-15)

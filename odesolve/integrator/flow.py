@@ -1,0 +1,190 @@
+"""The compiled flow's right-hand side for one state, model and protocol, and the checks
+around every solver call (a run-away or non-finite state stops the run with a
+:class:`~odesolve.errors.DivergenceError`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..codegen import CompiledModel
+from ..errors import DivergenceError
+from ..protocols import Protocol, as_protocol, noise_floor
+from ..state import State
+
+#: a state entry beyond this is a blow-up, not learning (weights are O(1) in these units)
+NORM_LIMIT = 1e8
+
+
+def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "limit",
+                 protocol: Protocol | None = None, finite_size: bool = False):
+    """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver.
+
+
+    ``protocol`` (:class:`~odesolve.protocols.Protocol`) makes the rate a function of
+    ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
+    ``finite_size`` adds SGD's O(η²/D) noise floor of the bulk decoder (docs/theory.md §8).
+    """
+    return _rhs(compiled, _FlowArguments(compiled, state, lr, bulk, protocol, finite_size))
+
+
+def _rhs(compiled, a):
+    """:func:`rhs_function` of the flow arguments ``a``."""
+    if a.wide:
+        return _wide_rhs(compiled.module.flow_matrices, a.s, a.s_bulk, a.s_dyn, a.rate,
+                         a.rates, a.decay, a.floor, a.K, a.nb)
+    rhs = compiled.module.rhs
+
+
+    def f(t, y):
+        dy = np.empty_like(y)
+        rhs(y, *a.at_rate(a.rate(t)), dy)
+        return dy
+
+
+    return f
+
+
+class _FlowArguments:
+    """The arguments of the compiled flow for one state, model and protocol."""
+
+
+    def __init__(self, compiled, state, lr, bulk, protocol, finite_size):
+        spec = state.spectrum
+        self.s = np.ascontiguousarray(spec.s)
+        self.s_bulk = spec.bulk / spec.D
+        self.s_dyn = self.s_bulk if bulk == "finite" else 0.0
+        self.K, self.nb = state.model.K, compiled.blocks
+        protocol = as_protocol(protocol)
+        self.rates, self.decay = protocol.flow_multipliers(state.model)
+        self.constant = protocol.schedule.is_constant
+        self.floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
+        self.wide = self.nb * self.K >= BLAS_MIN_ROWS
+        self._lr, self._protocol = lr, protocol
+
+
+    def rate(self, t):
+        """The SGD rate per sample at time t (η/B for a constant schedule)."""
+        protocol = self._protocol
+        return self._lr / protocol.batch_size if self.constant else protocol.lr_at(self._lr, t)
+
+
+    def at_rate(self, eta):
+        """``(s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb)``: the leading
+        arguments of the template's ``rhs``, ``rhs_guarded`` and ``euler`` at rate eta."""
+        return (self.s, self.s_bulk, self.s_dyn, eta, self.rates, self.decay,
+                self.floor * eta**2, self.K, self.nb)
+
+
+def _solver_callback(compiled, a, f):
+    """``fun(y, t)`` for odeint: ``f``, the right-hand side of the flow arguments ``a``,
+    behind the checks of every call (a runaway or NaN state raises :class:`_Runaway`, a
+    non-finite derivative :class:`_NotFinite`).  At a constant rate on the compiled loops
+    it is one compiled call (``rhs_guarded``): the Python work around a small state's
+    right-hand side cost more than the right-hand side.
+    """
+    if a.wide or not a.constant:
+        def fun(y, t):
+            # one dot product each screens out every sound call; NaN and overflow fail it
+            if not y.dot(y) <= NORM_LIMIT**2 and not (np.abs(y) <= NORM_LIMIT).all():
+                raise _Runaway(t)
+            dy = f(t, y)
+            if not np.isfinite(dy.dot(dy)) and not np.isfinite(dy).all():
+                raise _NotFinite(t)
+            return dy
+        return fun
+    guarded, args = compiled.module.rhs_guarded, a.at_rate(a.rate(0.0)) + (NORM_LIMIT,)
+
+
+    def fun(y, t):
+        dy = np.empty_like(y)
+        code = guarded(y, *args, dy)
+        if code:
+            raise (_Runaway if code == 1 else _NotFinite)(t)
+        return dy
+    return fun
+
+
+#: From this many rows P of the flow (2K untied, K tied) the right-hand side takes its
+#: products (s_τ S + N) Y and M G, O(P² n + P³), with BLAS instead of the compiled loops.
+#: Measured per call (erf, 5 spikes + bulk, one BLAS thread): K = 24: loops 146 µs, BLAS
+#: 181 µs; K = 64: 3.6 vs 3.3 ms; K = 100: 8.3 vs 4.4 ms (the K² Gaussian averages of
+#: the coefficients are the rest).
+BLAS_MIN_ROWS = 128
+
+
+def _wide_rhs(flow_matrices, s, s_bulk, s_dyn, rate, rates, decay, floor, K, nb):
+    """The compiled template's ``rhs`` with its products as matrix products (same flow)."""
+    P, n = nb * K, s.shape[0]
+    off, b0 = P * n, P - K
+
+
+    def f(t, y):
+        S, N = np.zeros((P, P)), np.zeros((P, P))
+        drift, hebbian = np.zeros(K), np.empty((K, K))
+        flow_matrices(y, s, s_bulk, rates, decay, K, nb, S, N, drift, hebbian)
+        eta = rate(t)
+        Y = y[:off].reshape(P, n)
+        MG = _block_product(s_dyn * S + N, y[off:off + P * P].reshape(P, P))
+        dG = MG + MG.T
+        dG *= eta
+        if floor:
+            dG[b0:, b0:] += floor * eta**2 * hebbian
+        return np.concatenate([(eta * (S @ (Y * s) + N @ Y)).ravel(), dG.ravel(), eta * drift])
+
+
+    return f
+
+
+def _block_product(M, G):
+    """``M @ G`` over the rows and columns of ``M`` that are not zero: vanilla SGD's bulk
+    flow M = N acts on the decoder block only (a quarter of the work of ``M @ G`` for
+    untied networks; with weight decay every row is kept)."""
+    rows, cols = np.flatnonzero(M.any(axis=1)), np.flatnonzero(M.any(axis=0))
+    if 2 * rows.size * cols.size > M.size:
+        return M @ G
+    MG = np.zeros((M.shape[0], G.shape[1]))
+    MG[rows] = M[np.ix_(rows, cols)] @ G[cols]
+    return MG
+
+
+class _Runaway(Exception):
+    """Raised inside the right-hand side when the state blows up (stops odeint)."""
+
+
+class _NotFinite(Exception):
+    """Raised inside the solver's callback at the first non-finite right-hand side."""
+
+
+    def __init__(self, t):
+        self.t = t
+
+
+def _check_start(f, state, lr, t0):
+    """A state that is already non-finite or runaway, or whose right-hand side is not finite,
+    is reported at t0 before any step (scipy would integrate NaNs to the end)."""
+    y0 = state.to_vector()
+    largest = float(np.max(np.abs(y0))) if y0.size else 0.0
+    if not np.all(np.isfinite(y0)) or largest > NORM_LIMIT:
+        raise DivergenceError("the ODE", t0, lr, detail=f"the initial state has an entry of "
+                              f"size {largest:.3g}", cause=_START_CAUSE)
+    if not np.all(np.isfinite(f(t0, y0))):
+        raise DivergenceError("the ODE", t0, lr, detail="the right-hand side is not finite at "
+                              f"the initial state (largest entry {largest:.3g}, largest bias "
+                              f"{float(np.max(np.abs(state.m), initial=0.0)):.3g})",
+                              cause=_START_CAUSE)
+
+
+_START_CAUSE = ("initial weights or biases too large for the averages to be finite (use a "
+                "smaller init.scale or init.bias)")
+
+
+def _runaway_cause(lr, t):
+    return (f"the flow itself runs away from this initial state (η·t = {lr * t:.3g}); the "
+            "learning rate only rescales the ODE's time, so a smaller one does not prevent it")
+
+
+def _error_function(compiled, state):
+    """``ε(y)`` of a flat state vector."""
+    spec, K, nb = state.spectrum, state.model.K, compiled.blocks
+    s, s_bulk, E0 = np.ascontiguousarray(spec.s), spec.bulk / spec.D, spec.initial_error
+    error_of_state = compiled.module.error_of_state
+    return lambda y: E0 + error_of_state(y, s, s_bulk, K, nb)

@@ -1,0 +1,310 @@
+"""``integrate``: the argument checks, the method registry, the solvers and the trajectory."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy.integrate import odeint, solve_ivp
+
+from .._checks import check_choice, check_cost, check_integer, check_positive, check_tolerance
+from .._progress import progress_bar
+from .._threads import one_blas_thread
+from ..codegen import compile_model
+from ..errors import DivergenceError
+from ..fluctuations import fluctuation_correction
+from ..protocols import Protocol, as_protocol, noise_floor
+from ..state import State, order_parameters_of
+from ..trajectory import Trajectory, plateau_levels
+from .euler import SECONDS_PER_EULER_VALUE, _euler
+from .events import (NEWTON_STEPS, _error_slope, _first_crossings, _first_times, _hermite_root,
+                     _level_crossings)
+from .flow import (NORM_LIMIT, _check_start, _error_function, _FlowArguments, _NotFinite, _rhs,
+                   _Runaway, _runaway_cause, _solver_callback)
+from .grid import _check_span, _check_t_eval, default_atol, time_grid
+
+METHODS = ("auto", "LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF", "euler")
+#: ``method="auto"``: LSODA up to this many state variables, RK45 above.  LSODA turns
+#: stiff near fixed points (where RK45 needs ~100× more steps), but its stiff mode builds
+#: dense finite-difference Jacobians: hopeless for the ~10⁴ variables of all-modes runs
+#: on real spectra, which RK45 integrates in seconds.  A linearly implicit (W-)method
+#: whose matrix is the frozen linear flow (per mode s_τ S + N, cheap block solves) was
+#: measured and rejected: that matrix is not close to the Jacobian (erf, K = 8: ‖J − A‖₂ ≈
+#: 2.5, and A has eigenvalues up to +1.1 where J's are ≤ 0): the spectral radius of
+#: h (I − hA)⁻¹ (J − A) was 13–700 for steps h = 3–30 once t ≥ 3, so the method is not
+#: stable at steps beyond RK45's (scratch measurement of 2026-11-30, not a test).
+AUTO_LSODA_MAX_SIZE = 400
+BULK_MODES = ("limit", "finite")
+
+
+def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=None,
+              n_points: int = 200, rtol: float = 1e-7, atol: float | None = None,
+              dt: float | None = None, bulk: str = "limit", protocol: Protocol | None = None,
+              finite_size: bool = False, progress: bool = False) -> Trajectory:
+    """Integrate the order-parameter equations from ``state``.
+
+
+    Parameters
+    ----------
+    state : State
+        Initial state (carries the model and the spectrum).
+    lr : float
+        Learning rate η > 0.
+    t_span : float or (float, float)
+        Final time, or ``(t0, t1)``.
+    method : str
+        ``"auto"`` (default): LSODA, which switches to a stiff scheme near fixed points,
+        for states of up to :data:`AUTO_LSODA_MAX_SIZE` variables, RK45 for larger
+        all-modes states (``Trajectory.method`` says which ran); or any
+        :func:`scipy.integrate.solve_ivp` method (``"LSODA"``, ``"RK45"``, ``"DOP853"``,
+        ...); or ``"euler"`` (fixed step ``dt``, default ``1/D``: the published reference
+        scheme).
+    t_eval : array_like, optional
+        Output times; default ``n_points`` log-spaced times (plus ``t0``).
+    rtol : float
+        Relative tolerance of the adaptive solvers, in (0, 1).
+    atol : float, optional
+        Absolute tolerance of the adaptive solvers; default :func:`default_atol` of the
+        initial state (``ATOL_PER_SCALE`` × the RMS of its overlaps), so that a tiny
+        initial state is not below the tolerance.
+    dt : float, optional
+        Step of ``"euler"`` (default ``1/D``), at most ``t1 − t0``.
+    bulk : {"limit", "finite"}
+        Bulk treatment (see the module doc).
+    protocol : odesolve.protocols.Protocol, optional
+        Learning-rate schedule, per-layer rates, weight decay and batch size (default:
+        plain online SGD at the constant rate ``lr``); ``lr`` is then the base rate η.
+        ``method="euler"`` takes constant schedules only.
+    finite_size : bool
+        Add the leading O(1/D) finite-D correction (untied vanilla SGD with a bulk,
+        docs/theory.md §9): SGD's noise floor of the bulk decoder in the flow,
+        ``dT0^B/dt += (c_v η(t)/B)² σ² (n_bulk/D²) E[g(λ)g(λ)ᵀ]``, and the effect of the
+        tracked overlaps' fluctuations on the mean error
+        (:func:`odesolve.fluctuations.fluctuation_correction`, a few seconds more; the
+        result is in ``Trajectory.fluctuations``).
+    progress : bool
+        Show a progress bar.
+
+
+    Returns
+    -------
+    Trajectory
+
+
+    Raises
+    ------
+    DivergenceError
+        If the state becomes non-finite or runs away (the message names t and η).
+    ValueError, TypeError
+        For a bad learning rate, time span, method, bulk mode, tolerance, step or output
+        times (checked before any work, with the checks of the configuration).
+
+
+    See Also
+    --------
+    odesolve.integrate_batch : many initial states in one call.
+
+
+    References
+    ----------
+    The equations are derived here (docs/theory.md); for untied erf autoencoders they are
+    those of Refinetti & Goldt, ICML 2022 (arXiv 2201.02115).  LSODA: Petzold, SIAM J. Sci.
+    Stat. Comput. 4, 136 (1983), through ODEPACK (:func:`scipy.integrate.odeint`).
+    """
+    lr, t0, t1, t_eval, rtol, atol, protocol = _checked(
+        state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, protocol, finite_size)
+    compiled = compile_model(state.model)
+    if method == "auto":
+        method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
+    arguments = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
+    f = _rhs(compiled, arguments)
+    _check_start(f, state, lr, t0)
+    start = time.perf_counter()
+    if method == "euler":
+        ys, nfev, crossings = _euler(compiled, f, arguments, state, lr, t0, t_eval, dt,
+                                     progress)
+    elif method == "LSODA":
+        fun = _solver_callback(compiled, arguments, f)
+        ys, nfev, crossings = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
+    else:
+        ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol,
+                                        atol, progress)
+    wall = time.perf_counter() - start
+    traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
+    traj.learning_times = crossings
+    traj.protocol = protocol
+    traj.finite_size = bool(finite_size)
+    if finite_size:
+        _add_fluctuations(traj, compiled, f, state, t0, (dt or 1.0 / state.spectrum.D)
+                          if method == "euler" else 0.0)
+    return traj
+
+
+def _add_fluctuations(traj, compiled, f, state, t0, mean_step=0.0):
+    """The fluctuations of the tracked overlaps (docs/theory.md §9) along ``traj`` started
+    from ``state`` at ``t0``: its error becomes the mean over SGD runs,
+    ``ε(ȳ) + (∇ε·δ̃ + ½ε''[Σ̃])/D``; ``mean_step`` is the Euler step that produced it
+    (0: an adaptive solver)."""
+    traj.fluctuations = fluctuation_correction(
+        f, _error_function(compiled, state), state, t0, traj.t, lr=traj.lr,
+        protocol=traj.protocol, mean_step=mean_step)
+    traj.error = traj.error + traj.fluctuations.error / state.spectrum.D
+
+
+def _checked(state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, protocol,
+             finite_size):
+    """The checks of :func:`integrate`'s arguments (before any work); returns
+    ``(lr, t0, t1, t_eval, rtol, atol, protocol)`` in canonical form."""
+    if not isinstance(state, State):
+        raise TypeError(f"state must be an odesolve State, got {type(state).__name__}")
+    lr = check_positive("learning rate", lr)
+    t0, t1 = _check_span(t_span)
+    check_choice("method", method, METHODS)
+    check_choice("bulk mode", bulk, BULK_MODES)
+    rtol = check_tolerance("rtol", rtol)
+    atol = default_atol(state) if atol is None else check_positive("atol", atol)
+    if dt is not None and check_positive("dt", dt) > t1 - t0:
+        raise ValueError(f"dt must be at most the time span {t1 - t0:g}, got {dt!r}")
+    if t_eval is None:
+        t_eval = time_grid(t1, check_integer("n_points", n_points, minimum=2), t0=t0)
+    else:
+        t_eval = _check_t_eval(t_eval, t0, t1)
+    if method == "euler":
+        steps = (t1 - t0) / (dt or 1.0 / state.spectrum.D)
+        size = state.to_vector().size
+        check_cost(f"Euler: {steps:.3g} steps of {size} variables",
+                   seconds=SECONDS_PER_EULER_VALUE * steps * size)
+    protocol = as_protocol(protocol)
+    protocol.check_model(state.model)
+    if not isinstance(finite_size, (bool, np.bool_)):
+        raise TypeError(f"finite_size must be True or False, got {finite_size!r}")
+    if finite_size:
+        noise_floor(state.model, state.spectrum, protocol)   # refuses, before any work
+    if method == "euler" and not protocol.schedule.is_constant:
+        raise ValueError("method='euler' takes a constant learning rate: use an adaptive "
+                         "method with a schedule")
+    return lr, t0, t1, t_eval, rtol, atol, protocol
+
+
+def _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
+    """LSODA with its stepping loop compiled (scipy.integrate.odeint, ODEPACK): the
+    algorithm of solve_ivp's LSODA without its Python work per step; ``fun(y, t)`` is the
+    checked right-hand side (:func:`_solver_callback`).  Plateau exits are located on the
+    output grid, then to the tolerance by restarting from the record before the crossing
+    and finding the root."""
+    # one BLAS-thread limit for the run and its restarts
+    with one_blas_thread():
+        return _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
+
+
+def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
+    nfev = [0]
+
+
+    def run(y0, t_from, times):
+        if times[-1] <= t_from:          # nothing to integrate (output at the start only)
+            return np.tile(y0, (len(times), 1))
+        # odeint needs the initial time first; it is returned as the first record
+        grid = np.concatenate([[t_from], times]) if times[0] > t_from else times
+        try:
+            ys, info = odeint(fun, y0, grid, rtol=rtol, atol=atol, mxstep=10**8,
+                              full_output=True)
+            nfev[0] += int(info["nfe"][-1])
+        except (_Runaway, _NotFinite) as stop:
+            t_fail = float(stop.args[0] if isinstance(stop, _Runaway) else stop.t)
+            raise DivergenceError("the ODE", t_fail, lr, detail="the state ran away",
+                                  cause=_runaway_cause(lr, t_fail)) from None
+        if info["message"] != "Integration successful.":
+            t_fail = float(info["tcur"][-1]) if len(info["tcur"]) else t0
+            raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: "
+                                  f"{info['message']}", cause=_runaway_cause(lr, t_fail))
+        return ys[1:] if times[0] > t_from else ys
+
+
+    ys = run(state.to_vector(), t0, t_eval)
+    error = _error_function(compiled, state)
+    levels = plateau_levels(state.spectrum, state.model.K)
+    errors = np.array([error(y) for y in ys])
+
+
+    def root(i, level):
+        # the interpolant's root is within ~1e-4 (relative) of the solver's; Newton steps
+        # on the integrated state, each one short restart from the record before, make it
+        # the solver's to ~1e-10 (a bracketing search took ~12 restarts per level)
+        ta, tb = t_eval[i - 1], t_eval[i]
+        t = _hermite_root(error, f, ys, t_eval, i, level)
+        for _ in range(NEWTON_STEPS):
+            y = ys[i - 1] if t <= ta else run(ys[i - 1], ta, np.array([t]))[-1]
+            slope = _error_slope(error, f, t, y)
+            step = (error(y) - level) / slope if slope < 0 else 0.0
+            t = min(max(t - step, ta), tb)
+            if abs(step) <= 1e-10 * tb:
+                break
+        return t
+
+
+    crossings = _first_crossings(errors, levels, t_eval, root)
+    return ys, nfev[0], _first_times(levels, error(state.to_vector()), t0, crossings)
+
+
+def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progress):
+    bar = progress_bar(total=t1 - t0, desc="integrating", disable=not progress, unit="t")
+
+
+    def fun(t, y):
+        bar.update(max(0.0, t - t0 - bar.n))
+        dy = f(t, y)
+        if not np.all(np.isfinite(dy)):
+            raise _NotFinite(t)
+        return dy
+
+
+    def runaway(t, y):
+        return NORM_LIMIT - np.max(np.abs(y))
+    runaway.terminal = True
+
+
+    levels = plateau_levels(state.spectrum, state.model.K)
+    error = _error_function(compiled, state)
+    events = [runaway] + _level_crossings(error, levels)
+    # ODEPACK calls BLAS on vectors of a few hundred numbers: waking a BLAS thread pool
+    # for each costs more than the call (20× slower runs measured with 2 threads)
+    try:
+        with bar, one_blas_thread():
+            sol = solve_ivp(fun, (t0, t1), state.to_vector(), method=method, t_eval=t_eval,
+                            rtol=rtol, atol=atol, events=events)
+    except _NotFinite as stop:
+        raise DivergenceError("the ODE", stop.t, lr, detail="first non-finite right-hand side",
+                              cause=_runaway_cause(lr, stop.t)) from None
+    if sol.status == 1:
+        t_fail = float(sol.t_events[0][0])
+        raise DivergenceError("the ODE", t_fail, lr, detail=f"an overlap exceeded {NORM_LIMIT:g}",
+                              cause=_runaway_cause(lr, t_fail))
+    if sol.status == -1 or not np.all(np.isfinite(sol.y)):
+        t_fail = float(sol.t[-1]) if sol.t.size else t0
+        raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: {sol.message}",
+                              cause=_runaway_cause(lr, t_fail))
+    return sol.y.T, sol.nfev, _first_times(levels, error(state.to_vector()), t0,
+                                           [te[0] if te.size else np.nan
+                                            for te in sol.t_events[1:]])
+
+
+def _trajectory(compiled, state, ys, t, lr, method, bulk, nfev, wall) -> Trajectory:
+    spec, model = state.spectrum, state.model
+    states = [state.with_vector(y) for y in ys]
+    nY, nG = state.Y.size, state.G.size
+    Ys = ys[:, :nY].reshape((-1,) + state.Y.shape)
+    o = order_parameters_of(Ys, ys[:, nY:nY + nG].reshape((-1,) + state.G.shape),
+                            ys[:, nY + nG:], spec, model.K)
+    error = spec.initial_error + np.array([compiled.module.error_excess(*record) for record
+                                           in zip(o.Q, o.R, o.T0, o.m)])
+    if not np.all(np.isfinite(error)):
+        bad = int(np.argmin(np.isfinite(error)))
+        raise DivergenceError("the ODE", t[bad], lr, detail="first non-finite error",
+                              cause=_runaway_cause(lr, t[bad]))
+    mode = "all-modes" if spec.n_bulk == 0 else f"closure-{bulk}"
+    return Trajectory(
+        t=t, error=error, Q=o.Q, R=o.R, T=o.T, T0=o.T0, m=o.m,
+        A=Ys[:, :model.K].copy(), B=Ys[:, -model.K:].copy(),
+        learning_times=np.full(len(plateau_levels(spec, model.K)), np.nan),
+        model=model, spectrum=spec, lr=lr, method=method, bulk=bulk, mode=mode,
+        nfev=int(nfev), wall_time=wall, states=states)
