@@ -18,7 +18,6 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
                  protocol: Protocol | None = None, finite_size: bool = False):
     """``f(t, y) -> dy/dt`` of the compiled equations, for use with any ODE solver.
 
-
     ``protocol`` (:class:`~odesolve.protocols.Protocol`) makes the rate a function of
     ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
     ``finite_size`` adds SGD's O(η²/D) noise floor of the bulk decoder (docs/theory.md §8).
@@ -33,19 +32,16 @@ def _rhs(compiled, a):
                          a.rates, a.decay, a.floor, a.K, a.nb)
     rhs = compiled.module.rhs
 
-
     def f(t, y):
         dy = np.empty_like(y)
         rhs(y, *a.at_rate(a.rate(t)), dy)
         return dy
-
 
     return f
 
 
 class _FlowArguments:
     """The arguments of the compiled flow for one state, model and protocol."""
-
 
     def __init__(self, compiled, state, lr, bulk, protocol, finite_size):
         spec = state.spectrum
@@ -60,12 +56,10 @@ class _FlowArguments:
         self.wide = self.nb * self.K >= BLAS_MIN_ROWS
         self._lr, self._protocol = lr, protocol
 
-
     def rate(self, t):
         """The SGD rate per sample at time t (η/B for a constant schedule)."""
         protocol = self._protocol
         return self._lr / protocol.batch_size if self.constant else protocol.lr_at(self._lr, t)
-
 
     def at_rate(self, eta):
         """``(s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb)``: the leading
@@ -93,7 +87,6 @@ def _solver_callback(compiled, a, f):
         return fun
     guarded, args = compiled.module.rhs_guarded, a.at_rate(a.rate(0.0)) + (NORM_LIMIT,)
 
-
     def fun(y, t):
         dy = np.empty_like(y)
         code = guarded(y, *args, dy)
@@ -116,7 +109,6 @@ def _wide_rhs(flow_matrices, s, s_bulk, s_dyn, rate, rates, decay, floor, K, nb)
     P, n = nb * K, s.shape[0]
     off, b0 = P * n, P - K
 
-
     def f(t, y):
         S, N = np.zeros((P, P)), np.zeros((P, P))
         drift, hebbian = np.zeros(K), np.empty((K, K))
@@ -129,7 +121,6 @@ def _wide_rhs(flow_matrices, s, s_bulk, s_dyn, rate, rates, decay, floor, K, nb)
         if floor:
             dG[b0:, b0:] += floor * eta**2 * hebbian
         return np.concatenate([(eta * (S @ (Y * s) + N @ Y)).ravel(), dG.ravel(), eta * drift])
-
 
     return f
 
@@ -152,7 +143,6 @@ class _Runaway(Exception):
 
 class _NotFinite(Exception):
     """Raised inside the solver's callback at the first non-finite right-hand side."""
-
 
     def __init__(self, t):
         self.t = t

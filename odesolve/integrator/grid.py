@@ -9,12 +9,10 @@ from ..state import State
 def time_grid(t_max: float, n_times: int, D: int | None = None, t0: float = 0.0) -> np.ndarray:
     """The default recording times of theory and simulation (the one time grid).
 
-
     ``t0``, then ``n_times − 1`` log-spaced times from ``max(t0, t_max/1000)`` to
     ``t_max``.  With ``D`` the times are rounded to whole SGD steps (multiples of 1/D, never
     past ``t_max``), so that theory and simulation are recorded at exactly the same times;
     duplicates are dropped.
-
 
     Parameters
     ----------
@@ -27,11 +25,9 @@ def time_grid(t_max: float, n_times: int, D: int | None = None, t0: float = 0.0)
     t0 : float
         First time.
 
-
     Returns
     -------
     ndarray, shape (≤ n_times,)
-
 
     >>> time_grid(10.0, 5, D=100)
     array([ 0.  ,  0.01,  0.1 ,  1.  , 10.  ])
@@ -57,12 +53,10 @@ ATOL_MAX_SCALE = 0.1
 def default_atol(state: State) -> np.ndarray:
     """Absolute tolerance of each state variable, following the scale of the state.
 
-
     ``ATOL_PER_SCALE`` times the root mean square of its block at the initial state —
     the tracked overlaps ``Y``, the bulk Gram matrix ``G`` (quadratic in the weights) and
     the biases ``m`` — capped at ``ATOL_MAX_SCALE``; a block that is zero at the start
     takes the scale of ``Y``.
-
 
     Returns
     -------
@@ -74,7 +68,6 @@ def default_atol(state: State) -> np.ndarray:
             return 0.0
         top = float(np.max(np.abs(a)))  # scaled: entries of 1e300 must not overflow
         return top * float(np.sqrt(np.mean((a / top) ** 2)))
-
 
     scale_Y = rms(state.Y) or 1.0
     scales = [(state.Y.size, scale_Y), (state.G.size, rms(state.G) or min(scale_Y, 1.0) ** 2),

@@ -42,7 +42,6 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
               finite_size: bool = False, progress: bool = False) -> Trajectory:
     """Integrate the order-parameter equations from ``state``.
 
-
     Parameters
     ----------
     state : State
@@ -84,11 +83,9 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     progress : bool
         Show a progress bar.
 
-
     Returns
     -------
     Trajectory
-
 
     Raises
     ------
@@ -98,11 +95,9 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         For a bad learning rate, time span, method, bulk mode, tolerance, step or output
         times (checked before any work, with the checks of the configuration).
 
-
     See Also
     --------
     odesolve.integrate_batch : many initial states in one call.
-
 
     References
     ----------
@@ -199,7 +194,6 @@ def _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
 def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
     nfev = [0]
 
-
     def run(y0, t_from, times):
         if times[-1] <= t_from:          # nothing to integrate (output at the start only)
             return np.tile(y0, (len(times), 1))
@@ -219,12 +213,10 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
                                   f"{info['message']}", cause=_runaway_cause(lr, t_fail))
         return ys[1:] if times[0] > t_from else ys
 
-
     ys = run(state.to_vector(), t0, t_eval)
     error = _error_function(compiled, state)
     levels = plateau_levels(state.spectrum, state.model.K)
     errors = np.array([error(y) for y in ys])
-
 
     def root(i, level):
         # the interpolant's root is within ~1e-4 (relative) of the solver's; Newton steps
@@ -241,14 +233,12 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
                 break
         return t
 
-
     crossings = _first_crossings(errors, levels, t_eval, root)
     return ys, nfev[0], _first_times(levels, error(state.to_vector()), t0, crossings)
 
 
 def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progress):
     bar = progress_bar(total=t1 - t0, desc="integrating", disable=not progress, unit="t")
-
 
     def fun(t, y):
         bar.update(max(0.0, t - t0 - bar.n))
@@ -257,11 +247,9 @@ def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progre
             raise _NotFinite(t)
         return dy
 
-
     def runaway(t, y):
         return NORM_LIMIT - np.max(np.abs(y))
     runaway.terminal = True
-
 
     levels = plateau_levels(state.spectrum, state.model.K)
     error = _error_function(compiled, state)
