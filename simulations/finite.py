@@ -68,13 +68,13 @@ def train_finite(model: Autoencoder, data, lr: float, epochs: int, batch_size: i
     seed = _check_seed(seed)
     n_test = max(1, dataset.n // 5) if n_test is None else _check_count(n_test, "n_test")
     rule = _Rule.of(model, D, tied_normalisation)
+    code = kernel(model.activation)         # refuses an activation without a theory
     start_time = time.perf_counter()
     rng = np.random.default_rng(seed)
     W, V, m = _start_weights(model, D, scale, bias, rng, rule, weights)
     train, test = dataset.split(n_test, np.random.default_rng((seed, TEST_STREAM)))
     g = model.activation.numpy
     errors = np.empty((epochs + 1, 2))
-    code = kernel(model.activation)
     lam, gl, e = _scratch(model.K, D)
     dW, dV, dm = np.empty_like(W), np.empty_like(V), np.empty_like(m)
     plain = _rates(Protocol())

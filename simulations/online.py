@@ -175,6 +175,7 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
                nbytes=8.0 * (n_test * D + 3 * min(total, CHUNK_VALUES // D + 1) * D
                              + len(steps) * (4 * K * K + 2 * K * spectrum.n_tracked)))
     rule = _Rule.of(model, D, tied_normalisation)
+    code = kernel(model.activation)         # refuses an activation without a theory
     start_time = time.perf_counter()
 
     rng = np.random.default_rng(seed)
@@ -197,7 +198,6 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
         W, V = W @ basis.T, V @ basis.T
 
     record = _Recorder(model, spectrum, rule, X_test, len(steps))
-    code = kernel(model.activation)
     lam, gl, e = _scratch(K, D)
     dW, dV, dm = np.empty_like(W), np.empty_like(V), np.empty_like(m)
     rates = _rates(protocol)

@@ -15,6 +15,7 @@ import numpy as np
 
 from odesolve.codegen import load_generated
 from odesolve.codegen.emit import activation_functions, emit_module, fingerprint
+from odesolve.derive.averages import check_sgd_averages
 from odesolve.protocols import Protocol, as_protocol
 from odesolve.spec.activations import BUILTIN_ACTIVATIONS
 from odesolve.spec.model import Autoencoder
@@ -45,6 +46,13 @@ def kernel(activation):
     ----------
     activation : odesolve.spec.activations.Activation
 
+    Raises
+    ------
+    ValueError
+        When the activation's SGD has no Gaussian theory
+        (:func:`odesolve.derive.averages.check_sgd_averages`: the simulator refuses what
+        the theory refuses), or a constant of g is beyond double precision.
+
     Examples
     --------
     >>> from odesolve import resolve_activation
@@ -58,6 +66,7 @@ def kernel(activation):
         return _kernel
     if activation.key in _KERNELS:
         return _KERNELS[activation.key]
+    check_sgd_averages(activation)
     template = Path(_kernel.__file__).read_text()
     functions = activation_functions(activation)
     digest = fingerprint(template, *functions)[:16]

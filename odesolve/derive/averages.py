@@ -84,7 +84,7 @@ from .closed_form import closed_form_available, gaussian_average_1, gaussian_ave
 from .quadrature import numeric_average, numeric_average_1, numeric_average_source
 
 __all__ = ["expect_1", "expect_2", "numeric_sources", "family_average", "activation_factor",
-           "closed_form_available", "gaussian_average_1",
+           "check_sgd_averages", "closed_form_available", "gaussian_average_1",
            "gaussian_average_2", "numeric_average", "numeric_average_1", "numeric_average_source"]
 
 # --------------------------------------------------------------------------- #
@@ -179,9 +179,13 @@ def numeric_sources(expr):
 Q, M = sympy.symbols("q m", real=True)
 Q1, Q2, C, M1, M2 = sympy.symbols("q1 q2 c m1 m2", real=True)
 #: x where the growth of an integrand is measured: E over N(m, q) exists for every q only
-#: if log|f(x)| = o(x²); exp(x) gives a slope 3e-5 here, exp(x²/1000) gives 1e-3.
-_GROWTH_POINTS = (1e4, 2e4)
+#: if log|f(x)| = o(x²).  The curvature a of log|f| in x (its second divided difference
+#: over these equally spaced points) is the coefficient of x² in log|f(x)| = a x² + b x + c:
+#: exp(c·x) and polynomials give a ≈ 0 for any c, exp(x²/1000) gives 1e-3.
+_GROWTH_POINTS = (1e4, 2e4, 3e4)
 _GROWTH_SLOPE = 1e-4
+#: singular points of a periodic piece (tan) are checked in this window of x
+_SINGULAR_WINDOW = 50
 
 
 def activation_factor(activation, name: str, n: int):
@@ -194,6 +198,26 @@ def activation_factor(activation, name: str, n: int):
     for _ in range(n):
         f = normalize(sympy.diff(f, X))
     return f
+
+
+def check_sgd_averages(activation) -> None:
+    """Refuse an activation whose SGD has no Gaussian theory: E[g(λ)²] (the loss) or
+    E[ga(λ)²] (the gradient; ga = g' almost everywhere) does not exist for some
+    λ ~ N(m, q).  The simulator runs this check, so that it refuses what the theory
+    refuses (e.g. 1/x, exp(x²), tan(x)) before any work.
+
+    Raises
+    ------
+    ValueError
+        Naming the activation, the average and the reason (as :func:`family_average`).
+    """
+    for keys, formula in (((("g", 0), ("g", 0)), "E[g(λ)²]"), ((("ga", 0), ("ga", 0)), "E[ga(λ)²]")):
+        try:
+            f = _integrand(activation, keys)
+        except ValueError as err:
+            raise ValueError(f"the Gaussian average {formula} of activation "
+                             f"{activation.name!r} does not exist: {err}") from None
+        _check_exists(activation, f, formula)
 
 
 def _integrand(activation, keys):
@@ -260,7 +284,15 @@ def _log_abs(f, x):
     if value.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
         return math.inf
     with mpmath.workdps(30):
-        value = sympy.lambdify((), value, modules="mpmath")()
+        try:
+            value = sympy.lambdify((), value, modules="mpmath")()
+        except OverflowError:
+            return math.inf
+        except ValueError as err:
+            # exp(exp(x)) at 10⁴: an exponent of more than 4,300 digits, beyond any float
+            if "digits" in str(err):
+                return math.inf
+            raise
         return -math.inf if value == 0 else float(mpmath.log(abs(value)))
 
 
@@ -272,32 +304,51 @@ def _check_exists(activation, f, formula):
         return
     where = f"the Gaussian average {formula} of activation {activation.name!r} does not exist"
     for side in (1, -1):
-        lo, hi = (side * p for p in _GROWTH_POINTS)
         try:
-            slope = (_log_abs(regular, hi) - _log_abs(regular, lo)) / (hi**2 - lo**2)
+            logs = [_log_abs(regular, side * x) for x in _GROWTH_POINTS]
         except (TypeError, ValueError, OverflowError):
             continue
-        if slope > _GROWTH_SLOPE:
-            raise ValueError(f"{where}: {sympy.sstr(regular)} grows like exp({slope:.3g}·x²), "
+        if math.inf in logs:       # beyond every float, e.g. exp(exp(x)) at x = 10⁴
+            raise ValueError(f"{where}: {sympy.sstr(regular)} grows faster than any "
+                             "exp(a·x²), too fast for a Gaussian")
+        if -math.inf in logs or any(math.isnan(v) for v in logs):
+            continue               # vanishes out there (e.g. the dead side of a ReLU)
+        step = _GROWTH_POINTS[1] - _GROWTH_POINTS[0]
+        curvature = (logs[2] - 2 * logs[1] + logs[0]) / (2 * step**2)
+        if curvature > _GROWTH_SLOPE:
+            raise ValueError(f"{where}: {sympy.sstr(regular)} grows like exp({curvature:.3g}·x²), "
                              "too fast for a Gaussian of every variance")
-    for r in _singular_points(regular):
+    points, periodic = _singular_points(regular)
+    for r in points:
         for side in (1, -1):
             near, nearer = (_log_abs(regular, r + side * d) for d in (1e-6, 1e-10))
             order = (nearer - near) / math.log(1e4)     # |f| ~ |x − r|^(−order)
             if order > 1 - 1e-3:
-                raise ValueError(f"{where}: {sympy.sstr(regular)} behaves like |x - {r:g}|^"
-                                 f"(-{order:.3g}) near x = {r:g}, which is not integrable")
+                like = (f"behaves like |x - {r:g}|^(-{order:.3g})" if math.isfinite(order)
+                        else "diverges")       # past 30 digits: 1/(x² − x + 0.25) at 0.5
+                raise ValueError(f"{where}: {sympy.sstr(regular)} {like} near x = {r:g}, "
+                                 "which is not integrable")
+    if periodic is not None:
+        raise ValueError(f"{where}: {sympy.sstr(regular)} is singular at infinitely many "
+                         f"points ({sympy.sstr(periodic)}), which the quadrature cannot split at")
 
 
 def _singular_points(f):
-    """Kinks of f and the real points where a piece of f is singular."""
+    """``(points, infinite)``: the kinks of f and the real points where a piece of f is
+    singular (those within ±_SINGULAR_WINDOW when there are infinitely many), and the
+    infinite set of singular points (None if there are finitely many).  Sets sympy cannot
+    resolve (ConditionSet) are not checked."""
     points = {float(-a.args[0].subs(X, 0)) for a in f.atoms(sympy.Heaviside)}
     smooth = f.replace(lambda e: isinstance(e, sympy.Heaviside), lambda e: sympy.Integer(1))
+    infinite = None
     try:
         from sympy.calculus.singularities import singularities
         found = singularities(smooth, X, sympy.S.Reals)
+        if isinstance(found, (sympy.ImageSet, sympy.Union)):     # periodic poles (tan)
+            infinite = found
+            found = found.intersect(sympy.Interval(-_SINGULAR_WINDOW, _SINGULAR_WINDOW))
         if isinstance(found, sympy.FiniteSet):
             points |= {float(p) for p in found if p.is_real}
     except (NotImplementedError, TypeError, ValueError):
         pass   # no singular points found symbolically: only the kinks are checked
-    return sorted(points)
+    return sorted(points, key=abs), infinite     # the first reported is nearest to 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 from dataclasses import dataclass
 from math import comb, isfinite
 
@@ -261,11 +262,34 @@ class NumbaPrinter(PythonCodePrinter):
             return f"{name}({', '.join(self._print(a) for a in expr.args)})"
         return super()._print_Function(expr)
 
+    def _print_Integer(self, e):
+        return super()._print_Integer(e) if abs(e.p) < _EXACT_INTEGERS else _float_literal(e)
+
+    def _print_Rational(self, e):
+        # numba types integer literals as int64: 3**64 or 39!!/2**40 would not compile
+        return (super()._print_Rational(e) if max(abs(e.p), e.q) < _EXACT_INTEGERS
+                else _float_literal(e))
+
     def _print_Heaviside(self, e):
         return f"(1.0 if ({self._print(e.args[0])}) > 0 else 0.0)"
 
     def _print_DiracDelta(self, e):
         raise ValueError(f"{e} is a distribution, not a function: it has no code")
+
+
+#: Integers up to this size print as themselves (exact in float64); larger ones as floats.
+_EXACT_INTEGERS = 2**53
+
+
+def _float_literal(number):
+    """The float64 literal of a sympy number, or ValueError beyond float64's range."""
+    try:
+        value = float(number)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"the constant {sympy.sstr(number)[:40]} is beyond double precision")
+    return repr(value)
 
 
 def print_code(expr):
@@ -474,9 +498,15 @@ def parse_expression(text: str) -> sympy.Basic:
         raise ValueError(f"expression too large ({nodes} syntax nodes, at most "
                          f"{MAX_EXPRESSION_NODES})")
     try:
-        return _build(tree.body)
+        expr = _build(tree.body)
     except RecursionError:
         raise ValueError("expression nested too deeply") from None
+    # sizes of the constants sympy computed (3**64, 1e15*1e15), as of the numbers typed
+    for number in expr.atoms(sympy.Number) if isinstance(expr, sympy.Basic) else ():
+        if number.is_finite and abs(number) > MAX_NUMBER:
+            raise ValueError(f"constant {float(number):.3g} is too large (at most "
+                             f"{MAX_NUMBER:g} in size)")
+    return expr
 
 
 def _number(value):

@@ -53,6 +53,21 @@ def test_printer_prints_placeholders_steps_and_refuses_deltas():
         printer.doprint(sympy.DiracDelta(X))
 
 
+def test_integers_beyond_int64_print_as_floats_that_numba_compiles():
+    """numba types integer literals as int64: the Gaussian moments of x**20 (39!! = 3.2e23)
+    or a rational with such a numerator printed as integers stopped compilation with a
+    traceback."""
+    import numba
+    big = sympy.factorial2(39)
+    source = jit_function("g", "x", big * X + sympy.Rational(big, 7) + 3)
+    assert str(int(big)) not in source
+    space = {"math": math, "njit": lambda **options: numba.njit}   # no cache: no file
+    exec(source, space)
+    assert space["g"](2.0) == pytest.approx(float(big) * (2 + 1 / 7) + 3, rel=1e-15)
+    with pytest.raises(ValueError, match="beyond double precision"):
+        NumbaPrinter().doprint(sympy.Integer(10)**400 * X)
+
+
 def test_template_without_markers_is_refused():
     relu = resolve_activation("relu")
     with pytest.raises(ValueError, match="GENERATED"):

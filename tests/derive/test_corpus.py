@@ -25,9 +25,10 @@ import zlib
 import numpy as np
 import pytest
 
-from odesolve import Autoencoder
+from odesolve import Autoencoder, spiked_covariance
 from odesolve.codegen import compile_model
-from odesolve.derive.averages import Q, Q1, Q2, C, activation_factor, family_average
+from odesolve.derive.averages import (Q, Q1, Q2, C, activation_factor, check_sgd_averages,
+                                      family_average)
 from odesolve.derive.structure import lower
 from odesolve.spec.activations import normalize, resolve_activation
 from odesolve.testing.gaussian_mc import mc_average_1, mc_average_2
@@ -136,18 +137,56 @@ def test_hard_tanh_is_an_activation_with_two_kinks():
     np.testing.assert_allclose(act.numpy(x), np.clip(x, -1, 1), rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("spec,reason", [
+MISSING_AVERAGES = [
     ("exp(x**2)", "grows like exp"),
     ("exp(x**2/4)", "grows like exp"),
+    ("exp(exp(x))", "grows faster than any"),           # beyond every float at x = 10⁴
     ("x + 1/x", "not integrable"),
     ("erf(x) + 1/(x - 1)**2", "not integrable"),
-])
+    ("1/(x - 0.5)", "near x = 0.5, which is not integrable"),
+    ("tan(x)", r"near x = 1\.5708, which is not integrable"),   # infinitely many poles
+    ("1/sin(x)", "not integrable"),
+    ("x*sin(1/x)", "not integrable"),
+]
+
+
+@pytest.mark.parametrize("spec,reason", MISSING_AVERAGES)
 def test_missing_average_is_a_clear_error(spec, reason):
     act = resolve_activation(spec)
     with pytest.raises(ValueError, match=reason) as info:
         for average in lower(False, "sgd", "none").averages():
             family_average(act, average, False)
     assert repr(act.name) in str(info.value) and "does not exist" in str(info.value)
+
+
+@pytest.mark.parametrize("spec", ["exp(2*x)", "exp(4*x)", "cosh(3*x)", "x**20", "exp(-x) + x**7"])
+def test_exponential_and_polynomial_growth_is_not_refused(spec):
+    """E[e^{cλ}] = e^{c²q/2} exists for every variance, whatever c: only a positive
+    curvature of log|g| in x (exp(a x²)) makes an average diverge."""
+    act = resolve_activation(spec)
+    for average in lower(False, "sgd", "none").averages():
+        family_average(act, average, False, mode="numeric")
+    check_sgd_averages(act)
+
+
+def test_exponential_average_matches_its_closed_form():
+    """E[g(λ)²] for g = exp(2x): e^{8q} (the growth check must not stand in the way)."""
+    act = resolve_activation("exp(2*x)")
+    average = next(a for a in lower(False, "sgd", "none").averages() if a.name == "avg1_g0_g0")
+    value = family_average(act, average, False)
+    for q in (0.05, 0.3, 1.0):
+        assert float(value.subs(Q, q)) == pytest.approx(np.exp(8 * q), rel=1e-10)
+
+
+@pytest.mark.parametrize("spec,reason", MISSING_AVERAGES + [("Abs(x)**0.5", "not integrable")])
+def test_the_simulator_refuses_what_the_theory_refuses(spec, reason):
+    """The simulator runs the theory's existence check (E[g²], E[g'²]) before any work."""
+    from simulations import simulate
+    model = Autoencoder(K=2, activation=spec)
+    with pytest.raises(ValueError, match="does not exist"):
+        check_sgd_averages(model.activation)
+    with pytest.raises(ValueError, match="does not exist"):
+        simulate(model, spiked_covariance(D=50, spikes=[1.0], bulk=0.1), 0.5, 100.0, seed=0)
 
 
 def test_average_symbols_are_the_generated_arguments():
