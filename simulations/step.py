@@ -72,7 +72,8 @@ def kernel(activation):
     digest = fingerprint(template, *functions)[:16]
     module, _ = load_generated(f"simulations_kernel_{digest}", lambda: emit_module(
         template, functions, activation=activation, fingerprint=digest,
-        title="simulator kernel: simulations.kernels with this activation's g and g'"))
+        title=f"simulator kernel of activation {activation.name!r}: simulations.kernels "
+              "with this activation's g and g'"))
     _KERNELS[activation.key] = module
     return module
 

@@ -3,11 +3,13 @@
 Generated source is written to ``cache_dir()/<name>.py`` and imported from there, so
 that numba's own on-disk cache (``cache=True``) applies across processes.  Files are
 written atomically (a concurrent process never imports half a file) and end with a
-seal line naming the module: a file without its seal (empty, truncated by a crash or
-a full disk) is a damaged entry and is rebuilt, never imported.
+seal line naming the module and the SHA-256 of the text above it: a file whose seal is
+missing or does not match (empty, truncated by a crash or a full disk, edited) is a
+damaged entry and is rebuilt, never imported.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -23,8 +25,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ODESOLVE_CACHE", Path.home() / ".cache" / "odesolve"))
 
 
-def _seal(name: str) -> str:
-    return f"# end of generated module {name}\n"
+def _seal(name: str, text: str) -> str:
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f"# end of generated module {name}; sha256 {digest}\n"
+
+
+def _intact(path: Path, name: str) -> bool:
+    """Whether the file at ``path`` ends with the seal of ``name`` and of its own text."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    body, _, last = text[:-1].rpartition("\n")
+    return text.endswith("\n") and last + "\n" == _seal(name, body + "\n")
 
 
 def _interpreted_njit(*args, **options):
@@ -58,16 +71,12 @@ def load_generated(name: str, make_source: Callable[[], str],
         Where the source lives (``print``-able, importable).
     """
     path = cache_dir() / f"{name}.py"
-    seal = _seal(name)
-    try:
-        intact = path.read_text().endswith(seal)
-    except (OSError, UnicodeDecodeError):
-        intact = False
-    if not intact:
+    if not _intact(path, name):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(make_source().rstrip("\n") + "\n\n" + seal)
+            text = make_source().rstrip("\n") + "\n\n"
+            tmp.write_text(text + _seal(name, text))
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -600,6 +600,12 @@ BUILTIN_ACTIVATIONS = {
     "tanh": Activation("tanh", sympy.tanh(X)),
 }
 
+def _shown(text) -> str:
+    """``repr(text)``, cut to its start when long (an error line echoes what was given)."""
+    shown = repr(text)
+    return shown if len(shown) <= 80 else f"{shown[:60]}… ({len(shown)} characters)"
+
+
 def resolve_activation(spec):
     """Turn a user specification into an :class:`Activation`.
 
@@ -635,7 +641,7 @@ def resolve_activation(spec):
         try:
             expr = parse_expression(text)
         except ValueError as err:
-            raise ValueError(f"unknown activation {spec!r}: {expected} ({err})") from None
+            raise ValueError(f"unknown activation {_shown(spec)}: {expected} ({err})") from None
     elif isinstance(spec, sympy.Basic):
         name = str(spec)
         # accept any symbol spelled x, whatever its assumptions
@@ -647,4 +653,4 @@ def resolve_activation(spec):
         return Activation(name, expr)
     except ValueError as err:
         reason = str(err).split(": ", 1)[-1]
-        raise ValueError(f"unknown activation {spec!r}: {expected} ({reason})") from None
+        raise ValueError(f"unknown activation {_shown(spec)}: {expected} ({reason})") from None

@@ -282,8 +282,10 @@ def _coerce(value, types, source, dotted):
             fail()
         return value
     if types in ("string", "path"):
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str):
             fail()
+        if not value.strip():
+            raise ConfigError(source, dotted, f"expected a non-empty {types}, got {value!r}")
         return value
     if types == "bool or string":
         if not isinstance(value, (bool, str)):

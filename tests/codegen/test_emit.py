@@ -78,3 +78,16 @@ def test_template_without_markers_is_refused():
 def test_fingerprint_follows_every_part():
     assert fingerprint("a", "b") == fingerprint("a", "b")
     assert len({fingerprint("a", "b"), fingerprint("a", "c"), fingerprint("ab")}) == 3
+
+
+def test_an_edited_module_is_rebuilt_not_imported(tmp_path, monkeypatch):
+    """The seal holds the SHA-256 of the text: an entry edited in place (or truncated) is
+    damaged and rebuilt from its source."""
+    from odesolve.codegen import load_generated
+    monkeypatch.setenv("ODESOLVE_CACHE", str(tmp_path))
+    module, path = load_generated("sealed_example", lambda: "VALUE = 1\n")
+    assert module.VALUE == 1
+    path.write_text(path.read_text().replace("VALUE = 1", "VALUE = 2"))   # seal kept
+    assert load_generated("sealed_example", lambda: "VALUE = 1\n")[0].VALUE == 1
+    path.write_text(path.read_text()[:5])                                 # truncated
+    assert load_generated("sealed_example", lambda: "VALUE = 1\n")[0].VALUE == 1

@@ -185,3 +185,10 @@ def test_print_code_uses_math_only():
 def test_numba_source_rejects_bad_name():
     with pytest.raises(ValueError, match="identifier"):
         resolve_activation("relu").numba_source(0, "not a name")
+
+
+def test_a_long_refused_expression_is_not_echoed_whole():
+    text = "x" + "+x" * 5000
+    with pytest.raises(ValueError, match="too long") as info:
+        resolve_activation(text)
+    assert "(10003 characters)" in str(info.value) and len(str(info.value)) < 300

@@ -220,6 +220,13 @@ def test_expensive_expressions_rejected_from_the_command_line(text, tmp_path, ca
                      "--set", f'activation="{text}"', seconds=5)
 
 
+@pytest.mark.parametrize("text", ["", "   "])
+def test_empty_activation_is_named_empty(text, tmp_path, capsys):
+    line = assert_cli_error(capsys, "model.activation", "run", config_file(tmp_path),
+                            "--set", f'activation="{text}"', seconds=5)
+    assert "non-empty string" in line
+
+
 @pytest.mark.parametrize("overrides, fragment", [
     (["D=1000", "t_max=1e11", "seeds=1"], "SGD"),                 # 10^14 SGD steps
     (["D=1000000000000"], "D"),                                    # 10^12 dimensions
