@@ -51,6 +51,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 from simulations.online import SECONDS_PER_STEP_KD
 
 from .._checks import check_cost, check_seed, message_of
+from ..derive.averages import check_sgd_averages
 from ..errors import ConfigError
 from ..integrator.euler import SECONDS_PER_EULER_VALUE
 from ..spec.model import Autoencoder
@@ -349,6 +350,7 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError(src, "train.rule", "Sanger's rule needs tied weights (model.tied = true)")
     with blame(src, "model.activation"):  # the other arguments are validated above
         model = autoencoder_of(config)
+        check_sgd_averages(model.activation)   # milliseconds: tan(x), 1/x named here
     _check_schedule(config)
     with blame(src, "train.decoder_rate"):
         protocol_of(config).check_model(model)

@@ -220,6 +220,13 @@ def test_expensive_expressions_rejected_from_the_command_line(text, tmp_path, ca
                      "--set", f'activation="{text}"', seconds=5)
 
 
+@pytest.mark.parametrize("text", ["tan(x)", "1/x", "exp(x**2)"])
+def test_activation_without_a_theory_is_blamed_on_its_key(text, tmp_path, capsys):
+    line = assert_cli_error(capsys, "model.activation", "run", config_file(tmp_path),
+                            "--set", f'activation="{text}"', seconds=10)
+    assert "does not exist" in line
+
+
 @pytest.mark.parametrize("text", ["", "   "])
 def test_empty_activation_is_named_empty(text, tmp_path, capsys):
     line = assert_cli_error(capsys, "model.activation", "run", config_file(tmp_path),
