@@ -277,13 +277,14 @@ def _by_parts(activation, average, m, mode):
                        in sympy.Poly(weight, X).terms()])
 
 
-def _log_abs(f, x):
-    """log|f(x)| in 30-digit mpmath arithmetic (sympy's adaptive evalf can hang on the
-    cancellations of far tails, e.g. 1 + erf(-10⁴))."""
-    value = f.subs(X, x)
+def _log_abs(f, x, digits=30):
+    """log|f(x)| in mpmath arithmetic of ``digits`` digits (sympy's adaptive evalf can
+    hang on the cancellations of far tails, e.g. 1 + erf(-10⁴)).  x enters as the exact
+    rational of the float, so that sympy does not evaluate sin(x) etc. at 15 digits."""
+    value = f.subs(X, sympy.Rational(x))
     if value.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
         return math.inf
-    with mpmath.workdps(30):
+    with mpmath.workdps(digits):
         try:
             value = sympy.lambdify((), value, modules="mpmath")()
         except OverflowError:
@@ -321,7 +322,9 @@ def _check_exists(activation, f, formula):
     points, periodic = _singular_points(regular)
     for r in points:
         for side in (1, -1):
-            near, nearer = (_log_abs(regular, r + side * d) for d in (1e-6, 1e-10))
+            # 80 digits: a removable singularity cancels terms of size |x − r|^(−4) here
+            # (the square of sinc', cos²x/x² − 2 sin x cos x/x³ + sin²x/x⁴, is ~x²/9)
+            near, nearer = (_log_abs(regular, r + side * d, digits=80) for d in (1e-6, 1e-10))
             order = (nearer - near) / math.log(1e4)     # |f| ~ |x − r|^(−order)
             if order > 1 - 1e-3:
                 like = (f"behaves like |x - {r:g}|^(-{order:.3g})" if math.isfinite(order)
