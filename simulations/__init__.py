@@ -2,8 +2,9 @@
 
 A separate package from the theory: it shares only the vocabulary (the model, the
 spectra and image data sets of :mod:`odesolve.spec`, the initial weights and order
-parameters of :mod:`odesolve.state`, the time grid, the module writer) and never imports
-``odesolve.workflow``.  Scalings are those of the theory (time ``t = samples/D``).
+parameters of :mod:`odesolve.state`, the time grid, the emitter and writer of generated
+modules, and the theory's check that an activation's Gaussian averages exist) and never
+imports ``odesolve.workflow``.  Scalings are those of the theory (time ``t = samples/D``).
 
 * :func:`simulate`, :func:`simulate_seeds` → :class:`SimulationResult` (online SGD on
   Gaussian inputs of any :class:`odesolve.Spectrum`, or on a finite data set);
