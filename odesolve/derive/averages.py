@@ -347,8 +347,8 @@ def _singular_points(f):
     try:
         from sympy.calculus.singularities import singularities
         found = singularities(smooth, X, sympy.S.Reals)
-        if isinstance(found, (sympy.ImageSet, sympy.Union)):     # periodic poles (tan)
-            infinite = found
+        if any(isinstance(part, sympy.ImageSet) for part in sympy.preorder_traversal(found)):
+            infinite = found                                     # periodic poles (tan)
             found = found.intersect(sympy.Interval(-_SINGULAR_WINDOW, _SINGULAR_WINDOW))
         if isinstance(found, sympy.FiniteSet):
             points |= {float(p) for p in found if p.is_real}

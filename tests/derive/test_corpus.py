@@ -171,6 +171,13 @@ def test_averages_that_exist_are_not_refused(spec):
     check_sgd_averages(act)
 
 
+@pytest.mark.parametrize("spec", ["Abs(x)**0.9/(1 + x**2)", "x/(1 + Abs(x))"])
+def test_unresolved_singular_sets_are_not_poles(spec):
+    """sympy answers these singularity searches with ConditionSets, not poles: the SGD
+    averages exist (g'² ~ |x|^(−0.2) at worst) and the simulator must run them."""
+    check_sgd_averages(resolve_activation(spec))
+
+
 def test_exponential_average_matches_its_closed_form():
     """E[g(λ)²] for g = exp(2x): e^{8q} (the growth check must not stand in the way)."""
     act = resolve_activation("exp(2*x)")
