@@ -328,7 +328,7 @@ def _check_exists(activation, f, formula):
             order = (nearer - near) / math.log(1e4)     # |f| ~ |x − r|^(−order)
             if order > 1 - 1e-3:
                 like = (f"behaves like |x - {r:g}|^(-{order:.3g})" if math.isfinite(order)
-                        else "diverges")       # past 30 digits: 1/(x² − x + 0.25) at 0.5
+                        else "diverges")       # 1/(x² − 1.0x + 0.25): Floats give 1/0
                 raise ValueError(f"{where}: {sympy.sstr(regular)} {like} near x = {r:g}, "
                                  "which is not integrable")
     if periodic is not None:
