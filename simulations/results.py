@@ -44,7 +44,7 @@ class SimulationResult:
         For training on a data set, the number of passes over its training samples
         (above 1, samples were reused); None for Gaussian inputs.
     wall_time : float
-        Seconds spent simulating.
+        Seconds spent simulating (after the activation's kernel is compiled).
     protocol : odesolve.protocols.Protocol
         Schedule, rates, decay and batch size of the run (``lr`` is the base rate).
     """

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import math
 from dataclasses import dataclass
 from math import comb, isfinite
 
@@ -286,8 +285,8 @@ def _float_literal(number):
     try:
         value = float(number)
     except OverflowError:
-        value = math.inf
-    if not math.isfinite(value):
+        value = float("inf")
+    if not isfinite(value):
         raise ValueError(f"the constant {sympy.sstr(number)[:40]} is beyond double precision")
     return repr(value)
 

@@ -14,10 +14,6 @@ from simulations.step import kernel
 HARD_TANH = "Min(Max(x, -1), 1)"
 
 
-def _header(text):
-    return [line for line in text.splitlines() if line.startswith("# ")][:4]
-
-
 def test_theory_module_and_simulator_kernel_share_the_header():
     activation = resolve_activation(HARD_TANH)
     theory = str(compile_model(Autoencoder(K=2, activation=HARD_TANH), jit=False)).splitlines()
