@@ -4,7 +4,8 @@ User mistakes are ``ValueError``/``TypeError`` (``ConfigError`` is a ``ValueErro
 names the file and the key); a run that blows up is a :class:`DivergenceError`."""
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DivergenceError", "SweepError", "RegimeWarning", "CostWarning"]
+__all__ = ["ConfigError", "DivergenceError", "QuadratureRangeError", "SweepError", "RegimeWarning",
+           "CostWarning"]
 
 
 class DivergenceError(RuntimeError):
@@ -51,6 +52,14 @@ class ConfigError(ValueError):
         self.source, self.key, self.reason = str(source), key, message
         where = f"{self.source}: {key}" if key else self.source
         super().__init__(f"{where}: {message}")
+
+
+class QuadratureRangeError(ValueError):
+    """A Gaussian average computed by quadrature is not accurate at this variance: its
+    integrand is not negligible at the edge of the quadrature's range, ±10 standard
+    deviations (an activation that grows nearly as fast as the Gaussian decays, e.g.
+    exp(|x|^1.5), at a large pre-activation variance).  Raised by the generated code
+    (odesolve.derive.quadrature) instead of a silently truncated number."""
 
 
 class SweepError(RuntimeError):

@@ -2,7 +2,7 @@
 
 Delta terms are exact, closed-form pieces printed, the rest is quadrature of the
 standardised field(s) on [-10, 10], panels cut at kinks and at the activation's unit
-scale; in 2-D the inner (conditional) average is a closed form whenever
+scale (an integrand not negligible at the edge is an error, not a truncated number); in 2-D the inner (conditional) average is a closed form whenever
 :mod:`odesolve.derive.closed_form` finds one.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numba
 import numpy as np
 import sympy
 
+from ..errors import QuadratureRangeError
 from ..spec.activations import X, as_expression, normalize, print_code
 from .closed_form import _avg1, _c, _density, _m1, _m2, _q1, _q2, _split_delta
 
@@ -22,6 +23,14 @@ from .closed_form import _avg1, _c, _density, _m1, _m2, _q1, _q2, _split_delta
 # Numeric quadrature: numba source
 # --------------------------------------------------------------------------- #
 _L = 10.0  # standardised range [-L, L]; the normal tail beyond carries < 1e-22
+# ... for an integrand that grows slower than the Gaussian decays.  For one that does not
+# (exp(2x) tanh x at q = 8, exp(|x|^1.5) at q = 2), the quadrature nodes in the edge band
+# |t| > _EDGE carry about what is cut off: more than _TAIL of the total (and more than
+# _TAIL_FLOOR, so that an average that is itself ~1e-22 is no alarm) raises
+# QuadratureRangeError instead of returning a truncated number.
+_EDGE = 9.9
+_TAIL = 1e-10
+_TAIL_FLOOR = 1e-12
 _PANELS = 4  # uniform panels of [-L, L], cut further at the points below
 _NODES = 16  # Gauss-Legendre nodes per panel
 # Pre-activation values where activations of unit scale change shape: panels end
@@ -112,13 +121,43 @@ def _emit_avg1(src, ind, expr, mean, var, out):
     src.emit(ind, f"{sd} = math.sqrt({var})")
     src.emit(ind, f"{bp} = ({', '.join(f'({p!r} - {mean}) / {sd}' for p in _points(integrand))},)")
     src.emit(ind, f"{acc} = 0.0")
+    tail = _Tail(src, ind, f"E[f(λ)], f(x) = {sympy.sstr(integrand)}")
 
     def body(i, t, w):
         src.emit(i, f"{lam} = {mean} + {sd} * {t}")
-        src.emit(i, f"{acc} += {w} * ({_code(integrand, {X: lam})})")
+        tail.add(i, t, f"{w} * ({_code(integrand, {X: lam})})", acc)
 
     _emit_panels(src, ind, [bp], body)
+    tail.check(ind)
     src.emit(ind, f"{out} += {acc} * {_INV_SQRT_2PI!r}")
+
+
+class _Tail:
+    """The check that a quadrature's edge band is negligible (see _EDGE): emits the
+    accumulation of each node's term into ``acc`` with its size and edge sums, and the
+    final test raising QuadratureRangeError about ``what``."""
+
+    def __init__(self, src, ind, what):
+        self.src, self.what = src, what
+        self.term, self.size, self.edge = src.name("term"), src.name("size"), src.name("edge")
+        src.emit(ind, f"{self.size} = 0.0")
+        src.emit(ind, f"{self.edge} = 0.0")
+
+    def add(self, ind, t, term, acc):
+        emit = self.src.emit
+        emit(ind, f"{self.term} = {term}")
+        emit(ind, f"{acc} += {self.term}")
+        emit(ind, f"{self.size} += abs({self.term})")
+        emit(ind, f"if abs({t}) > {_EDGE!r}:")
+        emit(ind + 1, f"{self.edge} += abs({self.term})")
+
+    def check(self, ind):
+        what = self.what if len(self.what) <= 120 else self.what[:117] + "..."
+        message = (f"the quadrature of the Gaussian average {what} is not accurate here: its "
+                   f"integrand is not negligible at {_L:g} standard deviations (the "
+                   "activation grows too fast for this variance)")
+        self.src.emit(ind, f"if {self.edge} > {_TAIL!r} * {self.size} and {self.edge} > {_TAIL_FLOOR!r}:")
+        self.src.emit(ind + 1, f"raise QuadratureRangeError({message!r})")
 
 
 def _emit_delta_pair(src, term, other, which):
@@ -157,15 +196,17 @@ def _emit_regular_pair(src, f, h):
     near_kinks = [f"{r!r} + {k!r} * sv" for r in _kinks(h) for k in _FEATURES if k != 0.0]
     src.emit(1, f"bp_h = ({', '.join(f'sc * ({p} - m2)' for p in [*map(repr, _points(h)), *near_kinks])},)")
     src.emit(1, "acc = 0.0")
+    tail = _Tail(src, 1, f"E[f(λ1) h(λ2)], f(x) = {sympy.sstr(f)}, h(x) = {sympy.sstr(h)}")
 
     def body(i, t, w):
         inner = src.name("inner")
         src.emit(i, f"lam1 = m1 + s1 * {t}")
         src.emit(i, f"mu = m2 + cs * {t}")
         _emit_avg1(src, i, h, "mu", "v1", inner)
-        src.emit(i, f"acc += {w} * ({_code(f, {X: 'lam1'})}) * {inner}")
+        tail.add(i, t, f"{w} * ({_code(f, {X: 'lam1'})}) * {inner}", "acc")
 
     _emit_panels(src, 1, ["bp_f", "bp_h"], body)
+    tail.check(1)
     src.emit(1, f"total += acc * {_INV_SQRT_2PI!r}")
 
 
@@ -188,7 +229,10 @@ def numeric_average_source(kind, f, h, func_name):
         the host namespace.  DiracDelta terms are integrated exactly (density
         derivatives times conditional averages), terms with a closed form are
         printed, the rest is composite Gauss-Legendre quadrature on [-10, 10]
-        (standardised), with panels cut at kinks and at the activation scale.
+        (standardised), with panels cut at kinks and at the activation scale.  At a
+        variance where the integrand is not negligible at the edge of that range, the
+        function raises :class:`~odesolve.errors.QuadratureRangeError` (a name the host
+        namespace must provide) rather than return a truncated value.
     """
     if kind not in (1, 2) or (kind == 1) != (h is None):
         raise ValueError("kind 1 takes f only, kind 2 takes f and h")
@@ -223,7 +267,8 @@ def numeric_average_source(kind, f, h, func_name):
 @functools.lru_cache(maxsize=None)
 def _compiled(kind, f, h, jit):
     source = numeric_average_source(kind, f, h, "average")
-    namespace = {"math": math, "njit": numba.njit if jit else (lambda fn: fn)}
+    namespace = {"math": math, "njit": numba.njit if jit else (lambda fn: fn),
+                 "QuadratureRangeError": QuadratureRangeError}
     exec(compile(source, "<odesolve.derive.averages>", "exec"), namespace)
     return namespace["average"]
 

@@ -10,7 +10,7 @@ from .._checks import check_choice, check_cost, check_integer, check_positive, c
 from .._progress import progress_bar
 from .._threads import one_blas_thread
 from ..codegen import compile_model
-from ..errors import DivergenceError
+from ..errors import DivergenceError, QuadratureRangeError
 from ..fluctuations import fluctuation_correction
 from ..protocols import Protocol, as_protocol, noise_floor
 from ..state import State, order_parameters_of
@@ -91,6 +91,9 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     ------
     DivergenceError
         If the state becomes non-finite or runs away (the message names t and η).
+    QuadratureRangeError
+        If a Gaussian average computed by quadrature is not accurate at a variance the
+        run reached (an activation growing nearly as fast as the Gaussian decays).
     ValueError, TypeError
         For a bad learning rate, time span, method, bulk mode, tolerance, step or output
         times (checked before any work, with the checks of the configuration).
@@ -112,25 +115,29 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
     arguments = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
     f = _rhs(compiled, arguments)
-    _check_start(f, state, lr, t0)
-    start = time.perf_counter()
-    if method == "euler":
-        ys, nfev, crossings = _euler(compiled, f, arguments, state, lr, t0, t_eval, dt,
-                                     progress)
-    elif method == "LSODA":
-        fun = _solver_callback(compiled, arguments, f)
-        ys, nfev, crossings = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
-    else:
-        ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol,
-                                        atol, progress)
-    wall = time.perf_counter() - start
-    traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
-    traj.learning_times = crossings
-    traj.protocol = protocol
-    traj.finite_size = bool(finite_size)
-    if finite_size:
-        _add_fluctuations(traj, compiled, f, state, t0, (dt or 1.0 / state.spectrum.D)
-                          if method == "euler" else 0.0)
+    try:
+        _check_start(f, state, lr, t0)
+        start = time.perf_counter()
+        if method == "euler":
+            ys, nfev, crossings = _euler(compiled, f, arguments, state, lr, t0, t_eval, dt,
+                                         progress)
+        elif method == "LSODA":
+            fun = _solver_callback(compiled, arguments, f)
+            ys, nfev, crossings = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
+        else:
+            ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method,
+                                            rtol, atol, progress)
+        wall = time.perf_counter() - start
+        traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
+        traj.learning_times = crossings
+        traj.protocol = protocol
+        traj.finite_size = bool(finite_size)
+        if finite_size:
+            _add_fluctuations(traj, compiled, f, state, t0, (dt or 1.0 / state.spectrum.D)
+                              if method == "euler" else 0.0)
+    except QuadratureRangeError as err:
+        # raised inside a compiled average, under the solver's frames: shown from here
+        raise QuadratureRangeError(f"the ODE stopped: {err}") from None
     return traj
 
 

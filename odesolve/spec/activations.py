@@ -486,6 +486,10 @@ def parse_expression(text: str) -> sympy.Basic:
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise ValueError(f"expression too long ({len(text)} characters, at most "
                          f"{MAX_EXPRESSION_LENGTH})")
+    if "#" in text:
+        # no string constant is allowed, so a '#' can only open a comment, which ast
+        # would drop silently with whatever followed it ("tanh(x) # + x")
+        raise ValueError("'#' starts a Python comment, which is not part of an expression")
     try:
         tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
     except SyntaxError as err:
@@ -572,6 +576,11 @@ def _call(node):
         return _NUMBER_TYPES[name](*args)
     if name == "Piecewise":
         return sympy.Piecewise(*[tuple(a) if isinstance(a, sympy.Tuple) else a for a in args])
+    if name == "Heaviside" and len(args) != 1:
+        # sympy's second argument is the value at 0, which no Gaussian average or SGD
+        # step sees (λ = 0 has probability 0): the package fixes it (module doc)
+        raise ValueError(f"{ast.unparse(node)!r}: Heaviside takes one argument here (its "
+                         "value at 0 does not change any Gaussian average)")
     function = _FUNCTIONS.get(name) or sympy.Function(name)
     try:
         return function(*args)
@@ -636,7 +645,7 @@ def resolve_activation(spec):
         text = spec.strip()
         if text.lower() in BUILTIN_ACTIVATIONS:
             return BUILTIN_ACTIVATIONS[text.lower()]
-        name = text
+        name = " ".join(text.split())     # one line (log lines, titles), as typed otherwise
         try:
             expr = parse_expression(text)
         except ValueError as err:

@@ -6,11 +6,13 @@ Monte Carlo of averages with DiracDelta terms uses exact Gaussian smoothing
 import math
 import zlib
 
+import mpmath
 import numpy as np
 import pytest
 import sympy
 
 from odesolve.derive import closed_form
+from odesolve.errors import QuadratureRangeError
 from odesolve.testing.gaussian_mc import EPS, mc_average_1, mc_average_2
 from odesolve.spec.activations import X, resolve_activation
 from odesolve.derive.averages import (closed_form_available, expect_1, expect_2, gaussian_average_1,
@@ -186,6 +188,39 @@ def test_tails_and_large_variances_are_accurate():
             p = (q, q, c * q, 0.0, 0.0)
             closed = 2 / math.pi * math.asin(c * q / (1 + q))
             assert numeric_average(erf.expr, erf.expr, *p, jit=False) == pytest.approx(closed, rel=1e-8, abs=1e-12)
+
+
+def _exact_average(f, q):
+    """E[f(λ)], λ ~ N(0, q), by mpmath over the whole line (30 digits)."""
+    fn = sympy.lambdify(X, f, "mpmath")
+    with mpmath.workdps(30):
+        return float(mpmath.quad(lambda x: fn(x) * mpmath.npdf(x, 0, mpmath.sqrt(q)),
+                                 [-mpmath.inf, -20, 0, 20, mpmath.inf]))
+
+
+def test_growing_integrands_are_exact_or_refused():
+    """exp(2x) tanh²x: E over N(0, q) peaks at 2√q standard deviations.  At q = 2 the
+    cut at ±10 is harmless and the quadrature is exact; at q = 8 it would cut off 1e-5
+    of the average (it returned 8886046 for 8886109), so it must raise instead."""
+    f = sympy.exp(2 * X) * sympy.tanh(X) ** 2
+    for jit in (False, True):
+        assert numeric_average_1(f, 2.0, jit=jit) == pytest.approx(_exact_average(f, 2.0), rel=1e-11)
+        with pytest.raises(QuadratureRangeError, match=r"not negligible at 10 standard deviations"):
+            numeric_average_1(f, 8.0, jit=jit)
+    # the same in a pair average: its outer quadrature checks its edge too
+    g = sympy.exp(X) * sympy.tanh(X)
+    with pytest.raises(QuadratureRangeError, match=r"E\[f\(λ1\) h\(λ2\)\]"):
+        numeric_average(g * g, g, 8.0, 1.0, 0.5, jit=False)
+
+
+def test_edge_check_spares_tiny_and_polynomial_averages():
+    """No alarm where the truncation is negligible: an average that is itself ~1e-24
+    (a ReLU kink 9.8 standard deviations out) and x²⁴ tanh²x (its tail beyond 10
+    standard deviations is ~1e-12 of the average)."""
+    relu = sympy.Max(0, X - 4.9)
+    assert numeric_average_1(relu, 0.25, jit=False) == pytest.approx(_exact_average(relu, 0.25), rel=1e-3)
+    f = X**24 * sympy.tanh(X) ** 2
+    assert numeric_average_1(f, 1.0, jit=False) == pytest.approx(_exact_average(f, 1.0), rel=1e-10)
 
 
 @pytest.mark.parametrize("rho", [0.999999, -0.9999999])

@@ -192,3 +192,22 @@ def test_a_long_refused_expression_is_not_echoed_whole():
     with pytest.raises(ValueError, match="too long") as info:
         resolve_activation(text)
     assert "(10003 characters)" in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("spec, reason", [
+    ("tanh(x) # + x", "'#' starts a Python comment"),        # ast would drop the rest
+    ("x # note", "'#' starts a Python comment"),
+    ("Heaviside(x, 5)", "Heaviside takes one argument"),     # its value at 0: no average sees it
+    ("x*Heaviside(x, 0)", "Heaviside takes one argument"),
+    ("Heaviside()", "Heaviside takes one argument"),
+])
+def test_text_that_would_be_dropped_is_refused(spec, reason):
+    with pytest.raises(ValueError, match=reason):
+        resolve_activation(spec)
+
+
+def test_the_name_of_a_typed_expression_is_one_line():
+    """Log lines and titles show the name: what was typed, with whitespace collapsed."""
+    act = resolve_activation("(tanh(x)\n   + 0.1*x)")
+    assert act.name == "(tanh(x) + 0.1*x)"
+    assert act.expr == resolve_activation("tanh(x) + 0.1*x").expr

@@ -80,3 +80,21 @@ def test_wide_networks_take_the_same_flow_with_blas(monkeypatch):
         f = flow.rhs_function(compiled, state, 0.8, "finite", protocol, finite_size=True)
         out[rows] = f(0.0, y)
     np.testing.assert_allclose(out[1], out[10**6], rtol=1e-12, atol=1e-15)
+
+
+def test_a_quadrature_out_of_range_stops_the_ode_with_a_clear_error(monkeypatch):
+    """exp(|x|^1.5) has Gaussian averages for every variance, but at a large one the
+    integrand of E[g'(λ)] is not negligible at 10 standard deviations: integrate raises
+    QuadratureRangeError (shown from integrate, not from inside the solver) rather than
+    integrate truncated averages.  At a small variance the same model runs."""
+    from odesolve import QuadratureRangeError
+    monkeypatch.setenv("ODESOLVE_JIT", "0")       # the plain-Python module: no compile time
+    model = Autoencoder(K=1, activation="exp(Abs(x)**1.5)")
+    spec = spiked_covariance(D=200, spikes=[1.0], bulk=0.05)
+    with pytest.raises(QuadratureRangeError, match="the ODE stopped: .*not negligible at 10 "
+                       "standard deviations") as info:
+        integrate(State.random(model, spec, 4.0, seed=0), 0.5, (0.0, 1.0), method="RK45")
+    assert info.traceback[-1].name == "integrate"
+    traj = integrate(State.random(model, spec, 0.2, seed=0), 0.5, (0.0, 0.1), method="RK45",
+                     n_points=3)
+    assert np.isfinite(traj.error).all()

@@ -62,6 +62,31 @@ def fake_dataset(seeds=2, diverged_seed=None):
                                      divergences=messages)
 
 
+def test_sgd_that_diverged_or_left_the_theory_is_named():
+    """Seed 0 follows the theory; seed 1 ends 0.35 of the initial error above it (the
+    x³, η = 1, D = 500 run of a user); seed 2 rose above twice its start.  Each faulty
+    seed gets one note, with its numbers."""
+    from odesolve.workflow.experiment import SGD_DEPARTURE, _sgd_departures
+    problem = build_problem(tiny_config(3))
+    n_tracked = problem.theory_spectrum.n_tracked
+    theory = [FakeRun(problem.times, 2, n_tracked, 0) for _ in problem.seeds]
+    sims = [FakeRun(problem.times, 2, n_tracked, 0, simulated=True) for _ in problem.seeds]
+    start = theory[1].error[0]
+    sims[1].error = theory[1].error.copy()
+    sims[1].error[-1] += 0.35 * start
+    sims[2].error = theory[2].error.copy()
+    sims[2].error[len(sims[2].error) // 2] = 2.5 * start
+    for run in sims:
+        run.test_error = run.error
+    ds = assemble_dataset(problem, theory, sims)
+    notes = _sgd_departures(ds)
+    assert len(notes) == 2
+    assert notes[0].startswith("seed 1: online SGD ended at") and "0.35 of the initial" in notes[0]
+    assert notes[1].startswith("seed 2: online SGD diverged") and "2.5× its initial" in notes[1]
+    sims[1].error[-1] = theory[1].error[-1] + 0.9 * SGD_DEPARTURE * start      # within
+    assert len(_sgd_departures(assemble_dataset(problem, theory, sims))) == 1
+
+
 def test_assembled_layout_matches_the_contract():
     problem, ds = fake_dataset(seeds=3)
     assert ds["error_theory"].dims == ("seed", "time")
