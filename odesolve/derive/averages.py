@@ -227,7 +227,7 @@ def check_sgd_averages(activation) -> None:
 def _integrand(activation, keys):
     f = sympy.Integer(1)
     for name, n in keys:
-        f = f * activation_factor(activation, name, n)
+        f = f * (X**n if name == "x" else activation_factor(activation, name, n))
     return normalize(f)
 
 
@@ -236,49 +236,102 @@ def family_average(activation, average, with_means: bool, mode=None):
     of ``activation``: a closed form or a quadrature placeholder, in the symbols
     ``(Q, M)`` or ``(Q1, Q2, C, M1, M2)`` (zero means when ``with_means`` is False).
 
+    A product with a derivative that is not a function (|x|^0.75: ga' has the
+    ill-defined term |x|^(−1/4) δ(x)) is integrated by parts until every factor is one
+    (:func:`_by_parts`).
+
     Raises
     ------
     ValueError
         Naming the activation and the reason when the average does not exist (a factor
         grows too fast for the Gaussian, or is not locally integrable).
     """
-    m = M if with_means else 0
-    try:
-        f = _integrand(activation, average.own)
-    except ValueError as err:
-        by_parts = _by_parts(activation, average, m, mode)
-        if by_parts is None:
-            raise ValueError(f"the Gaussian average {average.formula} of activation "
-                             f"{activation.name!r} does not exist: {err}") from None
-        return by_parts
-    _check_exists(activation, f, average.formula)
-    if average.other is None:
-        return expect_1(f, Q, m, mode)
-    h = _integrand(activation, average.other)
-    _check_exists(activation, h, average.formula)
     zero = sympy.Integer(0)
-    return expect_2(f, h, Q1, Q2, C, M1 if with_means else zero, M2 if with_means else zero, mode)
+    fields = ((Q, M if with_means else zero),) if average.other is None else (
+        (Q1, M1 if with_means else zero), (Q2, M2 if with_means else zero))
+    return _average_of(activation, average, (average.own, average.other or ()), fields, C,
+                       mode, _BY_PARTS_DEPTH)
 
 
-def _by_parts(activation, average, m, mode):
-    """E[f⁽ⁿ⁾(λ)] of one factor, λ ~ N(m, q), with every derivative moved onto the
-    Gaussian: q^(−n/2) E[f(λ) Heₙ((λ − m)/√q)] (Stein's lemma n times), or None for
-    averages of another shape.
+#: Integrations by parts one average may take (|x|^0.75 needs one, |x|^1.5 two).
+_BY_PARTS_DEPTH = 3
 
-    For f⁽ⁿ⁾ that is a distribution without a pointwise form (|x|^1.5: ga'' behaves like
-    |x|^(−3/2)), while f itself is a function (derived here, see docs/theory.md §3).
+
+def _average_of(activation, average, factors, fields, c, mode, depth):
+    """E[Π factors[0](λ_1) · Π factors[1](λ_2)] (factor keys ``(name, n)``, name ``g``,
+    ``ga`` or ``x`` for xⁿ) for the Gaussian ``fields`` ((q, m) of each) of covariance
+    ``c``, by parts where a product is not a function."""
+    functions = []
+    for keys in factors:
+        try:
+            functions.append(_integrand(activation, keys))
+        except ValueError as err:
+            parts = _by_parts(activation, average, factors, fields, c, mode, depth) if depth else None
+            if parts is None:
+                raise ValueError(f"the Gaussian average {average.formula} of activation "
+                                 f"{activation.name!r} does not exist: {err}") from None
+            return parts
+    for f in functions:
+        _check_exists(activation, f, average.formula)
+    if len(fields) == 1:
+        return expect_1(functions[0], *fields[0], mode)
+    (q1, m1), (q2, m2) = fields
+    return expect_2(functions[0], functions[1], q1, q2, c, m1, m2, mode)
+
+
+def _by_parts(activation, average, factors, fields, c, mode, depth):
+    """One integration by parts on the highest derivative A⁽ⁿ⁾ of a field's factors.
+
+    With F the other factors of that field (λ, of mean m and variance q) and h those of
+    the other field (covariance c), Stein's lemma for F A⁽ⁿ⁻¹⁾ h in λ, with the other
+    field's dependence on λ through its conditional mean, gives
+
+        E[F A⁽ⁿ⁾ h] = E[F A⁽ⁿ⁻¹⁾ h (λ − m)]/q − E[F' A⁽ⁿ⁻¹⁾ h] − (c/q) E[F A⁽ⁿ⁻¹⁾ h'],
+
+    which *defines* the product F A⁽ⁿ⁾ where it is not a function: it is the
+    distributional (F A⁽ⁿ⁻¹⁾)' − F' A⁽ⁿ⁻¹⁾ that Stein's lemma produced in the
+    derivation.  Returns None when no factor has a derivative to move (derived here, see
+    docs/theory.md §3).
     """
-    if average.other is not None or len(average.own) != 1:
-        return None
-    name, n = average.own[0]
-    try:
-        f = activation_factor(activation, name, 0)
-    except ValueError:
-        return None
-    _check_exists(activation, f, average.formula)
-    weight = sympy.expand(sympy.hermite_prob(n, (X - m) / sympy.sqrt(Q)) / Q**sympy.Rational(n, 2))
-    return sympy.Add(*[coefficient * expect_1(f * X**power, Q, m, mode) for (power,), coefficient
-                       in sympy.Poly(weight, X).terms()])
+    for side in range(len(factors)):
+        keys = factors[side]
+        movable = [i for i, (name, n) in enumerate(keys) if name != "x" and n > 0]
+        if not movable:
+            continue
+        pick = max(movable, key=lambda i: keys[i][1])
+        name, n = keys[pick]
+        lowered = keys[:pick] + ((name, n - 1),) + keys[pick + 1:]
+        q, m = fields[side]
+
+        def term(own, other=None):
+            new = list(factors)
+            new[side] = own
+            if other is not None:
+                new[1 - side] = other
+            return _average_of(activation, average, tuple(new), fields, c, mode, depth - 1)
+
+        out = term(lowered + (("x", 1),)) / q - m / q * term(lowered)
+        for i, key in enumerate(lowered):
+            if i != pick:
+                coefficient, raised = _raised(key)
+                if coefficient:
+                    out -= coefficient * term(lowered[:i] + (raised,) + lowered[i + 1:])
+        if len(factors) == 2:
+            other = factors[1 - side]
+            for i, key in enumerate(other):
+                coefficient, raised = _raised(key)
+                if coefficient:
+                    out -= c / q * coefficient * term(lowered, other[:i] + (raised,) + other[i + 1:])
+        return out
+    return None
+
+
+def _raised(key):
+    """``(coefficient, key')`` of the derivative of one factor: gⁿ → gⁿ⁺¹, xᵖ → p xᵖ⁻¹."""
+    name, n = key
+    if name == "x":
+        return n, ("x", n - 1)
+    return 1, (name, n + 1)
 
 
 def _log_abs(f, x, digits=30):

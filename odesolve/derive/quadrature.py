@@ -11,6 +11,7 @@ import functools
 import math
 from math import comb
 
+import mpmath
 import numba
 import numpy as np
 import sympy
@@ -71,12 +72,62 @@ def _points(expr):
     return sorted(set(_FEATURES) | set(_kinks(expr)))
 
 
-def _emit_panels(src, ind, point_tuples, body):
+def _log_abs_at(f, x):
+    """log|f(x)| at the exact rational of x, in 80-digit mpmath arithmetic (so that the
+    terms of a removable singularity cancel); inf where f is infinite there."""
+    value = f.subs(X, sympy.Rational(x))
+    if value.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        return math.inf
+    with mpmath.workdps(80):
+        value = sympy.lambdify((), value, modules="mpmath")()
+        return -math.inf if value == 0 else float(mpmath.log(abs(value)))
+
+
+def singular_order(f, r):
+    """a where |f(x)| grows like |x − r|^(−a) as x → r (the larger of the two sides; 0
+    where f stays bounded), measured between |x − r| = 10⁻⁶ and 10⁻¹⁰."""
+    order = 0.0
+    for side in (1, -1):
+        near, nearer = (_log_abs_at(f, r + side * d) for d in (1e-6, 1e-10))
+        if math.inf in (near, nearer):
+            return math.inf
+        if math.isfinite(near) and math.isfinite(nearer):
+            order = max(order, (nearer - near) / math.log(1e4))
+    return order
+
+
+#: Gauss-Legendre nodes on a panel ending at a fractional power |t − r|^b of a kink
+#: (b > −1: an integrable singularity for b < 0) are graded towards r, t − r ∝ u^p, with
+#: p·min(1 + b, 1) ≥ _GRADING: the integrand in u is then u^(p(1+b)−1) times a smooth
+#: function (a polynomial of degree 5 for b = −1/2), which the rule integrates to
+#: rounding.  Without it E[|λ|^(−1/2)] came out 1.5 % low, E[|λ|^1.5] 1e-8.
+_GRADING = 6.0
+
+
+def _grading(expr):
+    """``(kinks, p)``: the kinks where expr has a fractional power (a Pow of non-integer
+    exponent whose base vanishes there, e.g. |x|^0.75 in Heaviside form) and the power p
+    of the graded nodes there (``([], 1)`` when there are none)."""
+    fractional = []
+    for r in _kinks(expr):
+        if any(not e.exp.is_integer and e.base.subs(X, r) == 0 for e in expr.atoms(sympy.Pow)):
+            fractional.append(r)
+    if not fractional:
+        return [], 1
+    order = max(singular_order(expr, r) for r in fractional)     # a = −b where singular
+    return fractional, math.ceil(_GRADING / min(1.0 - order, 1.0))
+
+
+def _emit_panels(src, ind, point_tuples, body, graded=None):
     """Gauss-Legendre loop over [-L, L] against the standard normal weight.
 
     Panels end at the uniform grid and at every point of the named tuples (in
     any order: each step looks for the nearest point ahead).  ``body(ind, t, w)``
     emits the accumulation at node ``t`` with weight ``w`` (Gaussian included).
+    ``graded`` = (name of a tuple of standardised points, p, names of the mean and the
+    standard deviation, name of the tuple of the same points in pre-activation space,
+    their number): on a panel that starts (else ends) at one of those points, the nodes
+    are graded towards it (see _GRADING).
     """
     lo, hi, k, g, p, hw, mid, i, t, w = (src.name(s) for s in ("lo", "hi", "k", "g", "p", "hw", "mid", "i", "t", "w"))
     src.emit(ind, f"{lo} = {-_L!r}")
@@ -93,9 +144,37 @@ def _emit_panels(src, ind, point_tuples, body):
         src.emit(ind + 3, f"{hi} = {p}")
     src.emit(ind + 1, f"{hw} = 0.5 * ({hi} - {lo})")
     src.emit(ind + 1, f"{mid} = 0.5 * ({hi} + {lo})")
+    if graded is not None:
+        points, power, mean, sd, raw, count = graded
+        j, u, side, r = src.name("j"), src.name("u"), src.name("side"), src.name("r")
+        # side: +1 grades towards lo, -1 towards hi, 0 a plain panel; r: the point
+        src.emit(ind + 1, f"{side} = 0.0")
+        src.emit(ind + 1, f"{r} = 0.0")
+        src.emit(ind + 1, f"for {j} in range({count}):")
+        src.emit(ind + 2, f"if {points}[{j}] == {lo}:")
+        src.emit(ind + 3, f"{side} = 1.0")
+        src.emit(ind + 3, f"{r} = {raw}[{j}]")
+        src.emit(ind + 2, f"elif {points}[{j}] == {hi} and {side} == 0.0:")
+        src.emit(ind + 3, f"{side} = -1.0")
+        src.emit(ind + 3, f"{r} = {raw}[{j}]")
     src.emit(ind + 1, f"for {i} in range({_NODES}):")
-    src.emit(ind + 2, f"{t} = {mid} + {hw} * gx[{i}]")
-    src.emit(ind + 2, f"{w} = {hw} * gw[{i}] * math.exp(-0.5 * {t} * {t})")
+    if graded is None:
+        src.emit(ind + 2, f"{t} = {mid} + {hw} * gx[{i}]")
+        src.emit(ind + 2, f"{w} = {hw} * gw[{i}] * math.exp(-0.5 * {t} * {t})")
+    else:
+        src.emit(ind + 2, f"if {side} == 0.0:")
+        src.emit(ind + 3, f"{t} = {mid} + {hw} * gx[{i}]")
+        src.emit(ind + 3, f"{w} = {hw} * gw[{i}]")
+        src.emit(ind + 2, "else:")
+        src.emit(ind + 3, f"{u} = 0.5 * (1.0 + gx[{i}])")
+        src.emit(ind + 3, f"{t} = ({lo} if {side} > 0.0 else {hi}) + {side} * 2.0 * {hw} * {u}**{power}")
+        src.emit(ind + 3, f"{w} = {hw} * gw[{i}] * {power} * {u}**{power - 1}")
+        # a node within rounding of the point lands on it (|λ − r|^(−a) = inf): it is
+        # skipped, its weight times the value at its true distance being ~1e-11 of the
+        # average
+        src.emit(ind + 3, f"if {mean} + {sd} * {t} == {r}:")
+        src.emit(ind + 4, "continue")
+        src.emit(ind + 2, f"{w} *= math.exp(-0.5 * {t} * {t})")
     body(ind + 2, t, w)
     src.emit(ind + 1, f"{lo} = {hi}")
 
@@ -120,6 +199,13 @@ def _emit_avg1(src, ind, expr, mean, var, out):
     sd, bp, acc, lam = (src.name(s) for s in ("sd", "bp", "acc", "lam"))
     src.emit(ind, f"{sd} = math.sqrt({var})")
     src.emit(ind, f"{bp} = ({', '.join(f'({p!r} - {mean}) / {sd}' for p in _points(integrand))},)")
+    singular, power = _grading(integrand)
+    graded = None
+    if singular:
+        sg, sgr = src.name("sg"), src.name("sgr")
+        src.emit(ind, f"{sg} = ({', '.join(f'({r!r} - {mean}) / {sd}' for r in singular)},)")
+        src.emit(ind, f"{sgr} = ({', '.join(map(repr, singular))},)")
+        graded = (sg, power, mean, sd, sgr, len(singular))
     src.emit(ind, f"{acc} = 0.0")
     tail = _Tail(src, ind, f"E[f(λ)], f(x) = {sympy.sstr(integrand)}")
 
@@ -127,7 +213,7 @@ def _emit_avg1(src, ind, expr, mean, var, out):
         src.emit(i, f"{lam} = {mean} + {sd} * {t}")
         tail.add(i, t, f"{w} * ({_code(integrand, {X: lam})})", acc)
 
-    _emit_panels(src, ind, [bp], body)
+    _emit_panels(src, ind, [bp], body, graded)
     tail.check(ind)
     src.emit(ind, f"{out} += {acc} * {_INV_SQRT_2PI!r}")
 
@@ -188,6 +274,12 @@ def _emit_regular_pair(src, f, h):
     src.emit(1, "s1 = math.sqrt(q1)")
     src.emit(1, "cs = c / s1")
     src.emit(1, f"bp_f = ({', '.join(f'({p!r} - m1) / s1' for p in _points(f))},)")
+    singular, power = _grading(f)
+    graded = None
+    if singular:
+        src.emit(1, f"sg_f = ({', '.join(f'({r!r} - m1) / s1' for r in singular)},)")
+        src.emit(1, f"sgr_f = ({', '.join(map(repr, singular))},)")
+        graded = ("sg_f", power, "m1", "s1", "sgr_f", len(singular))
     # when λ2 | λ1 is narrow, h(λ2) is nearly a function of λ1: cut panels where the
     # conditional mean crosses h's features, and around h's kinks at the scale of the
     # conditional spread, where the inner average steps (scale 0 folds them onto t = 0)
@@ -205,7 +297,7 @@ def _emit_regular_pair(src, f, h):
         _emit_avg1(src, i, h, "mu", "v1", inner)
         tail.add(i, t, f"{w} * ({_code(f, {X: 'lam1'})}) * {inner}", "acc")
 
-    _emit_panels(src, 1, ["bp_f", "bp_h"], body)
+    _emit_panels(src, 1, ["bp_f", "bp_h"], body, graded)
     tail.check(1)
     src.emit(1, f"total += acc * {_INV_SQRT_2PI!r}")
 

@@ -50,8 +50,11 @@ CORPUS = {
     "gauss": ("exp(-x**2)", lambda x: np.exp(-x**2), lambda x: -2 * x * np.exp(-x**2)),
 }
 #: Activations beyond the corpus with a test of their own: powers of |x| (their
-#: derivatives' steps sit inside roots, e.g. g'' = 0.75 |x|^(-1/2) for |x|^1.5).
+#: derivatives' steps sit inside roots, e.g. g'' = 0.75 |x|^(-1/2) for |x|^1.5; for
+#: |x|^0.75, g'' is not locally integrable and its products are integrated by parts).
 POWERS_OF_ABS = {
+    "abs_pow_0.75": ("Abs(x)**0.75", lambda x: np.abs(x)**0.75,
+                     lambda x: 0.75 * np.sign(x) * np.abs(x)**-0.25),
     "abs_pow_1.5": ("Abs(x)**1.5", lambda x: np.abs(x)**1.5,
                     lambda x: 1.5 * np.sign(x) * np.sqrt(np.abs(x))),
     "abs_pow_2.5": ("Abs(x)**(5/2)", lambda x: np.abs(x)**2.5,

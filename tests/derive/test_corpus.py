@@ -20,6 +20,7 @@ and that missing averages are clear errors.
 """
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -111,9 +112,23 @@ def test_powers_of_abs_derive_and_match_the_sgd_step(name):
     act = resolve_activation(spec)
     p = float(name.rsplit("_", 1)[1])
     x = np.array([-2.0, -0.3, 0.5, 1.7])
-    np.testing.assert_allclose(act.numpy_derivative(2)(x), p * (p - 1) * np.abs(x)**(p - 2),
-                               rtol=1e-12)
+    if p > 1:       # for p < 1, g'' has the term |x|^(p−1) δ(x), which is not a distribution
+        np.testing.assert_allclose(act.numpy_derivative(2)(x), p * (p - 1) * np.abs(x)**(p - 2),
+                                   rtol=1e-12)
     _assert_drift_matches_sgd(Autoencoder(K=2, activation=spec), _rng("rhs", name))
+
+
+def test_a_product_with_an_ill_defined_derivative_is_integrated_by_parts():
+    """|x|^0.75: ga' = 0.75 (2H(x) − 1)|x|^(−1/4) has the term 1.5 |x|^(−1/4) δ(x), which is
+    not a distribution, so E[g ga'] is taken as E[(g ga)'] − E[ga²] (by parts).  g ga =
+    0.75 sign(x)|x|^(1/2) is continuous, so the value is the integral of the pointwise
+    product −(3/16)|λ|^(−1/2): −(3/16) (2q)^(−1/4) Γ(1/4)/√π at zero mean."""
+    act = resolve_activation("Abs(x)**0.75")
+    average = next(a for a in lower(False, "sgd", "none").averages() if a.name == "avg1_g0_a1")
+    value = family_average(act, average, False)
+    for q in (0.3, 1.0, 2.5):
+        exact = -3 / 16 * (2 * q) ** -0.25 * math.gamma(0.25) / math.sqrt(math.pi)
+        assert float(value.subs(Q, q)) == pytest.approx(exact, rel=1e-8)
 
 
 def test_a_power_of_abs_whose_derivative_is_not_integrable_is_refused():
