@@ -64,8 +64,10 @@ class _FlowArguments:
     def at_rate(self, eta):
         """``(s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb)``: the leading
         arguments of the template's ``rhs``, ``rhs_guarded`` and ``euler`` at rate eta."""
+        # eta**2 overflows (a Python OverflowError) for a schedule of 1e300: the noise
+        # floor is only computed where there is one
         return (self.s, self.s_bulk, self.s_dyn, eta, self.rates, self.decay,
-                self.floor * eta**2, self.K, self.nb)
+                self.floor * eta**2 if self.floor else 0.0, self.K, self.nb)
 
 
 def _solver_callback(compiled, a, f):
@@ -73,10 +75,14 @@ def _solver_callback(compiled, a, f):
     behind the checks of every call (a runaway or NaN state raises :class:`_Runaway`, a
     non-finite derivative :class:`_NotFinite`).  At a constant rate on the compiled loops
     it is one compiled call (``rhs_guarded``): the Python work around a small state's
-    right-hand side cost more than the right-hand side.
+    right-hand side cost more than the right-hand side.  ``fun.reached[0]`` is the time
+    of the latest call: where odeint was when it stopped (its own record of that is not
+    set after some failures).
     """
+    reached = [0.0]
     if a.wide or not a.constant:
         def fun(y, t):
+            reached[0] = t
             # one dot product each screens out every sound call; NaN and overflow fail it
             if not y.dot(y) <= NORM_LIMIT**2 and not (np.abs(y) <= NORM_LIMIT).all():
                 raise _Runaway(t)
@@ -84,15 +90,17 @@ def _solver_callback(compiled, a, f):
             if not np.isfinite(dy.dot(dy)) and not np.isfinite(dy).all():
                 raise _NotFinite(t)
             return dy
-        return fun
-    guarded, args = compiled.module.rhs_guarded, a.at_rate(a.rate(0.0)) + (NORM_LIMIT,)
+    else:
+        guarded, args = compiled.module.rhs_guarded, a.at_rate(a.rate(0.0)) + (NORM_LIMIT,)
 
-    def fun(y, t):
-        dy = np.empty_like(y)
-        code = guarded(y, *args, dy)
-        if code:
-            raise (_Runaway if code == 1 else _NotFinite)(t)
-        return dy
+        def fun(y, t):
+            reached[0] = t
+            dy = np.empty_like(y)
+            code = guarded(y, *args, dy)
+            if code:
+                raise (_Runaway if code == 1 else _NotFinite)(t)
+            return dy
+    fun.reached = reached
     return fun
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
-from scipy.integrate import odeint, solve_ivp
+from scipy.integrate import ODEintWarning, odeint, solve_ivp
 
 from .._checks import check_choice, check_cost, check_integer, check_positive, check_tolerance
 from .._progress import progress_bar
@@ -207,15 +208,20 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
         # odeint needs the initial time first; it is returned as the first record
         grid = np.concatenate([[t_from], times]) if times[0] > t_from else times
         try:
-            ys, info = odeint(fun, y0, grid, rtol=rtol, atol=atol, mxstep=10**8,
-                              full_output=True)
+            # the callback's finiteness checks overflow on a blow-up, which they report;
+            # odeint's own warning of a failure becomes the DivergenceError below
+            with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", ODEintWarning)
+                ys, info = odeint(fun, y0, grid, rtol=rtol, atol=atol, mxstep=10**8,
+                                  full_output=True)
             nfev[0] += int(info["nfe"][-1])
         except (_Runaway, _NotFinite) as stop:
             t_fail = float(stop.args[0] if isinstance(stop, _Runaway) else stop.t)
             raise DivergenceError("the ODE", t_fail, lr, detail="the state ran away",
                                   cause=_runaway_cause(lr, t_fail)) from None
         if info["message"] != "Integration successful.":
-            t_fail = float(info["tcur"][-1]) if len(info["tcur"]) else t0
+            # not info["tcur"]: after some failures it is not set (6.9e-310 was reported)
+            t_fail = float(fun.reached[0])
             raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: "
                                   f"{info['message']}", cause=_runaway_cause(lr, t_fail))
         return ys[1:] if times[0] > t_from else ys

@@ -181,9 +181,10 @@ def train_population_gd(d, r, steps, lr, rng, covariance=None, decoder="optimal"
     for step in _progress(range(steps + 1), f"population GD (d={d}, r={r:g})"):
         with np.errstate(all="ignore"):         # a blow-up is detected just below
             total, grad_B, second = _sign_risk_and_gradients(B, covariance_product, trace, A)
-            B_next = _unit_rows(B - lr * grad_B)
+            B_raw = B - lr * grad_B
             A_next = None if A is None else A - lr * second
-        if not (np.isfinite(total) and np.all(np.isfinite(B_next))
+        # before the rows are normalised: an overflowing row would become a zero row
+        if not (np.isfinite(total) and np.all(np.isfinite(B_raw))
                 and (A is None or np.all(np.isfinite(A_next)))):
             raise DivergenceError("population gradient descent", time=step, lr=lr,
                                   detail=f"the risk or the weights are not finite at "
@@ -191,7 +192,7 @@ def train_population_gd(d, r, steps, lr, rng, covariance=None, decoder="optimal"
         history[step] = total / d
         if step == steps:
             break
-        B, A = B_next, A_next
+        B, A = _unit_rows(B_raw), A_next
     final_decoder = second if A is None else A
     return TrainingResult(
         encoder=B, decoder=final_decoder,
@@ -199,6 +200,25 @@ def train_population_gd(d, r, steps, lr, rng, covariance=None, decoder="optimal"
         optimal_decoder_risk=optimal_risk(B, "sign", cov_matrix),
         limit=_limit(d, n, cov_matrix), history_steps=np.arange(steps + 1),
         risk_history=history, method=f"population gradient descent, decoder={decoder}")
+
+
+#: A decoder whose error on a minibatch is this many times that of the zero decoder
+#: (where SGD starts) has run away: a step size beyond the decoder's stability limit
+#: grows it geometrically, through finite but meaningless risks (1e131 at d = 100,
+#: r = 0.5, lr = 0.5).
+DECODER_RUNAWAY = 1e4
+
+
+def _check_decoder(A, B, X, what, step, time_per_step, lr):
+    """Raise DivergenceError when the decoder's minibatch error on ``X`` exceeds
+    :data:`DECODER_RUNAWAY` times the zero decoder's."""
+    with np.errstate(all="ignore"):
+        error = np.sum((np.sign(X @ B.T) @ A.T - X) ** 2)
+        zero = np.sum(X**2)
+    if not error <= DECODER_RUNAWAY * zero:          # also NaN
+        raise DivergenceError(what, time=step * time_per_step, lr=lr, step=step,
+                              detail=f"the decoder ran away: its minibatch error is "
+                                     f"{error / zero:.3g}× that of a zero decoder")
 
 
 def _covariance_root(cov: np.ndarray | None) -> np.ndarray | None:
@@ -322,16 +342,19 @@ def train_sgd(d, r, steps, lr, rng, method="kernel", batch_size=256, covariance=
     betas = beta_first * (beta_last / beta_first) ** (np.arange(steps) / max(steps - 1, 1))
     recorded_steps, recorded = [], []
     for step in _progress(range(steps), f"SGD/{method} (d={d}, r={r:g})"):
+        X = minibatch()
         if step % record_every == 0:
+            _check_decoder(A, B, X, f"SGD ({method})", step, batch_size / d, lr)
             recorded_steps.append(step)
             recorded.append(optimal_risk(B, "sign", cov_matrix))
         with np.errstate(all="ignore"):         # a blow-up is detected just below
-            grad_B, grad_A = _minibatch_gradients(B, A, minibatch(), method, betas[step])
-            B_next, A_next = _unit_rows(B - lr * grad_B), A - lr * grad_A
-        if not (np.all(np.isfinite(B_next)) and np.all(np.isfinite(A_next))):
+            grad_B, grad_A = _minibatch_gradients(B, A, X, method, betas[step])
+            B_raw, A_next = B - lr * grad_B, A - lr * grad_A
+        if not (np.all(np.isfinite(B_raw)) and np.all(np.isfinite(A_next))):
             raise DivergenceError(f"SGD ({method})", time=(step + 1) * batch_size / d, lr=lr,
                                   step=step + 1, detail="non-finite weights")
-        B, A = B_next, A_next
+        B, A = _unit_rows(B_raw), A_next
+    _check_decoder(A, B, X, f"SGD ({method})", steps, batch_size / d, lr)
     recorded_steps.append(steps)
     recorded.append(optimal_risk(B, "sign", cov_matrix))
     return TrainingResult(

@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, help="workers of the local cluster")
 
     figure = sub.add_parser("figure", parents=[common], help="make a paper figure",
-                            description="Make a paper figure (run from the repository root). "
+                            description="Make a paper figure (from any directory). "
                                         "Names: " + "; ".join(f"{n} ({d})" for n, (_, d)
                                                                in FIGURES.items()))
     figure.add_argument("name", choices=[*FIGURES, *_FIGURE_NUMBERS, "list"], metavar="NAME",
@@ -186,10 +186,15 @@ def _load(args):
     return config.with_overrides(overrides) if overrides else config
 
 
-def _output_folder(out: Path) -> Path:
-    """Check, before any computation, that the output folder can be created and written."""
+def _output_folder(out: Path, names=()) -> Path:
+    """Check, before any computation, that the output folder can be created and written,
+    and that none of the output files ``names`` in it is something else (a folder)."""
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", None, f"{out} exists and is not a directory")
+    for name in names:
+        if (out / name).exists() and not (out / name).is_file():
+            raise ConfigError("--out", None, f"{out / name} exists and is not a file, so the "
+                              "result cannot replace it")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -201,7 +206,8 @@ def _output_folder(out: Path) -> Path:
 
 def _run(args) -> int:
     config = _load(args)
-    out = _output_folder(args.out or Path("results") / args.config.stem)
+    out = _output_folder(args.out or Path("results") / args.config.stem,
+                         ["result.nc"] + ([] if args.no_plot else ["result.png"]))
     dataset = run_experiment(config, progress=not args.quiet)
     print(_summary(dataset))
     writers = {"result.nc": netcdf_writer(dataset)}
@@ -246,7 +252,8 @@ def _plot(args) -> None:
 def _sweep(args) -> None:
     config = _load(args)
     grid = parse_grid(args.grid)
-    out = _output_folder(args.out or Path("results") / f"{args.config.stem}-sweep")
+    out = _output_folder(args.out or Path("results") / f"{args.config.stem}-sweep",
+                         ["sweep.nc", "sweep.png"])
     dataset, summary = run_sweep(config, grid, out, scheduler=args.scheduler,
                                  n_workers=args.workers, progress=not args.quiet, plot=True)
     print(f"{summary['computed']} points computed, {summary['cached']} from the cache "

@@ -86,13 +86,29 @@ SGD_DEPARTURE = 0.2
 
 def regime_warnings(config: Config, problem: Problem) -> list[str]:
     """Messages, each with its number, for a run outside the regime where the theory is
-    exact: η/D above :data:`MAX_LR_OVER_D`; for the strict closure (``bulk = "limit"``)
+    exact: η/D above :data:`MAX_LR_OVER_D` (with a training protocol: the largest step
+    η(t)·c/D of a layer, and the decay per step η(t)·c·κ/D); for the strict closure (``bulk = "limit"``)
     η·σ²·t/D above :data:`MAX_BULK_DRIFT`."""
     notes = []
     D, lr, t_max = problem.spectrum.D, config.train.lr, config.train.t_max
-    if lr / D > MAX_LR_OVER_D:
-        notes.append(f"η/D = {lr / D:.3g} > {MAX_LR_OVER_D:g}: the D → ∞ equations hold for "
-                     f"small η/D; finite-D SGD at η = {lr:g}, D = {D} may not follow them")
+    protocol = problem.protocol
+    if protocol.is_plain:
+        if lr / D > MAX_LR_OVER_D:
+            notes.append(f"η/D = {lr / D:.3g} > {MAX_LR_OVER_D:g}: the D → ∞ equations hold "
+                         f"for small η/D; finite-D SGD at η = {lr:g}, D = {D} may not follow "
+                         "them")
+    else:
+        # the largest step of the run: the schedule's peak on the recorded times, times
+        # the largest layer rate; a decay c·κ multiplies the weights by 1 − η c κ/D a step
+        peak = lr * max(float(protocol.schedule(t)) for t in [0.0, *problem.times])
+        for what, size in (("η(t)·c/D", peak * max(protocol.encoder_rate, protocol.decoder_rate,
+                                                     protocol.bias_rate) / D),
+                           ("η(t)·c·κ/D", peak * max(protocol.encoder_rate * protocol.encoder_decay,
+                                                      protocol.decoder_rate * protocol.decoder_decay) / D)):
+            if size > MAX_LR_OVER_D:
+                notes.append(f"the largest {what} of the protocol is {size:.3g} > "
+                             f"{MAX_LR_OVER_D:g}: the D → ∞ equations hold for small steps; "
+                             f"finite-D SGD at D = {D} may not follow them")
     theory_spectrum = problem.theory_spectrum
     drift = lr * theory_spectrum.bulk * t_max / D
     if config.theory.bulk == "limit" and theory_spectrum.n_bulk and drift > MAX_BULK_DRIFT:

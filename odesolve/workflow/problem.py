@@ -92,6 +92,9 @@ def build_problem(config: Config) -> Problem:
         with blame(src, "theory.finite_size"):
             noise_floor(model, theory_spectrum, protocol)
     batch = protocol.batch_size   # a step takes B samples: record after whole steps
+    if batch > config.train.t_max * D:
+        raise ConfigError(src, "train.batch_size", f"{batch} samples per SGD step is more than "
+                          f"the t_max·D = {config.train.t_max * D:g} samples of the run")
     if config.train.times is not None:
         times = np.asarray(config.train.times)
         steps = times * D / batch

@@ -15,7 +15,8 @@ Layout (``odesolve run`` writes it, ``odesolve plot`` reads it back)::
     attributes   config (the full TOML), config_file, config_digest, odesolve_version,
                  seeds, theory_mode, theory_solver, theory_finite_size, lr, protocol_* (schedule, rates,
                  decays, batch size: :meth:`odesolve.protocols.Protocol.describe`), created,
-                 wall times
+                 wall times, warnings, divergences; n_train_samples and
+                 passes_over_training_set for a simulation on images
 
 ``seed`` i holds the theory started from the initial weights of seed i and, when
 simulated, the SGD run from the very same weights.  The ``spike`` coordinate is the
@@ -41,6 +42,7 @@ from .outputs import recover, write_outputs
 
 __all__ = [
     "ENGINE",
+    "RESULT_DIMENSIONS",
     "package_version",
     "assemble_dataset",
     "write_netcdf",
@@ -52,6 +54,8 @@ __all__ = [
 
 #: netCDF engine used for every results file.
 ENGINE = "h5netcdf"
+#: The dimensions of a result file (a sweep adds one per grid key, named otherwise).
+RESULT_DIMENSIONS = ("seed", "time", "unit", "unit_", "spike", "rank", "plateau")
 
 _MATRICES = ("Q", "R", "T", "T0")
 
@@ -135,10 +139,22 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
         "divergences": "\n".join(divergences),
         "warnings": "",
         **{f"protocol_{key}": value for key, value in problem.protocol.describe().items()},
+        **_training_set(problem),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _training_set(problem) -> dict:
+    """For a simulation on a finite set of samples (images): the size of its training
+    part (``simulation.n_test`` are held out) and how many times SGD went through it
+    (t_max·D samples drawn)."""
+    config = problem.config
+    if problem.samples is None or not config.simulated:
+        return {}
+    n = len(problem.samples) - config.simulation.n_test
+    return {"n_train_samples": n, "passes_over_training_set": config.train.t_max * problem.spectrum.D / n}
 
 
 def _stack(runs, getter, shape):

@@ -45,7 +45,8 @@ from .config import Config, parse_value, resolve_key
 from .experiment import run_experiment
 from .outputs import write_outputs
 from .plotting import plot_sweep, png_writer
-from .results import load_results, netcdf_writer, package_version, write_netcdf
+from .results import (RESULT_DIMENSIONS, load_results, netcdf_writer, package_version,
+                      write_netcdf)
 
 __all__ = ["SweepError", "parse_grid", "expand_grid", "point_digest", "point_path", "map_points",
            "run_sweep"]
@@ -282,6 +283,17 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
                                      + ", ".join(f"{k}={v!r}" for k, v in point.items()))
                for point in points]
     paths = [point_path(sweep_dir, c) for c in configs]
+    first = {}
+    for point, path in zip(points, paths):
+        # the same configuration in two spellings (lr = 1.0 and lr = 1) would be one point
+        # under two grid coordinates
+        if path.stem in first:
+            same = ", ".join(f"{k}={first[path.stem][k]!r} and {k}={v!r}"
+                             for k, v in point.items() if first[path.stem][k] != v or
+                             type(first[path.stem][k]) is not type(v))
+            raise ConfigError("--grid", None, f"two grid points are the same configuration "
+                              f"({same or point})")
+        first[path.stem] = point
     # tasks are named by the digest of their configuration: unique on a shared scheduler
     todo = {p.stem: c for c, p in zip(configs, paths) if not _cached(p)}
     point_of = {p.stem: point for point, p in zip(points, paths)}
@@ -330,8 +342,9 @@ def _dimension_names(grid: dict, source: str) -> dict:
         if twice:
             raise ConfigError("--grid", key, f"value {twice[0]} given twice")
     names = [name for _, name in resolved.values()]
-    return {key: name if names.count(name) == 1 else f"{section}_{name}"
-            for key, (section, name) in resolved.items()}
+    # init.seed is not "seed": each point's results already have a seed dimension
+    return {key: name if names.count(name) == 1 and name not in RESULT_DIMENSIONS
+            else f"{section}_{name}" for key, (section, name) in resolved.items()}
 
 
 _ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://\S+|[^\s:/]+:\d+")

@@ -263,6 +263,25 @@ def test_joint_gradient_descent_with_a_large_step_diverges_clearly():
                               decoder="joint")
 
 
+@pytest.mark.parametrize("method", ["kernel", "tanh", "straight_through"])
+@pytest.mark.parametrize("d,lr", [(100, 0.5), (100, 1.0), (10, 10.0)])
+def test_sgd_with_a_large_step_diverges_clearly(d, lr, method):
+    """Beyond the decoder's stability limit SGD grows it geometrically: the run once
+    returned a risk of 1.3e131 (d = 100, lr = 0.5), or blamed a zero-norm encoder row
+    on the user (lr = 1).  Now a DivergenceError names the step and the runaway."""
+    from odesolve.errors import DivergenceError
+
+    with pytest.raises(DivergenceError, match=r"SGD step \d+.*the decoder ran away"):
+        L.train_sgd(d, 0.5, 100, lr, np.random.default_rng(0), method=method)
+
+
+def test_sgd_below_the_stability_limit_runs_to_the_end():
+    """lr = 0.3 at d = 100 is stable: no false alarm, and the risk is below the zero
+    decoder's (1 in these units)."""
+    res = L.train_sgd(100, 0.5, 100, 0.3, np.random.default_rng(0))
+    assert res.risk < 1.0 and np.isfinite(res.decoder).all()
+
+
 def test_waterfilling_matches_gradient_descent_on_anisotropic_data():
     d = 60
     eigenvalues = np.r_[4.0 * np.ones(15), 0.25 * np.ones(45)]

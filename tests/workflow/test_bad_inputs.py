@@ -293,6 +293,25 @@ def test_out_cannot_be_created(out, tmp_path, capsys):
                      out.format(tmp=tmp_path), seconds=5)
 
 
+@pytest.mark.parametrize("command, name", [("run", "result.nc"), ("run", "result.png"),
+                                           ("sweep", "sweep.nc"), ("sweep", "sweep.png")])
+def test_an_output_file_that_is_a_folder_is_refused_before_the_work(command, name, tmp_path,
+                                                                     capsys):
+    """It was found only when the outputs were written, after the work, leaving the
+    staging files of the atomic write behind."""
+    (tmp_path / "o" / name).mkdir(parents=True)
+    grid = ["--grid", "lr=0.5,1"] if command == "sweep" else []
+    assert_cli_error(capsys, f"{name} exists and is not a file", command, config_file(tmp_path),
+                     *grid, "--out", tmp_path / "o", seconds=5)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [name]
+
+
+def test_a_batch_larger_than_the_run_is_blamed_on_its_key(tmp_path, capsys):
+    """It surfaced as 't_span must satisfy 0 <= t0 < t1, got (0, 0)', naming no key."""
+    assert_cli_error(capsys, "train.batch_size", "run", config_file(tmp_path), "--set",
+                     "batch_size=100000", "--out", tmp_path / "o", seconds=5)
+
+
 def test_plot_out_is_a_directory(tmp_path, capsys):
     result = tmp_path / "r.nc"
     result.write_text("not netcdf")
@@ -619,6 +638,9 @@ def test_sgd_divergence_keeps_its_advice():
     (["D=100", "t_max=20", "lr=50", "seeds=1"], "η/D = 0.5"),
     (["D=50", "data.bulk=1.0", "t_max=200", "seeds=0"], "σ²"),
     (["solver=\"euler\"", "theory.dt=0.5", "lr=5", "seeds=0"], "dt"),
+    # a protocol's own steps: per-layer rate, decay per step (each once silent)
+    (["D=200", "t_max=5", "encoder_rate=1000.0", "seeds=0"], "η(t)·c/D of the protocol is 5 "),
+    (["D=200", "t_max=5", "decoder_decay=300", "seeds=0"], "η(t)·c·κ/D of the protocol is 1.5 "),
 ])
 def test_runs_outside_the_exact_regime_warn_with_the_number(sets, number, tmp_path, capsys):
     args = [a for s in sets for a in ("--set", s)]

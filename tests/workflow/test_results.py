@@ -87,6 +87,18 @@ def test_sgd_that_diverged_or_left_the_theory_is_named():
     assert len(_sgd_departures(assemble_dataset(problem, theory, sims))) == 1
 
 
+def test_an_image_run_records_its_training_set():
+    """photo_patches.toml says: about five passes over the 8000 training patches."""
+    from odesolve.examples import __file__ as examples
+    from odesolve.workflow.config import load_config
+    from odesolve.workflow.results import _training_set
+    problem = build_problem(load_config(Path(examples).with_name("photo_patches.toml")))
+    attrs = _training_set(problem)         # the attributes assemble_dataset adds
+    assert attrs["n_train_samples"] == 8000
+    assert attrs["passes_over_training_set"] == pytest.approx(5.12)
+    assert _training_set(build_problem(tiny_config(2))) == {}     # Gaussian inputs
+
+
 def test_assembled_layout_matches_the_contract():
     problem, ds = fake_dataset(seeds=3)
     assert ds["error_theory"].dims == ("seed", "time")

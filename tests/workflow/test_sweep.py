@@ -159,6 +159,29 @@ def test_a_diverging_point_of_an_in_process_sweep_is_recorded_for_it_only(tmp_pa
     assert str(ds["divergences"].sel(scale=0.1).values) == ""
 
 
+def test_a_seed_sweep_has_its_own_dimension(tmp_path, monkeypatch):
+    """init.seed is a grid key like any other: its dimension is init_seed (each point's
+    results already have a seed dimension, which once made xarray fail after the work)."""
+    from odesolve.workflow import experiment
+    from odesolve.workflow import sweep as sweep_module
+    monkeypatch.setattr(sweep_module, "_client", _no_cluster)
+    config = parse_config(tomllib.loads(TINY), "tiny.toml")
+    ds, summary = run_sweep(config, {"seed": [0, 3]}, tmp_path)
+    assert summary["computed"] == 2 and list(ds["init_seed"].values) == [0, 3]
+    alone = experiment.run_experiment(config.with_overrides({"init.seed": 3}))
+    np.testing.assert_array_equal(ds["error_theory"].sel(init_seed=3, seed=3).values,
+                                  alone["error_theory"].sel(seed=3).values)
+
+
+@pytest.mark.parametrize("values", [[1.0, 1], [0.5, 1, 1.0]])
+def test_a_value_given_twice_in_two_spellings_is_refused_before_any_work(tmp_path, values):
+    config = parse_config(tomllib.loads(TINY), "tiny.toml")
+    with pytest.raises(ConfigError, match=r"two grid points are the same configuration "
+                                          r"\(lr=1(\.0)? and lr=1(\.0)?\)"):
+        run_sweep(config, {"lr": values}, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_in_process_failures_are_reported_after_caching_the_others(tmp_path, monkeypatch):
     from odesolve.workflow import sweep as sweep_module
     monkeypatch.setattr(sweep_module, "_client", _no_cluster)
