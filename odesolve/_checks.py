@@ -120,8 +120,9 @@ def _numeric(name: str, values) -> np.ndarray:
     """``values`` as a float array; strings and booleans are refused, not converted."""
     try:
         raw = np.asarray(values)
-        if raw.dtype.kind in "USVb" or (raw.dtype.kind == "O" and any(
-                isinstance(v, (str, bytes, bool)) for v in raw.ravel())):
+        # complex numbers too: astype(float) would drop the imaginary part with a warning
+        if raw.dtype.kind in "USVbc" or (raw.dtype.kind == "O" and any(
+                isinstance(v, (str, bytes, bool, complex)) for v in raw.ravel())):
             raise TypeError
         return raw.astype(float)
     except (TypeError, ValueError):
@@ -134,8 +135,16 @@ def check_vector(name: str, values) -> np.ndarray:
     if v.ndim != 1:
         raise ValueError(f"{name} must be a 1-d list of numbers, got shape {v.shape}")
     if not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} must be finite, got {v.tolist()}"[:200])
+        raise ValueError(_not_finite(name, v))
     return v
+
+
+def _not_finite(name: str, values: np.ndarray) -> str:
+    """The message for an array with a NaN or inf: where the first one is, and its value
+    (a long array shown whole would be cut before it)."""
+    index = np.unravel_index(np.flatnonzero(~np.isfinite(values))[0], values.shape)
+    where = index[0] if len(index) == 1 else tuple(int(i) for i in index)
+    return f"{name} must be finite (no NaN or inf), got {values[index]} at index {where}"
 
 
 def check_matrix(name: str, X, shape: tuple | None = None) -> np.ndarray:
@@ -146,7 +155,7 @@ def check_matrix(name: str, X, shape: tuple | None = None) -> np.ndarray:
     if shape is not None and X.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {X.shape}")
     if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or infinite entries")
+        raise ValueError(_not_finite(name, X))
     return X
 
 

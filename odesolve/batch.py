@@ -61,7 +61,14 @@ def integrate_batch(states, lr: float, t_span, *, method: str = "auto", t_eval=N
     -----
     The module doc gives the measurements behind integrating the members one by one.
     """
-    states = list(states)
+    if isinstance(states, State):
+        raise TypeError("integrate_batch takes a sequence of States; for one state, use "
+                        "integrate or pass [state]")
+    try:
+        states = list(states)
+    except TypeError:
+        raise TypeError(f"states must be a sequence of odesolve States, got "
+                        f"{type(states).__name__}") from None
     if not states:
         raise ValueError("integrate_batch needs at least one state")
     for i, st in enumerate(states):

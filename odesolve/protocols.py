@@ -154,6 +154,10 @@ def piecewise(times, factors) -> Schedule:
     >>> s(np.array([0.0, 10.0, 25.0]))
     array([1. , 0.5, 0.1])
     """
+    for name, values in (("change times", times), ("factors", factors)):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"piecewise schedule {name} must be a list of numbers, got "
+                            f"{values!r}")
     times = tuple(check_positive("schedule time", t) for t in times)
     factors = tuple(check_non_negative("schedule factor", f) for f in factors)
     if len(times) == 0:

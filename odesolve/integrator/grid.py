@@ -9,8 +9,8 @@ from ..state import State
 def time_grid(t_max: float, n_times: int, D: int | None = None, t0: float = 0.0) -> np.ndarray:
     """The default recording times of theory and simulation (the one time grid).
 
-    ``t0``, then ``n_times − 1`` log-spaced times from ``max(t0, t_max/1000)`` to
-    ``t_max``.  With ``D`` the times are rounded to whole SGD steps (multiples of 1/D, never
+    ``t0``, then log-spaced times to ``t_max``: ``n_times − 1`` from ``t_max/1000`` when
+    ``t0`` is before it, else ``n_times`` from ``t0`` itself (its first is ``t0``).  With ``D`` the times are rounded to whole SGD steps (multiples of 1/D, never
     past ``t_max``), so that theory and simulation are recorded at exactly the same times;
     duplicates are dropped.
 
@@ -33,11 +33,15 @@ def time_grid(t_max: float, n_times: int, D: int | None = None, t0: float = 0.0)
     array([ 0.  ,  0.01,  0.1 ,  1.  , 10.  ])
     >>> float(time_grid(10.0007, 3, D=1000)[-1])       # not rounded past t_max
     10.0
+    >>> time_grid(10.0, 3, t0=5.0)                    # a late start: still 3 times
+    array([ 5.        ,  7.07106781, 10.        ])
     """
     if n_times < 2:
         raise ValueError(f"the number of recorded times must be >= 2, got {n_times}")
     first = max(t0, t_max / 1000.0, 1.0 / D if D else 0.0)
-    t = np.geomspace(first, t_max, n_times - 1) if first < t_max else np.array([t_max])
+    # a grid that starts at t0 holds t0 already: n_times in all, not n_times − 1
+    count = n_times if first == t0 else n_times - 1
+    t = np.geomspace(first, t_max, count) if first < t_max else np.array([t_max])
     if D:
         t = np.minimum(np.round(t * D), np.floor(t_max * D * (1 + 1e-12))) / D
     return np.unique(np.concatenate([[t0], t[t > t0]]))

@@ -431,6 +431,9 @@ def _check_schedule(config: Config) -> None:
             raise ConfigError(src, f"schedule.{key}", f"missing required key (kind = {sched.kind!r})")
         if key not in needed and getattr(sched, key) is not None:
             raise ConfigError(src, f"schedule.{key}", f"is not used with kind = {sched.kind!r}")
+    # beta has a default (1): only a value other than it can be told from no value
+    if sched.kind != "power_law" and sched.beta != 1.0:
+        raise ConfigError(src, "schedule.beta", f"is not used with kind = {sched.kind!r}")
     with blame(src, f"schedule.{needed[0] if needed else 'kind'}"):
         protocol_of(config)
 

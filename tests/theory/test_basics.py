@@ -143,10 +143,18 @@ def test_blow_up_is_reported_with_time_and_learning_rate():
                                 np.ones((2, 9))), "shape"),
     (lambda: State.from_weights(Autoencoder(K=2), spiked_covariance(10, [1.0]),
                                 np.full((2, 10), np.nan), np.ones((2, 10))), "NaN"),
+    # the NaN is named where it is (the whole list, cut at 200 characters, hid it)
+    (lambda: given_spectrum(np.r_[np.ones(60), np.nan]), r"got nan at index 60"),
 ])
 def test_bad_input_raises_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_complex_eigenvalues_are_refused():
+    """Their imaginary part was dropped, with only numpy's ComplexWarning."""
+    with pytest.raises(TypeError, match="eigenvalues must be numbers"):
+        given_spectrum(np.r_[np.ones(10), 1j])
 
 
 @pytest.mark.parametrize("lr", [-1.0, 0.0, float("nan"), "fast"])

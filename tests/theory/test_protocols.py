@@ -49,6 +49,13 @@ def test_bad_protocols_are_refused(make, match):
         make()
 
 
+@pytest.mark.parametrize("times, factors", [(1.0, [1, 1]), ([1.0], 2.0), ("1", [1, 1])])
+def test_a_piecewise_schedule_of_scalars_is_a_clear_error(times, factors):
+    """It was "'float' object is not iterable"."""
+    with pytest.raises(TypeError, match="must be a list of numbers"):
+        piecewise(times, factors)
+
+
 def test_protocol_type_errors():
     with pytest.raises(TypeError, match="schedule must be"):
         Protocol(schedule=3.0)

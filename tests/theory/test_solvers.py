@@ -62,6 +62,11 @@ def test_batch_refuses_mixed_families():
         integrate_batch(states, 1.0, 1.0)
     with pytest.raises(ValueError, match="at least one"):
         integrate_batch([], 1.0, 1.0)
+    # one State, or no sequence at all ("'State' object is not iterable" before)
+    with pytest.raises(TypeError, match=r"for one state, use integrate or pass \[state\]"):
+        integrate_batch(states[0], 1.0, 1.0)
+    with pytest.raises(TypeError, match="states must be a sequence of odesolve States"):
+        integrate_batch(3, 1.0, 1.0)
 
 
 def test_wide_networks_take_the_same_flow_with_blas(monkeypatch):

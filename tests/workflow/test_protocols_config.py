@@ -43,6 +43,8 @@ def test_piecewise_schedule_keys():
     ("", '[schedule]\nkind = "power_law"\n', "", "schedule.tau", "missing required key"),
     ("", '[schedule]\nkind = "exponential"\ntau = 2.0\nfactors = [1.0]\n', "",
      "schedule.factors", "is not used with kind = 'exponential'"),
+    ("", '[schedule]\nkind = "exponential"\ntau = 5.0\nbeta = 2.0\n', "",      # was ignored
+     "schedule.beta", "is not used with kind = 'exponential'"),
     ("", '[schedule]\nkind = "piecewise"\nchange_times = [1.0]\nfactors = [1.0]\n', "",
      "schedule.change_times", "needs 2 factors"),
     ("", '[schedule]\nkind = "cosine"\n', "", "schedule.kind", "must be one of"),
