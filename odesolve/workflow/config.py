@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from simulations.online import SECONDS_PER_STEP_KD
 
 from .._checks import check_cost, check_seed, message_of
 from ..derive.averages import check_sgd_averages
-from ..errors import ConfigError
+from ..errors import ConfigError, CostWarning
 from ..integrator.euler import SECONDS_PER_EULER_VALUE
 from ..spec.model import Autoencoder
 from ..protocols import Protocol, constant, exponential, piecewise, power_law
@@ -61,7 +62,7 @@ from .schema import (REQUIRED_SECTIONS, SECTIONS, DataConfig, InitConfig, ModelC
                      toml_value)
 
 __all__ = ["Config", "load_config", "parse_config", "parse_value", "resolve_key", "autoencoder_of",
-           "protocol_of", "blame", "tomllib"]
+           "protocol_of", "blame", "tomllib", "estimated_seconds"]
 
 
 
@@ -364,10 +365,19 @@ _SECONDS_PER_THEORY_RUN = 0.1
 _SECONDS_PER_FLOP = 1e-10
 
 
-def _check_cost(config: Config) -> None:
+def estimated_seconds(config: Config) -> float:
+    """The estimated run time of a (valid) configuration, in seconds: theory runs, Euler
+    steps and SGD steps from the cost model below; 0 where D is only known once a data
+    file is read.  (A sweep adds these up, :func:`odesolve.workflow.sweep.run_sweep`.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CostWarning)
+        return _check_cost(config)
+
+
+def _check_cost(config: Config) -> float:
     """Refuse, before any work, a run whose estimated memory or time is out of reach, and
     announce a long one (:func:`odesolve._checks.check_cost`); each estimate is blamed on
-    the key that makes it large."""
+    the key that makes it large.  Returns the estimated seconds of the run."""
     d, model = config.data, config.model
     D = d.D if d.D is not None else (len(d.eigenvalues) if d.eigenvalues is not None else None)
     if D is None and d.kind == "images" and d.size is not None:
@@ -377,7 +387,7 @@ def _check_cost(config: Config) -> None:
                        "eigenvectors", nbytes=8.0 * 3 * D * D,
                        seconds=_SECONDS_PER_FLOP * 10.0 * D**3)
     if D is None:
-        return  # known once the data file is read; the stages check their own sizes
+        return 0.0  # known once the data file is read; the stages check their own sizes
     src, K, seeds = config.source, model.K, config.n_runs
     P = K if model.tied else 2 * K
     all_modes = not config.theory.closure or d.kind in ("spectrum", "images")
@@ -393,12 +403,12 @@ def _check_cost(config: Config) -> None:
                    f"theory ({n_state} variables)", nbytes=8.0 * 4 * n_state)
     with blame(src, "train.n_times"):
         check_cost(f"{n_times} recorded times of {n_state} variables", nbytes=per_time * n_times)
+    per_seed = _SECONDS_PER_THEORY_RUN
     if config.theory.solver == "euler":
         steps = config.train.t_max / (config.theory.dt or 1.0 / D)
+        per_seed = SECONDS_PER_EULER_VALUE * steps * n_state
         with blame(src, "theory.dt"):
-            check_cost(f"Euler: {steps:.3g} steps of {n_state} variables",
-                       seconds=SECONDS_PER_EULER_VALUE * steps * n_state)
-    per_seed = _SECONDS_PER_THEORY_RUN
+            check_cost(f"Euler: {steps:.3g} steps of {n_state} variables", seconds=per_seed)
     if config.simulated:
         steps = round(config.train.t_max * D)
         per_seed += SECONDS_PER_STEP_KD * steps * K * D
@@ -411,6 +421,7 @@ def _check_cost(config: Config) -> None:
         with blame(src, "simulation.seeds"):
             check_cost(f"{seeds} seeds", seconds=per_seed * seeds,
                        nbytes=per_time * n_times * seeds)
+    return per_seed * seeds
 
 
 def check_seed_message(seed: int, count: int) -> str | None:

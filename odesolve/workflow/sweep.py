@@ -32,16 +32,17 @@ import os
 import re
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 from distributed import Client, LocalCluster, as_completed
 
-from .._checks import check_integer
+from .._checks import check_cost, check_integer
 from .._progress import progress_bar
-from ..errors import ConfigError, SweepError
-from .config import Config, parse_value, resolve_key
+from ..errors import ConfigError, CostWarning, SweepError
+from .config import Config, estimated_seconds, parse_value, resolve_key
 from .experiment import run_experiment
 from .outputs import write_outputs
 from .plotting import plot_sweep, png_writer
@@ -264,8 +265,12 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
     Raises
     ------
     ConfigError
-        For an invalid grid key or value, a key given twice in any spelling, or invalid
-        cluster options (before anything runs).
+        For an invalid grid key or value, a key given twice in any spelling, two points
+        that are the same configuration, or invalid cluster options (before anything runs).
+    ValueError
+        For a sweep whose estimated total run time is beyond
+        :data:`odesolve._checks.MAX_SECONDS` (before anything runs; a total beyond a
+        minute is announced once, as a CostWarning).
     SweepError
         If points failed after their retries (the finished ones are cached), or when a
         local cluster is requested from the top level of a script without the
@@ -279,9 +284,21 @@ def run_sweep(config: Config, grid: dict, sweep_dir, *, scheduler: str | None = 
         check_integer("--workers", n_workers, minimum=1)
     dims = _dimension_names(grid, config.source)
     points = expand_grid(grid)
-    configs = [config.with_overrides(point, source=f"{config.source} with "
-                                     + ", ".join(f"{k}={v!r}" for k, v in point.items()))
-               for point in points]
+
+    def configure(point):
+        return config.with_overrides(point, source=f"{config.source} with " + ", ".join(
+            f"{k}={v!r}" for k, v in point.items()))
+
+    what = f"sweep of {len(points)} points"
+    with warnings.catch_warnings():
+        # one estimate for the whole sweep, not a warning per point: first from one point
+        # (so that a grid of 10⁵ points is refused before 10⁵ configurations are built),
+        # then from all of them
+        warnings.simplefilter("ignore", CostWarning)
+        configs = [configure(points[0])]
+        check_cost(what, seconds=len(points) * estimated_seconds(configs[0]))
+        configs += [configure(point) for point in points[1:]]
+    check_cost(what, seconds=sum(map(estimated_seconds, configs)))
     paths = [point_path(sweep_dir, c) for c in configs]
     first = {}
     for point, path in zip(points, paths):

@@ -173,6 +173,16 @@ def test_a_seed_sweep_has_its_own_dimension(tmp_path, monkeypatch):
                                   alone["error_theory"].sel(seed=3).values)
 
 
+def test_a_sweep_beyond_a_day_in_all_is_refused_before_any_work(tmp_path):
+    """Each point (4 seeds of online SGD at D = 10⁵) is 2.4 h: announced, not refused;
+    1,000 of them were run until interrupted."""
+    config = parse_config(tomllib.loads(TINY), "tiny.toml").with_overrides(
+        {"data.D": 100_000, "train.t_max": 50.0, "simulation.seeds": 4})
+    with pytest.raises(ValueError, match=r"sweep of 1000 points: estimated \d+ days"):
+        run_sweep(config, {"lr": [0.1 + 0.001 * i for i in range(1000)]}, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("values", [[1.0, 1], [0.5, 1, 1.0]])
 def test_a_value_given_twice_in_two_spellings_is_refused_before_any_work(tmp_path, values):
     config = parse_config(tomllib.loads(TINY), "tiny.toml")
