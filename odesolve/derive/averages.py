@@ -73,15 +73,14 @@ import hashlib
 import math
 import os
 
-import mpmath
-
 import sympy
 from sympy.core.function import AppliedUndef
 from sympy.utilities.lambdify import implemented_function
 
 from ..spec.activations import X, as_expression, normalize
 from .closed_form import closed_form_available, gaussian_average_1, gaussian_average_2
-from .quadrature import numeric_average, numeric_average_1, numeric_average_source
+from .quadrature import (log_abs, numeric_average, numeric_average_1, numeric_average_source,
+                         singular_order)
 
 __all__ = ["expect_1", "expect_2", "numeric_sources", "family_average", "activation_factor",
            "check_sgd_averages", "closed_form_available", "gaussian_average_1",
@@ -334,26 +333,6 @@ def _raised(key):
     return 1, (name, n + 1)
 
 
-def _log_abs(f, x, digits=30):
-    """log|f(x)| in mpmath arithmetic of ``digits`` digits (sympy's adaptive evalf can
-    hang on the cancellations of far tails, e.g. 1 + erf(-10⁴)).  x enters as the exact
-    rational of the float, so that sympy does not evaluate sin(x) etc. at 15 digits."""
-    value = f.subs(X, sympy.Rational(x))
-    if value.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
-        return math.inf
-    with mpmath.workdps(digits):
-        try:
-            value = sympy.lambdify((), value, modules="mpmath")()
-        except OverflowError:
-            return math.inf
-        except ValueError as err:
-            # exp(exp(x)) at 10⁴: an exponent of more than 4,300 digits, beyond any float
-            if "digits" in str(err):
-                return math.inf
-            raise
-        return -math.inf if value == 0 else float(mpmath.log(abs(value)))
-
-
 @functools.lru_cache(maxsize=None)
 def _check_exists(activation, f, formula):
     """Raise ValueError when the Gaussian average of ``f`` does not exist for every q."""
@@ -370,16 +349,12 @@ def _check_exists(activation, f, formula):
                                  "too fast for a Gaussian of every variance")
     points, periodic = _singular_points(regular)
     for r in points:
-        for side in (1, -1):
-            # 80 digits: a removable singularity cancels terms of size |x − r|^(−4) here
-            # (the square of sinc', cos²x/x² − 2 sin x cos x/x³ + sin²x/x⁴, is ~x²/9)
-            near, nearer = (_log_abs(regular, r + side * d, digits=80) for d in (1e-6, 1e-10))
-            order = (nearer - near) / math.log(1e4)     # |f| ~ |x − r|^(−order)
-            if order > 1 - 1e-3:
-                like = (f"behaves like |x - {r:g}|^(-{order:.3g})" if math.isfinite(order)
-                        else "diverges")       # 1/(x² − 1.0x + 0.25): Floats give 1/0
-                raise ValueError(f"{where}: {sympy.sstr(regular)} {like} near x = {r:g}, "
-                                 "which is not integrable")
+        order = singular_order(regular, r)     # |f| ~ |x − r|^(−order)
+        if order > 1 - 1e-3:
+            like = (f"behaves like |x - {r:g}|^(-{order:.3g})" if math.isfinite(order)
+                    else "diverges")       # 1/(x² − 1.0x + 0.25): Floats give 1/0
+            raise ValueError(f"{where}: {sympy.sstr(regular)} {like} near x = {r:g}, "
+                             "which is not integrable")
     if periodic is not None:
         raise ValueError(f"{where}: {sympy.sstr(regular)} is singular at infinitely many "
                          f"points ({sympy.sstr(periodic)}), which the quadrature cannot split at")
@@ -396,7 +371,7 @@ def _curvature(f, side, points, where):
         When |f| is beyond every float there (exp(exp(x)) at x = 10⁴).
     """
     try:
-        logs = [_log_abs(f, side * x) for x in points]
+        logs = [log_abs(f, side * x) for x in points]
     except (TypeError, ValueError, OverflowError):
         return -math.inf
     if math.inf in logs:

@@ -72,27 +72,39 @@ def _points(expr):
     return sorted(set(_FEATURES) | set(_kinks(expr)))
 
 
-def _log_abs_at(f, x):
-    """log|f(x)| at the exact rational of x, in 80-digit mpmath arithmetic (so that the
-    terms of a removable singularity cancel); inf where f is infinite there."""
+def log_abs(f, x, digits=30):
+    """log|f(x)| in mpmath arithmetic of ``digits`` digits (sympy's adaptive evalf can
+    hang on the cancellations of far tails, e.g. 1 + erf(-10⁴)); inf where f is infinite
+    or beyond every float there.  x enters as the exact rational of the float, so that
+    sympy does not evaluate sin(x) etc. at 15 digits."""
     value = f.subs(X, sympy.Rational(x))
     if value.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
         return math.inf
-    with mpmath.workdps(80):
-        value = sympy.lambdify((), value, modules="mpmath")()
+    with mpmath.workdps(digits):
+        try:
+            value = sympy.lambdify((), value, modules="mpmath")()
+        except OverflowError:
+            return math.inf
+        except ValueError as err:
+            # exp(exp(x)) at 10⁴: an exponent of more than 4,300 digits, beyond any float
+            if "digits" in str(err):
+                return math.inf
+            raise
         return -math.inf if value == 0 else float(mpmath.log(abs(value)))
 
 
 def singular_order(f, r):
-    """a where |f(x)| grows like |x − r|^(−a) as x → r (the larger of the two sides; 0
-    where f stays bounded), measured between |x − r| = 10⁻⁶ and 10⁻¹⁰."""
+    """a where |f(x)| grows like |x − r|^(−a) as x → r (the larger of the two sides, at
+    least 0; inf where f is infinite near r), measured between |x − r| = 10⁻⁶ and 10⁻¹⁰.
+    A side where f is not finite at both distances (NaN) is not counted."""
     order = 0.0
     for side in (1, -1):
-        near, nearer = (_log_abs_at(f, r + side * d) for d in (1e-6, 1e-10))
-        if math.inf in (near, nearer):
-            return math.inf
-        if math.isfinite(near) and math.isfinite(nearer):
-            order = max(order, (nearer - near) / math.log(1e4))
+        # 80 digits: a removable singularity cancels terms of size |x − r|^(−4) here
+        # (the square of sinc', cos²x/x² − 2 sin x cos x/x³ + sin²x/x⁴, is ~x²/9)
+        near, nearer = (log_abs(f, r + side * d, digits=80) for d in (1e-6, 1e-10))
+        slope = (nearer - near) / math.log(1e4)
+        if not math.isnan(slope):
+            order = max(order, slope)
     return order
 
 
