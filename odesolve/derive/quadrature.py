@@ -112,25 +112,38 @@ def singular_order(f, r):
 #: (b > −1: an integrable singularity for b < 0) are graded towards r, t − r ∝ u^p, with
 #: p·min(1 + b, 1) ≥ _GRADING: the integrand in u is then u^(p(1+b)−1) times a smooth
 #: function (a polynomial of degree 5 for b = −1/2), which the rule integrates to
-#: rounding.  Without it E[|λ|^(−1/2)] came out 1.5 % low, E[|λ|^1.5] 1e-8.
+#: rounding.  Without it E[|λ|^(−1/2)] came out 1.5 % low, E[|λ|^1.5] 1e-8.  A
+#: logarithm at the kink (b = 0, order ≈ 0) gets p ≈ 6, u^5·log u; without it E[log|λ|]
+#: was off by 7e-4 and E[(1 + log|λ|)²] (g = x log|x|) by 7e-3.
+#:
+#:
+#: Around such a point r the panels end at r ± _LADDER (standard deviations): a graded
+#: panel must be short on the Gaussian's scale (graded over [0, 1.46], E|λ|^(−1/2) at
+#: q = 30 was 6e-8 off, and 3e-6 at q = 0.01), and each plain panel beyond starts at
+#: least a quarter of its length away from r.  Panel ends that only serve resolution
+#: (the uniform grid and the features) are not placed within _CLEARANCE of r: a plain
+#: panel ending a distance d ≪ its length from the singularity converges slowly (the
+#: grid point t = 0 lies 1e-5 from the kink of log|λ| when the mean is 1e-5: 2e-4 off).
 _GRADING = 6.0
+_LADDER = (0.25, 0.5)
+_CLEARANCE = 1.0
 
 
 def _grading(expr):
-    """``(kinks, p)``: the kinks where expr has a fractional power (a Pow of non-integer
-    exponent whose base vanishes there, e.g. |x|^0.75 in Heaviside form) and the power p
-    of the graded nodes there (``([], 1)`` when there are none)."""
-    fractional = []
-    for r in _kinks(expr):
-        if any(not e.exp.is_integer and e.base.subs(X, r) == 0 for e in expr.atoms(sympy.Pow)):
-            fractional.append(r)
+    """``(kinks, p)``: the kinks where expr is not smooth on either side (a Pow of
+    non-integer exponent or a logarithm whose argument vanishes there, e.g. |x|^0.75 or
+    log|x| in Heaviside form) and the power p of the graded nodes there (``([], 1)`` when
+    there are none)."""
+    vanishing = [e.base for e in expr.atoms(sympy.Pow) if not e.exp.is_integer]
+    vanishing += [e.args[0] for e in expr.atoms(sympy.log)]
+    fractional = [r for r in _kinks(expr) if any(b.subs(X, r) == 0 for b in vanishing)]
     if not fractional:
         return [], 1
     order = max(singular_order(expr, r) for r in fractional)     # a = −b where singular
     return fractional, math.ceil(_GRADING / min(1.0 - order, 1.0))
 
 
-def _emit_panels(src, ind, point_tuples, body, graded=None):
+def _emit_panels(src, ind, point_tuples, body, graded=None, soft=()):
     """Gauss-Legendre loop over [-L, L] against the standard normal weight.
 
     Panels end at the uniform grid and at every point of the named tuples (in
@@ -139,26 +152,47 @@ def _emit_panels(src, ind, point_tuples, body, graded=None):
     ``graded`` = (name of a tuple of standardised points, p, names of the mean and the
     standard deviation, name of the tuple of the same points in pre-activation space,
     their number): on a panel that starts (else ends) at one of those points, the nodes
-    are graded towards it (see _GRADING).
+    are graded towards it (see _GRADING).  ``soft``: names of tuples of points that, like
+    the uniform grid, only serve resolution; with ``graded`` they and the grid are not
+    used within _CLEARANCE of a graded point.
     """
     lo, hi, k, g, p, hw, mid, i, t, w = (src.name(s) for s in ("lo", "hi", "k", "g", "p", "hw", "mid", "i", "t", "w"))
     src.emit(ind, f"{lo} = {-_L!r}")
     src.emit(ind, f"while {lo} < {_L!r}:")
     src.emit(ind + 1, f"{hi} = {_L!r}")
+    clear = None
+    if graded is not None:
+        def clear(i, x):     # whether the resolution point x is clear of the graded points
+            src.emit(i, f"{ok} = True")
+            src.emit(i, f"for {j} in range({graded[-1]}):")
+            src.emit(i + 1, f"if abs({x} - {graded[0]}[{j}]) < {_CLEARANCE!r}:")
+            src.emit(i + 2, f"{ok} = False")
+        ok, j = src.name("ok"), src.name("j")
     src.emit(ind + 1, f"for {k} in range(1, {_PANELS + 1}):")
     src.emit(ind + 2, f"{g} = {-_L!r} + {k} * {2 * _L / _PANELS!r}")
     src.emit(ind + 2, f"if {g} > {lo}:")
-    src.emit(ind + 3, f"{hi} = {g}")
-    src.emit(ind + 3, "break")
+    if clear is None:
+        src.emit(ind + 3, f"{hi} = {g}")
+        src.emit(ind + 3, "break")
+    else:
+        clear(ind + 3, g)
+        src.emit(ind + 3, f"if {ok}:")
+        src.emit(ind + 4, f"{hi} = {g}")
+        src.emit(ind + 4, "break")
     for tup in point_tuples:
         src.emit(ind + 1, f"for {p} in {tup}:")
         src.emit(ind + 2, f"if {lo} < {p} < {hi}:")
-        src.emit(ind + 3, f"{hi} = {p}")
+        if clear is None or tup not in soft:
+            src.emit(ind + 3, f"{hi} = {p}")
+        else:
+            clear(ind + 3, p)
+            src.emit(ind + 3, f"if {ok}:")
+            src.emit(ind + 4, f"{hi} = {p}")
     src.emit(ind + 1, f"{hw} = 0.5 * ({hi} - {lo})")
     src.emit(ind + 1, f"{mid} = 0.5 * ({hi} + {lo})")
     if graded is not None:
         points, power, mean, sd, raw, count = graded
-        j, u, side, r = src.name("j"), src.name("u"), src.name("side"), src.name("r")
+        u, side, r = src.name("u"), src.name("side"), src.name("r")
         # side: +1 grades towards lo, -1 towards hi, 0 a plain panel; r: the point
         src.emit(ind + 1, f"{side} = 0.0")
         src.emit(ind + 1, f"{r} = 0.0")
@@ -191,6 +225,28 @@ def _emit_panels(src, ind, point_tuples, body, graded=None):
     src.emit(ind + 1, f"{lo} = {hi}")
 
 
+def _panel_points(src, ind, f, mean, sd, name):
+    """Emit the panel ends of a quadrature of f(mean + sd·t) over t: ``(names, graded)``,
+    the names of the tuples of points and the ``graded`` argument of
+    :func:`_emit_panels` (None where f has no singular kink).  With singular kinks the
+    tuples are the kinks, the ladder around the singular ones (see _LADDER) and the
+    features (resolution only)."""
+    def emit(tup, points):
+        src.emit(ind, f"{tup} = ({', '.join(f'({p!r} - {mean}) / {sd}' for p in points)},)")
+
+    singular, power = _grading(f)
+    if not singular:
+        emit(name, _points(f))
+        return [name], None
+    features, sg, sgr, ladder = (src.name(s) for s in ("ft", "sg", "sgr", "ladder"))
+    emit(name, _kinks(f))
+    emit(features, _FEATURES)
+    emit(sg, singular)
+    src.emit(ind, f"{sgr} = ({', '.join(map(repr, singular))},)")
+    src.emit(ind, f"{ladder} = ({', '.join(f'{sg}[{i}] {sign} {h!r}' for i in range(len(singular)) for h in _LADDER for sign in '-+')},)")
+    return [name, ladder, features], (sg, power, mean, sd, sgr, len(singular))
+
+
 def _emit_avg1(src, ind, expr, mean, var, out):
     """Emit ``out = E[expr(λ)]``, λ ~ N(mean, var) (mean, var: local names).
 
@@ -210,14 +266,7 @@ def _emit_avg1(src, ind, expr, mean, var, out):
     integrand = sympy.Add(*numeric)
     sd, bp, acc, lam = (src.name(s) for s in ("sd", "bp", "acc", "lam"))
     src.emit(ind, f"{sd} = math.sqrt({var})")
-    src.emit(ind, f"{bp} = ({', '.join(f'({p!r} - {mean}) / {sd}' for p in _points(integrand))},)")
-    singular, power = _grading(integrand)
-    graded = None
-    if singular:
-        sg, sgr = src.name("sg"), src.name("sgr")
-        src.emit(ind, f"{sg} = ({', '.join(f'({r!r} - {mean}) / {sd}' for r in singular)},)")
-        src.emit(ind, f"{sgr} = ({', '.join(map(repr, singular))},)")
-        graded = (sg, power, mean, sd, sgr, len(singular))
+    tuples, graded = _panel_points(src, ind, integrand, mean, sd, bp)
     src.emit(ind, f"{acc} = 0.0")
     tail = _Tail(src, ind, f"E[f(λ)], f(x) = {sympy.sstr(integrand)}")
 
@@ -225,7 +274,7 @@ def _emit_avg1(src, ind, expr, mean, var, out):
         src.emit(i, f"{lam} = {mean} + {sd} * {t}")
         tail.add(i, t, f"{w} * ({_code(integrand, {X: lam})})", acc)
 
-    _emit_panels(src, ind, [bp], body, graded)
+    _emit_panels(src, ind, tuples, body, graded, soft=tuples[2:])
     tail.check(ind)
     src.emit(ind, f"{out} += {acc} * {_INV_SQRT_2PI!r}")
 
@@ -285,13 +334,7 @@ def _emit_regular_pair(src, f, h):
         return
     src.emit(1, "s1 = math.sqrt(q1)")
     src.emit(1, "cs = c / s1")
-    src.emit(1, f"bp_f = ({', '.join(f'({p!r} - m1) / s1' for p in _points(f))},)")
-    singular, power = _grading(f)
-    graded = None
-    if singular:
-        src.emit(1, f"sg_f = ({', '.join(f'({r!r} - m1) / s1' for r in singular)},)")
-        src.emit(1, f"sgr_f = ({', '.join(map(repr, singular))},)")
-        graded = ("sg_f", power, "m1", "s1", "sgr_f", len(singular))
+    tuples, graded = _panel_points(src, 1, f, "m1", "s1", "bp_f")
     # when λ2 | λ1 is narrow, h(λ2) is nearly a function of λ1: cut panels where the
     # conditional mean crosses h's features, and around h's kinks at the scale of the
     # conditional spread, where the inner average steps (scale 0 folds them onto t = 0)
@@ -309,7 +352,7 @@ def _emit_regular_pair(src, f, h):
         _emit_avg1(src, i, h, "mu", "v1", inner)
         tail.add(i, t, f"{w} * ({_code(f, {X: 'lam1'})}) * {inner}", "acc")
 
-    _emit_panels(src, 1, ["bp_f", "bp_h"], body, graded)
+    _emit_panels(src, 1, [*tuples, "bp_h"], body, graded, soft=tuples[2:])
     tail.check(1)
     src.emit(1, f"total += acc * {_INV_SQRT_2PI!r}")
 

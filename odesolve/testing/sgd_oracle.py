@@ -60,17 +60,24 @@ POWERS_OF_ABS = {
     "abs_pow_2.5": ("Abs(x)**(5/2)", lambda x: np.abs(x)**2.5,
                     lambda x: 2.5 * np.sign(x) * np.abs(x)**1.5),
 }
-_BY_EXPRESSION = {spec: (g, gp) for spec, g, gp in (*CORPUS.values(), *POWERS_OF_ABS.values())}
+#: An activation whose derivative has a logarithmic singularity at its kink
+#: (g' = 1 + log|x|): its averages need graded quadrature nodes there.
+LOGARITHMIC = {
+    "x_log_abs": ("x*log(abs(x))", lambda x: x * np.log(np.abs(x)),
+                  lambda x: 1.0 + np.log(np.abs(x))),
+}
+_EXTRA = {**POWERS_OF_ABS, **LOGARITHMIC}
+_BY_EXPRESSION = {spec: (g, gp) for spec, g, gp in (*CORPUS.values(), *_EXTRA.values())}
 
 
 def activation_and_derivative(name: str):
     """g and its almost-everywhere derivative, as numpy functions, for an activation of
-    :data:`CORPUS` or :data:`POWERS_OF_ABS` given by its name or by the expression the
-    package was given."""
+    :data:`CORPUS`, :data:`POWERS_OF_ABS` or :data:`LOGARITHMIC` given by its name or by
+    the expression the package was given."""
     if name in CORPUS:
         return CORPUS[name][1:]
-    if name in POWERS_OF_ABS:
-        return POWERS_OF_ABS[name][1:]
+    if name in _EXTRA:
+        return _EXTRA[name][1:]
     if name in _BY_EXPRESSION:
         return _BY_EXPRESSION[name]
     raise KeyError(name)
