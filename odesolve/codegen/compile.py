@@ -50,8 +50,10 @@ from ..derive.equations import Equations, derive_equations
 from ..spec import activations
 from ..spec.activations import NumbaPrinter
 from ..spec.model import Autoencoder
+from . import inline
 from .emit import emit_module
 from .emit import fingerprint as emit_fingerprint
+from .inline import flatten
 from .writer import load_generated
 
 __all__ = ["CompiledModel", "compile_model", "generate_source"]
@@ -60,6 +62,9 @@ _TEMPLATE = Path(__file__).with_name("templates") / "flow.py.tmpl"
 _LOG = logging.getLogger(__name__)
 #: Stages of a compilation, in order (``CompiledModel.stages``).
 STAGES = ("derive", "lower", "emit", "compile")
+#: The template's entry points called from Python, written with their callees inlined
+#: (:mod:`odesolve.codegen.inline`): each is then compiled once, not once per call level.
+ENTRY_POINTS = ("rhs_guarded", "error_of_state", "euler")
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ def _fingerprint() -> str:
     editing any of them (a new closed form, a changed template) invalidates every cached
     module."""
     files = [Path(m.__file__) for m in (activations, averages, closed_form, quadrature,
-                                        structure)]
+                                        structure, inline)]
     return emit_fingerprint(*(f.read_text() for f in files + [Path(__file__), _TEMPLATE]))
 
 
@@ -224,6 +229,7 @@ def generate_source(model: Autoencoder, fingerprint: str = "", stages: dict | No
         title=f"family: activation {model.activation.name!r}, tied={model.tied}, "
               f"rule={model.rule}, bias={model.bias} (one module for every K and spectrum)",
         notes=_notes(model, values, helpers))
+    source = flatten(source, ENTRY_POINTS)
     stages["emit"] = time.perf_counter() - start
     return source
 

@@ -30,11 +30,14 @@ def _rhs(compiled, a):
     if a.wide:
         return _wide_rhs(compiled.module.flow_matrices, a.s, a.s_bulk, a.s_dyn, a.rate,
                          a.rates, a.decay, a.floor, a.K, a.nb)
-    rhs = compiled.module.rhs
+    # the entry point compiled for every run (rhs alone would be a second compilation);
+    # without a limit on the state it only declines a NaN state, whose derivative is NaN
+    guarded = compiled.module.rhs_guarded
 
     def f(t, y):
         dy = np.empty_like(y)
-        rhs(y, *a.at_rate(a.rate(t)), dy)
+        if guarded(y, *a.at_rate(a.rate(t)), np.inf, dy) == 1:
+            dy.fill(np.nan)
         return dy
 
     return f

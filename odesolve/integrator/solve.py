@@ -296,8 +296,8 @@ def _trajectory(compiled, state, ys, t, lr, method, bulk, nfev, wall) -> Traject
     Ys = ys[:, :nY].reshape((-1,) + state.Y.shape)
     o = order_parameters_of(Ys, ys[:, nY:nY + nG].reshape((-1,) + state.G.shape),
                             ys[:, nY + nG:], spec, model.K)
-    error = spec.initial_error + np.array([compiled.module.error_excess(*record) for record
-                                           in zip(o.Q, o.R, o.T0, o.m)])
+    error_of_state = _error_function(compiled, state)
+    error = np.array([error_of_state(y) for y in np.ascontiguousarray(ys)])
     if not np.all(np.isfinite(error)):
         bad = int(np.argmin(np.isfinite(error)))
         raise DivergenceError("the ODE", t[bad], lr, detail="first non-finite error",
