@@ -73,10 +73,11 @@ class _FlowArguments:
                 self.floor * eta**2 if self.floor else 0.0, self.K, self.nb)
 
 
-def _solver_callback(compiled, a, f):
+def _solver_callback(compiled, a, f, pace):
     """``fun(y, t)`` for odeint: ``f``, the right-hand side of the flow arguments ``a``,
     behind the checks of every call (a runaway or NaN state raises :class:`_Runaway`, a
-    non-finite derivative :class:`_NotFinite`).  At a constant rate on the compiled loops
+    non-finite derivative :class:`_NotFinite`), told to ``pace`` (a
+    :class:`~odesolve._progress.PaceNotice`).  At a constant rate on the compiled loops
     it is one compiled call (``rhs_guarded``): the Python work around a small state's
     right-hand side cost more than the right-hand side.  ``fun.reached[0]`` is the time
     of the latest call: where odeint was when it stopped (its own record of that is not
@@ -86,6 +87,7 @@ def _solver_callback(compiled, a, f):
     if a.wide or not a.constant:
         def fun(y, t):
             reached[0] = t
+            pace(t)
             # one dot product each screens out every sound call; NaN and overflow fail it
             if not y.dot(y) <= NORM_LIMIT**2 and not (np.abs(y) <= NORM_LIMIT).all():
                 raise _Runaway(t)
@@ -98,6 +100,7 @@ def _solver_callback(compiled, a, f):
 
         def fun(y, t):
             reached[0] = t
+            pace(t)
             dy = np.empty_like(y)
             code = guarded(y, *args, dy)
             if code:

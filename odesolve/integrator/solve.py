@@ -8,7 +8,7 @@ import numpy as np
 from scipy.integrate import ODEintWarning, odeint, solve_ivp
 
 from .._checks import check_choice, check_cost, check_integer, check_positive, check_tolerance
-from .._progress import progress_bar
+from .._progress import PaceNotice, progress_bar
 from .._threads import one_blas_thread
 from ..codegen import compile_model
 from ..errors import DivergenceError, QuadratureRangeError
@@ -123,11 +123,11 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
             ys, nfev, crossings = _euler(compiled, f, arguments, state, lr, t0, t_eval, dt,
                                          progress)
         elif method == "LSODA":
-            fun = _solver_callback(compiled, arguments, f)
+            fun = _solver_callback(compiled, arguments, f, _pace(state, method, t0, t1))
             ys, nfev, crossings = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
         else:
             ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method,
-                                            rtol, atol, progress)
+                                            rtol, atol, progress, _pace(state, method, t0, t1))
         wall = time.perf_counter() - start
         traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall)
         traj.learning_times = crossings
@@ -250,10 +250,23 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
     return ys, nfev[0], _first_times(levels, error(state.to_vector()), t0, crossings)
 
 
-def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progress):
+def _pace(state, method, t0, t1):
+    """The notice of a slow integration (:class:`~odesolve._progress.PaceNotice`): an
+    adaptive solver's cost is set by the flow's stiffness, unknown before the run."""
+    stiff = ("" if method in ("LSODA", "Radau", "BDF") else
+             "; LSODA (method='LSODA', theory.solver in a configuration) switches to a "
+             "stiff method")
+    return PaceNotice(f"integrating the ODE with {method} ({state.to_vector().size:,} "
+                      "variables)", t0, t1,
+                      hint=" (small steps: a stiff flow, e.g. a large eigenvalue times the "
+                           f"learning rate{stiff}; Ctrl-C stops it)")
+
+
+def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progress, pace):
     bar = progress_bar(total=t1 - t0, desc="integrating", disable=not progress, unit="t")
 
     def fun(t, y):
+        pace(t)
         bar.update(max(0.0, t - t0 - bar.n))
         dy = f(t, y)
         if not np.all(np.isfinite(dy)):

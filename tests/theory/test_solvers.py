@@ -103,3 +103,42 @@ def test_a_quadrature_out_of_range_stops_the_ode_with_a_clear_error(monkeypatch)
     traj = integrate(State.random(model, spec, 0.2, seed=0), 0.5, (0.0, 0.1), method="RK45",
                      n_points=3)
     assert np.isfinite(traj.error).all()
+
+
+@pytest.mark.parametrize("method", ["LSODA", "RK45"])
+def test_a_slow_pace_is_announced_once(monkeypatch, method):
+    """An adaptive solver's cost is set by the flow's stiffness (a spectrum with a top
+    eigenvalue of 1e6 ran for more than 10 minutes without a word): the run announces,
+    once, the time it has still to go at its pace.  Here the notice's thresholds are
+    zero, so any run is 'slow'."""
+    import functools
+    import warnings
+
+    from odesolve.errors import CostWarning
+    from odesolve.integrator import solve
+
+    monkeypatch.setattr(solve, "PaceNotice",
+                        functools.partial(solve.PaceNotice, after=0.0, beyond=0.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        integrate(_state(), 1.0, 50.0, method=method)
+    notices = [str(w.message) for w in caught if issubclass(w.category, CostWarning)]
+    assert len(notices) == 1, notices
+    assert notices[0].startswith(f"integrating the ODE with {method} (")
+    assert "no progress yet" in notices[0] and "stiff" in notices[0]   # at the first call
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CostWarning)     # default thresholds: silent
+        monkeypatch.undo()
+        integrate(_state(), 1.0, 50.0, method=method)
+
+
+def test_lsoda_integrates_what_the_pace_notice_calls_stiff():
+    """The notice of a slow explicit run points to LSODA: on all modes of a spectrum with
+    a top eigenvalue of 1e6, RK45 projected 1.8 days for t = 10³; LSODA takes seconds
+    (here to t = 20), and agrees with RK45 where that one is affordable (t = 0.01)."""
+    spec = spiked_covariance(D=100, spikes=[1e6, 1.0], bulk=0.2).all_modes()
+    state = State.random(Autoencoder(K=2, activation="erf"), spec, scale=0.1, seed=0)
+    stiff = integrate(state, 1.0, 20.0, method="LSODA")
+    assert np.all(np.isfinite(stiff.error)) and stiff.error[-1] < stiff.error[0]
+    short = [integrate(state, 1.0, 0.01, method=m, n_points=5, rtol=1e-9) for m in ("LSODA", "RK45")]
+    np.testing.assert_allclose(short[0].error, short[1].error, rtol=1e-6)
