@@ -14,7 +14,8 @@ so one module serves every K, every spectrum and the all-modes case.  Its source
   :mod:`odesolve.codegen.emit`, puts the functions above in its generated block and a
   header on top): order parameters of the flat state,
   ``flow_matrices``, ``rhs`` (and ``rhs_guarded``, the same behind the solver's checks),
-  ``error_of_state`` and fixed-step ``euler``.
+  ``error_of_state`` and fixed-step ``euler``; the :data:`ENTRY_POINTS` among them are
+  written with their callees inlined (:mod:`odesolve.codegen.inline`).
 
 It is written by :func:`~odesolve.codegen.writer.load_generated` under a hash of the
 family and of every file that shapes the code, so numba's own cache applies across

@@ -73,6 +73,7 @@ import hashlib
 import math
 import os
 
+import mpmath
 import sympy
 from sympy.core.function import AppliedUndef
 from sympy.utilities.lambdify import implemented_function
@@ -399,6 +400,9 @@ def _singular_points(f):
             found = found.intersect(sympy.Interval(-_SINGULAR_WINDOW, _SINGULAR_WINDOW))
         if isinstance(found, sympy.FiniteSet):
             points |= {float(p) for p in found if p.is_real}
-    except (NotImplementedError, TypeError, ValueError):
-        pass   # no singular points found symbolically: only the kinks are checked
+    except (NotImplementedError, TypeError, ValueError, ArithmeticError,
+            mpmath.libmp.NoConvergence):
+        # no singular points found symbolically: only the kinks are checked (sympy's
+        # numeric root finder gave up on log(1 + |x − 0.5|), whose pieces are regular)
+        pass
     return sorted(points, key=abs), infinite     # the first reported is nearest to 0

@@ -99,6 +99,12 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         For a bad learning rate, time span, method, bulk mode, tolerance, step or output
         times (checked before any work, with the checks of the configuration).
 
+    Warns
+    -----
+    CostWarning
+        Once, when after 20 s the time still to go at the pace so far exceeds a minute
+        (an adaptive solver's cost is set by the flow's stiffness, unknown beforehand).
+
     See Also
     --------
     odesolve.integrate_batch : many initial states in one call.
