@@ -31,13 +31,12 @@ def _rhs(compiled, a):
         return _wide_rhs(compiled.module.flow_matrices, a.s, a.s_bulk, a.s_dyn, a.rate,
                          a.rates, a.decay, a.floor, a.K, a.nb)
     # the entry point compiled for every run (rhs alone would be a second compilation);
-    # without a limit on the state it only declines a NaN state, whose derivative is NaN
+    # without a limit on the state it checks nothing (the solvers check dy themselves)
     guarded = compiled.module.rhs_guarded
 
     def f(t, y):
         dy = np.empty_like(y)
-        if guarded(y, *a.at_rate(a.rate(t)), np.inf, dy) == 1:
-            dy.fill(np.nan)
+        guarded(y, *a.at_rate(a.rate(t)), np.inf, dy)
         return dy
 
     return f
