@@ -174,12 +174,13 @@ def _emit_panels(src, ind, point_tuples, body, graded=None, soft=()):
     src.emit(ind + 1, f"{hi} = {_L!r}")
     clear = None
     if graded is not None:
+        ok, j = src.name("ok"), src.name("j")
+
         def clear(i, x):     # whether the resolution point x is clear of the graded points
             src.emit(i, f"{ok} = True")
             src.emit(i, f"for {j} in range({graded[-1]}):")
             src.emit(i + 1, f"if abs({x} - {graded[0]}[{j}]) < {_CLEARANCE!r}:")
             src.emit(i + 2, f"{ok} = False")
-        ok, j = src.name("ok"), src.name("j")
     src.emit(ind + 1, f"for {k} in range(1, {_PANELS + 1}):")
     src.emit(ind + 2, f"{g} = {-_L!r} + {k} * {2 * _L / _PANELS!r}")
     src.emit(ind + 2, f"if {g} > {lo}:")

@@ -66,18 +66,16 @@ LOGARITHMIC = {
     "x_log_abs": ("x*log(abs(x))", lambda x: x * np.log(np.abs(x)),
                   lambda x: 1.0 + np.log(np.abs(x))),
 }
-_EXTRA = {**POWERS_OF_ABS, **LOGARITHMIC}
-_BY_EXPRESSION = {spec: (g, gp) for spec, g, gp in (*CORPUS.values(), *_EXTRA.values())}
+_BY_NAME = {**CORPUS, **POWERS_OF_ABS, **LOGARITHMIC}
+_BY_EXPRESSION = {spec: (g, gp) for spec, g, gp in _BY_NAME.values()}
 
 
 def activation_and_derivative(name: str):
     """g and its almost-everywhere derivative, as numpy functions, for an activation of
     :data:`CORPUS`, :data:`POWERS_OF_ABS` or :data:`LOGARITHMIC` given by its name or by
     the expression the package was given."""
-    if name in CORPUS:
-        return CORPUS[name][1:]
-    if name in _EXTRA:
-        return _EXTRA[name][1:]
+    if name in _BY_NAME:
+        return _BY_NAME[name][1:]
     if name in _BY_EXPRESSION:
         return _BY_EXPRESSION[name]
     raise KeyError(name)
