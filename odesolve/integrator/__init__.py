@@ -9,7 +9,9 @@ every order parameter and of the generalisation error on a log-spaced grid
 :func:`scipy.integrate.odeint`, whose stepping loop is compiled: the algorithm of
 ``solve_ivp(method="LSODA")`` without its Python work per step (several times faster on
 small states, benchmarks/bench_engine.py); every other :func:`scipy.integrate.solve_ivp`
-method stays available by name.
+method stays available by name, and ``method="RKC"`` runs the stabilised explicit
+Runge–Kutta–Chebyshev method of :mod:`.rkc` (long runs of large states, where the flow's
+stiffness holds RK45 to small steps: docs/theory.md §10).
 
 Two bulk treatments (``bulk=``): ``"limit"`` is the strict D → ∞ theory (the bulk modes'
 eigenvalue ``σ²/D → 0`` is dropped from their dynamics, so e.g. the bulk encoder Gram
@@ -25,6 +27,7 @@ The modules, in the order a call passes through them:
 * :mod:`.flow`: the compiled flow's right-hand side for one state, model and protocol
   (:func:`rhs_function`), the checks of every solver call, the error of a state;
 * :mod:`.events`: plateau exits, located to the solver's tolerance;
+* :mod:`.rkc`: the Runge–Kutta–Chebyshev solver (a :class:`scipy.integrate.OdeSolver`);
 * :mod:`.euler`: the fixed-step Euler scheme (the published reference scheme);
 * :mod:`.grid`: the one time grid of theory and simulation, default tolerances.
 

@@ -35,13 +35,16 @@ def time_grid(t_max: float, n_times: int, D: int | None = None, t0: float = 0.0)
     10.0
     >>> time_grid(10.0, 3, t0=5.0)                    # a late start: still 3 times
     array([ 5.        ,  7.07106781, 10.        ])
+    >>> time_grid(10.0, 2)                            # the start and the end
+    array([ 0., 10.])
     """
     if n_times < 2:
         raise ValueError(f"the number of recorded times must be >= 2, got {n_times}")
     first = max(t0, t_max / 1000.0, 1.0 / D if D else 0.0)
     # a grid that starts at t0 holds t0 already: n_times in all, not n_times − 1
     count = n_times if first == t0 else n_times - 1
-    t = np.geomspace(first, t_max, count) if first < t_max else np.array([t_max])
+    # one log-spaced time is t_max itself (np.geomspace would give only its start)
+    t = np.geomspace(first, t_max, count) if first < t_max and count > 1 else np.array([t_max])
     if D:
         t = np.minimum(np.round(t * D), np.floor(t_max * D * (1 + 1e-12))) / D
     return np.unique(np.concatenate([[t0], t[t > t0]]))

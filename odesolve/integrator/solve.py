@@ -22,8 +22,11 @@ from .events import (NEWTON_STEPS, _error_slope, _first_crossings, _first_times,
 from .flow import (NORM_LIMIT, _check_start, _error_function, _FlowArguments, _NotFinite, _rhs,
                    _Runaway, _runaway_cause, _solver_callback)
 from .grid import _check_span, _check_t_eval, default_atol, time_grid
+from .rkc import RKC
 
-METHODS = ("auto", "LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF", "euler")
+METHODS = ("auto", "LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF", "RKC", "euler")
+#: the methods that are not scipy's, by name (solve_ivp takes an OdeSolver class)
+_SOLVER_CLASSES = {"RKC": RKC}
 #: ``method="auto"``: LSODA up to this many state variables, RK45 above.  LSODA turns
 #: stiff near fixed points (where RK45 needs ~100× more steps), but its stiff mode builds
 #: dense finite-difference Jacobians: hopeless for the ~10⁴ variables of all-modes runs
@@ -56,8 +59,10 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         for states of up to :data:`AUTO_LSODA_MAX_SIZE` variables, RK45 for larger
         all-modes states (``Trajectory.method`` says which ran); or any
         :func:`scipy.integrate.solve_ivp` method (``"LSODA"``, ``"RK45"``, ``"DOP853"``,
-        ...); or ``"euler"`` (fixed step ``dt``, default ``1/D``: the published reference
-        scheme).
+        ...); or ``"RKC"``, a stabilised explicit Runge–Kutta–Chebyshev method for long
+        runs of large states (:mod:`odesolve.integrator.rkc`; second order, so at a given
+        ``rtol`` its global error is larger than RK45's: README § Performance); or
+        ``"euler"`` (fixed step ``dt``, default ``1/D``: the published reference scheme).
     t_eval : array_like, optional
         Output times; default ``n_points`` log-spaced times (plus ``t0``).
     rtol : float
@@ -113,7 +118,8 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     ----------
     The equations are derived here (docs/theory.md); for untied erf autoencoders they are
     those of Refinetti & Goldt, ICML 2022 (arXiv 2201.02115).  LSODA: Petzold, SIAM J. Sci.
-    Stat. Comput. 4, 136 (1983), through ODEPACK (:func:`scipy.integrate.odeint`).
+    Stat. Comput. 4, 136 (1983), through ODEPACK (:func:`scipy.integrate.odeint`).  RKC:
+    Sommeijer, Shampine & Verwer, J. Comput. Appl. Math. 88, 315 (1998).
     """
     lr, t0, t1, t_eval, rtol, atol, protocol = _checked(
         state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, protocol, finite_size)
@@ -259,9 +265,12 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
 def _pace(state, method, t0, t1):
     """The notice of a slow integration (:class:`~odesolve._progress.PaceNotice`): an
     adaptive solver's cost is set by the flow's stiffness, unknown before the run."""
-    stiff = ("" if method in ("LSODA", "Radau", "BDF") else
-             "; LSODA (method='LSODA', theory.solver in a configuration) switches to a "
-             "stiff method")
+    lsoda = ("LSODA (method='LSODA', theory.solver in a configuration) switches to an "
+             "implicit method (for states of up to a few thousand variables)")
+    rkc = ("RKC (method='RKC') is explicit with steps whose cost grows as the square root "
+           "of the stiffness (for any size, long runs)")
+    stiff = {"LSODA": "", "Radau": "", "BDF": "", "RKC": f"; {lsoda}"}.get(
+        method, f"; {rkc}; {lsoda}")
     return PaceNotice(f"integrating the ODE with {method} ({state.to_vector().size:,} "
                       "variables)", t0, t1,
                       hint=" (small steps: a stiff flow, e.g. a large eigenvalue times the "
@@ -290,7 +299,8 @@ def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progre
     # for each costs more than the call (20× slower runs measured with 2 threads)
     try:
         with bar, one_blas_thread():
-            sol = solve_ivp(fun, (t0, t1), state.to_vector(), method=method, t_eval=t_eval,
+            sol = solve_ivp(fun, (t0, t1), state.to_vector(),
+                            method=_SOLVER_CLASSES.get(method, method), t_eval=t_eval,
                             rtol=rtol, atol=atol, events=events)
     except _NotFinite as stop:
         raise DivergenceError("the ODE", stop.t, lr, detail="first non-finite right-hand side",

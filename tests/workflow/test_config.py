@@ -175,6 +175,14 @@ def test_time_grid_is_log_spaced_on_whole_steps():
     assert np.allclose(ratios, ratios[0], rtol=0.02)
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_time_grid_of_few_times_ends_at_t_max(n):
+    """Two times were [0, t_max/1000]: a run asked for its start and end stopped early."""
+    for D in (None, 500):
+        t = time_grid(200.0, n, D=D)
+        assert t[0] == 0.0 and t[-1] == 200.0 and t.size == n
+
+
 def test_build_problem_spiked(tmp_path):
     config = load_config(write(tmp_path, MINIMAL + "[simulation]\nseeds = 3\n[init]\nseed = 7\n"))
     problem = build_problem(config)

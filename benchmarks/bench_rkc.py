@@ -1,0 +1,79 @@
+"""RKC against RK45: cost and accuracy on the same flows, in one run.
+
+Run: ``python -m benchmarks.bench_rkc [--quick]``.  Each row integrates one warm (compiled)
+flow with RK45 and with RKC at ``rtol`` 1e-7 (the default) and 1e-8, and measures each
+against DOP853 at ``rtol`` 1e-10 (1e-11 for the small cases): right-hand-side evaluations,
+wall time (one run, one BLAS thread) and the largest deviation of the generalisation error
+on 100 log-spaced times.  Erf, spikes 1.5·0.7^k, bulk 0.05, init 0.1, seed 0, η = 1.
+The machine load (1-minute load average before and after) is printed with the table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from threadpoolctl import threadpool_limits
+
+from odesolve import Autoencoder, State, compile_model, spiked_covariance
+from odesolve.integrator.flow import _error_function, rhs_function
+from odesolve.integrator.grid import default_atol, time_grid
+from odesolve.integrator.rkc import RKC
+from odesolve.testing.tables import machine, md_table
+
+#: (label, K, spikes, D, t_max, all modes, tied, reference rtol)
+CASES = [
+    ("K = 8, 8 spikes, t = 10³", 8, 8, 1000, 1e3, False, False, 1e-11),
+    ("K = 8 tied, 8 spikes, t = 10³", 8, 8, 1000, 1e3, False, True, 1e-11),
+    ("K = 24, 24 spikes, t = 10³", 24, 24, 1000, 1e3, False, False, 1e-11),
+    ("K = 24 tied, 24 spikes, t = 10³", 24, 24, 1000, 1e3, False, True, 1e-11),
+    ("all modes D = 1024, K = 32, 5 spikes, t = 10³", 32, 5, 1024, 1e3, True, False, 1e-10),
+    ("K = 100, 5 spikes + bulk, t = 10⁴", 100, 5, 1000, 1e4, False, False, 1e-10),
+]
+RUNS = [("RK45", "RK45", 1e-7), ("RKC", RKC, 1e-7), ("RKC", RKC, 1e-8)]
+
+
+def row(label, K, n_spikes, D, t_max, all_modes, tied, reference_rtol):
+    spec = spiked_covariance(D, [1.5 * 0.7**k for k in range(n_spikes)], 0.05)
+    spec = spec.all_modes() if all_modes else spec
+    model = Autoencoder(K=K, activation="erf", tied=tied)
+    state = State.random(model, spec, 0.1, seed=0)
+    compiled = compile_model(model)
+    f, error = rhs_function(compiled, state, 1.0), _error_function(compiled, state)
+    y0, atol, times = state.to_vector(), default_atol(state), time_grid(t_max, 100)
+
+    def run(method, rtol, atol):
+        start = time.perf_counter()
+        sol = solve_ivp(f, (0.0, t_max), y0, method=method, t_eval=times, rtol=rtol, atol=atol)
+        wall = time.perf_counter() - start
+        return sol.nfev, wall, np.array([error(y) for y in sol.y.T])
+
+    _, _, reference = run("DOP853", reference_rtol, atol * 1e-3)
+    cells = []
+    for name, method, rtol in RUNS:
+        nfev, wall, eps = run(method, rtol, atol)
+        cells.append(f"{nfev:,} / {wall:.2f} s / {np.max(np.abs(eps - reference)):.1e}")
+    return [label, f"{y0.size:,}"] + cells
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the four smaller cases only")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
+    rows = []
+    with threadpool_limits(1):
+        for case in CASES[:4] if args.quick else CASES:
+            rows.append(row(*case))
+            print(rows[-1], flush=True)
+    load_after = os.getloadavg()[0]
+    print(f"\nMachine: {machine()}; 1-min load average {load_before:.1f} before, "
+          f"{load_after:.1f} after\n")
+    print(md_table(["case", "variables"] + [f"{name} rtol {rtol:g}: evaluations / wall / "
+                                            "max |Δε|" for name, _, rtol in RUNS], rows))
+
+
+if __name__ == "__main__":
+    main()
