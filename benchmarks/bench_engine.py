@@ -15,6 +15,8 @@ init 0.1, seed 0, unless stated):
 * all modes, D = 1024 (spiked spectrum, every mode tracked), K = 32, to t = 10³ (warm),
   the same comparison;
 * warm K = 2 curve to t = 10⁴ (median of 5);
+* warm K = 3 tanh, 3 spikes, to t = 10² (no closed-form pair averages: each is a compiled
+  2-D quadrature);
 * a batch of 1,000 curves (K = 3, seeds 0…999, t = 10³): ``integrate_batch`` against a
   loop of ``integrate`` (the loop timed over 50 curves and scaled).  ``integrate_batch``
   integrates its members one by one since the stacked system lost this row (39.3 s
@@ -49,12 +51,12 @@ _CASE = textwrap.dedent("""
         from odesolve import compile_model
     except ImportError:
         from odesolve.codegen import compile_model
-    K, n_spikes, D, t_max, all_modes, repeat, warmup, method = {args}
+    K, n_spikes, D, t_max, all_modes, repeat, warmup, method, activation = {args}
     spikes = [1.5 * 0.7 ** k for k in range(n_spikes)]
     spec = spiked_covariance(D, spikes, 0.05)
     if all_modes:
         spec = spec.all_modes()
-    model = Autoencoder(K=K, activation="erf")
+    model = Autoencoder(K=K, activation=activation)
     state = State.random(model, spec, 0.1, seed=0)
     if warmup:
         compile_model(model)
@@ -101,16 +103,17 @@ def rows(baseline: Path, quick: bool = False):
     """``(case, new seconds, previous seconds, ratio previous/new, note)`` rows."""
     out = []
 
-    def both(label, args, cold, timeout=3000, with_baseline=True, method="auto", against=None):
-        """A row: this tree at ``args`` + (method,) against the previous engine (or, with
-        ``against``, this tree with that method) at the same arguments."""
+    def both(label, args, cold, timeout=3000, with_baseline=True, method="auto", against=None,
+             activation="erf"):
+        """A row: this tree at ``args`` + (method, activation) against the previous engine
+        (or, with ``against``, this tree with that method) at the same arguments."""
         res = {}
         old_root = ROOT if against else (baseline if with_baseline else None)
         for name, root, m in (("new", ROOT, method), ("old", old_root, against or "auto")):
             if root is None:
                 res[name] = {"failed": "not run (see note)"}
                 continue
-            case = args + (m,)
+            case = args + (m, activation)
             with tempfile.TemporaryDirectory(prefix="bench-engine-") as cache:
                 if not cold:      # fill the cache in a first process, time a second one
                     _run(root, case[:3] + (1.0, case[4], 1) + case[6:], cache, timeout)
@@ -138,6 +141,8 @@ def rows(baseline: Path, quick: bool = False):
     both("all modes D = 1024, K = 32, to t = 10³: RKC (baseline: RK45, this engine)",
          (32, 5, 1024, 1e3, True, 1, True), False, method="RKC", against="RK45")
     both("warm K = 2 curve to t = 10⁴", (2, 2, 1000, 1e4, False, 5, True), False)
+    both("warm K = 3 tanh (averages by quadrature), 3 spikes, to t = 10²",
+         (3, 3, 1000, 1e2, False, 1, True), False, with_baseline=False, activation="tanh")
     batch, loop = _batch(200 if quick else 1000, 20 if quick else 50)
     out.append(("batch of 1,000 curves K = 3 to t = 10³ (integrate_batch vs loop)", batch,
                 loop, f"{loop / batch:.1f}×", "loop: integrate per curve (timed on a subset)"))

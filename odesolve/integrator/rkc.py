@@ -58,7 +58,7 @@ def chebyshev_coefficients(s: int):
     Examples
     --------
     >>> mu, nu, mu_t, gamma_t, c, beta = chebyshev_coefficients(10)
-    >>> round(float(c[-1]), 12), round(beta / 10**2, 3)
+    >>> round(float(c[-1]), 12), round(float(beta) / 10**2, 3)
     (1.0, 0.647)
     """
     w0 = 1.0 + DAMPING / s**2

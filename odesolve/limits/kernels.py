@@ -19,20 +19,103 @@ def _unit_correlations(C: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def _named_moments(C: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``K = E[g(λ)g(λ)ᵀ]`` and ``e_i = E[λ_i g(λ_i)]`` for ``λ ~ N(0, C)``."""
+    """``K = E[g(λ)g(λ)ᵀ]`` and ``e_i = E[λ_i g(λ_i)]`` for ``λ ~ N(0, C)`` (sign, relu,
+    linear: positively homogeneous, so C of unit scale is all they need)."""
     v = np.diag(C).copy()
     if name == "sign":
         K = (2 / np.pi) * np.arcsin(_unit_correlations(C, np.sqrt(v)))
         return K, np.sqrt(2 * v / np.pi)
-    if name == "erf":      # g(x) = erf(x/√2):  E[g g] = (2/π) arcsin(C_ij / √((1+C_ii)(1+C_jj)))
-        K = (2 / np.pi) * np.arcsin(np.clip(C / np.sqrt(np.outer(1 + v, 1 + v)), -1, 1))
-        return K, v * np.sqrt(2 / (np.pi * (1 + v)))
     if name == "relu":     # arc-cosine kernel of degree one
         rho = _unit_correlations(C, np.sqrt(v))
         K = np.sqrt(np.outer(v, v)) / (2 * np.pi) * (
             np.sqrt(1 - rho**2) + (np.pi - np.arccos(rho)) * rho)
         return K, v / 2
     return C.copy(), v    # linear
+
+
+#: the range of scales (rows of B, entries of Σ) left as they are by _kernel_factors
+_MODERATE = (1e-100, 1e100)
+
+
+def _erf_factors(C: np.ndarray, log_a: np.ndarray):
+    """Kernels of ``erf(a_k λ_k/√2)/u_k`` for ``λ ~ N(0, C)``, rows scaled by ``a = e^{log_a}``
+    (any representable or not), ``u = a/√(1 + a² v)``: ``K̃ = (2/π) C arcsin(z)/z`` with
+    ``z_kl = u_k u_l C_kl``, and ``u``.  The diagonal's ``1 − z_kk = 1/(1 + a² v)`` is
+    formed exactly: arcsin is ill-conditioned at 1 (the sign limit, large a), where
+    ``z_kk`` itself would lose half the digits.  (Derived here: E[erf(x/√2) erf(y/√2)] =
+    (2/π) arcsin(c/√((1+q1)(1+q2))) at covariance [[q1, c], [c, q2]].)"""
+    v = np.diag(C)
+    # in powers of a below 1 only (a itself, or 1/a, may be beyond floating point)
+    large = log_a > 0
+    small_a2, inverse_a2 = np.exp(2.0 * np.minimum(log_a, 0)), np.exp(-2.0 * np.maximum(log_a, 0))
+    u = np.where(large, 1.0 / np.sqrt(inverse_a2 + v),
+                 np.exp(np.minimum(log_a, 0)) / np.sqrt(1.0 + small_a2 * v))
+    with np.errstate(invalid="ignore"):
+        delta = np.where(large, inverse_a2 / (inverse_a2 + v), 1.0 / (1.0 + small_a2 * v))
+    z = np.clip(np.outer(u, u) * C, -1.0, 1.0)
+    np.fill_diagonal(z, 1.0 - delta)
+    arcsin = np.arcsin(z)
+    np.fill_diagonal(arcsin, np.arctan2(1.0 - delta, np.sqrt(delta * (2.0 - delta))))
+    small = np.abs(z) < 1e-8
+    asinc = np.where(small, 1.0 + z**2 / 6, arcsin / np.where(small, 1.0, z))
+    return (2 / np.pi) * C * asinc, u
+
+
+def _kernel_factors(B, activation, cov):
+    """The kernels of a named activation with the scales of ``B`` and ``Σ`` factored out.
+
+    ``K = κ diag(f) K̃ diag(f)`` and ``H = η H̃ diag(f)``, where ``K̃``, ``H̃`` are those of
+    the problem at moderate scale (extreme rows of B divided by their largest entry, an
+    extreme Σ by its own), and
+    ``η²/κ = s`` (the scale of Σ) for every named activation, so that ``H K⁺ Hᵀ =
+    s H̃ K̃⁺ H̃ᵀ``: the optimal decoder's risk needs no kernel at the true scale, which
+    under- or overflows for rows or covariances of size 1e±150.
+
+    Parameters
+    ----------
+    B : ndarray, shape (n, d)
+        Encoder (checked).
+    activation : {"sign", "erf", "relu", "linear"}
+    cov : ndarray, shape (d, d), or None
+        Covariance (checked), identity if None.
+
+    Returns
+    -------
+    K̃ : ndarray, shape (n, n)
+    H̃ : ndarray, shape (d, n)
+    f : ndarray, shape (n,)
+        Feature scales: 1 (sign), the row scales (relu, linear), ``u`` (erf); a row's
+        scale is 1 where it is within [1e-100, 1e100] and left in ``B``.
+    kappa, eta : float
+    scale : float
+        ``s``, the largest entry of Σ in size where that is outside [1e-100, 1e100], else 1.
+    unit_cov : ndarray or None
+        ``Σ/s``.
+    """
+    # only scales outside [1e-100, 1e100] are factored out: elsewhere the arithmetic is
+    # that of the plain formulas (a rescaled row's correlations round differently, and
+    # arcsin at a correlation of 1 turns a rounding of 1e-16 into 1e-8)
+    largest = 1.0 if cov is None else float(np.max(np.abs(cov)))
+    scale = largest if not (_MODERATE[0] <= largest <= _MODERATE[1]) and largest > 0 else 1.0
+    unit_cov = cov if cov is None or scale == 1.0 else cov / scale
+    norms = np.max(np.abs(B), axis=1)
+    norms = np.where((norms == 0) | ((norms >= _MODERATE[0]) & (norms <= _MODERATE[1])), 1.0, norms)
+    unit_rows = B / norms[:, None]
+    BS = _RightProduct(unit_cov)(unit_rows)                       # rows Σ' b'_i
+    C = BS @ unit_rows.T
+    C = 0.5 * (C + C.T)
+    v = np.diag(C)
+    if activation == "erf":
+        with np.errstate(divide="ignore"):
+            K, f = _erf_factors(C, 0.5 * np.log(scale) + np.log(norms))
+        return K, np.sqrt(2 / np.pi) * BS.T, f, 1.0, np.sqrt(scale), scale, unit_cov
+    if activation == "sign":
+        _check_sign_variances(unit_rows, v)
+    K, e = _named_moments(C, activation)
+    H = BS.T * np.divide(e, v, out=np.zeros_like(v), where=v > 0)[None, :]
+    if activation == "sign":
+        return K, H, np.ones_like(norms), 1.0, np.sqrt(scale), scale, unit_cov
+    return K, H, norms, scale, scale, scale, unit_cov
 
 
 def _as_callable(activation) -> Callable[[np.ndarray], np.ndarray]:
@@ -106,8 +189,9 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
     Raises
     ------
     ValueError
-        Bad shapes, a non-PSD covariance, or (for ``sign``) a unit whose
-        pre-activation has zero variance (a zero row, or a row in the null space of Σ).
+        Bad shapes, a non-PSD covariance, (for ``sign``) a unit whose pre-activation has
+        zero variance (a zero row, or a row in the null space of Σ), or kernels that
+        overflow (rows times √Σ beyond ~1e150; :func:`optimal_risk` takes any scale).
 
     Examples
     --------
@@ -122,29 +206,40 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
     B = _check_matrix("encoder B", B)
     d = B.shape[1]
     cov = _check_covariance(covariance, d)
-    BS = _RightProduct(cov)(B)                                    # rows Σ b_i
-    C = BS @ B.T
-    C = 0.5 * (C + C.T)
-    v = np.diag(C)
     if isinstance(activation, str):
         if activation not in NAMED_ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}: expected one of "
                              f"{NAMED_ACTIVATIONS}, a callable or a sympy expression")
-        if activation == "sign":
-            _check_sign_variances(B, v, 1.0 if cov is None else float(np.max(np.abs(cov))))
-        K, e = _named_moments(C, activation)
-    else:
-        K, e = _quadrature_moments(C, _as_callable(activation))
+        K, H, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
+        with np.errstate(over="ignore", invalid="ignore"):
+            K, H = kappa * (f[:, None] * K * f[None, :]), eta * (H * f[None, :])
+        _check_representable(K, H, activation)
+        return K, H
+    BS = _RightProduct(cov)(B)                                    # rows Σ b_i
+    C = BS @ B.T
+    C = 0.5 * (C + C.T)
+    v = np.diag(C)
+    K, e = _quadrature_moments(C, _as_callable(activation))
     coefficient = np.divide(e, v, out=np.zeros_like(v), where=v > 0)
-    return K, BS.T * coefficient[None, :]
+    K, H = K, BS.T * coefficient[None, :]
+    _check_representable(K, H, "this activation")
+    return K, H
 
 
-def _check_sign_variances(B: np.ndarray, variances: np.ndarray, cov_scale: float) -> None:
+def _check_representable(K, H, name):
+    if not (np.all(np.isfinite(K)) and np.all(np.isfinite(H))):
+        raise ValueError(f"the kernels of {name} overflow at the scale of this encoder and "
+                         f"covariance (largest |B|·√|Σ| beyond ~1e150); the optimal risk "
+                         f"(optimal_risk) is computed at any scale")
+
+
+def _check_sign_variances(B: np.ndarray, unit_variances: np.ndarray) -> None:
+    """``B``: the rows at unit scale, ``unit_variances`` their variances under Σ/s."""
     zero_rows = np.flatnonzero(~np.any(B != 0, axis=1))
     if zero_rows.size:
         raise ValueError(f"encoder rows {zero_rows[:10].tolist()} have zero norm: the sign "
                          f"activation needs nonzero rows")
-    flat = np.flatnonzero(variances <= 1e-14 * cov_scale * np.sum(B**2, axis=1))
+    flat = np.flatnonzero(unit_variances <= 1e-14 * np.sum(B**2, axis=1))
     if flat.size:
         raise ValueError(f"encoder rows {flat[:10].tolist()} have zero variance under the "
                          f"covariance (sign(0) carries no information)")

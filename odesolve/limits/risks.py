@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._common import ARCSINE_EXCESS, _check_covariance, _check_matrix, _check_rate, _trace
-from .kernels import activation_kernels
+from ._common import (ARCSINE_EXCESS, NAMED_ACTIVATIONS, _check_covariance, _check_matrix,
+                      _check_rate, _trace)
+from .kernels import _kernel_factors, activation_kernels
 
 # --------------------------------------------------------------------------- risks
 def _solve_psd(K: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -75,9 +76,30 @@ def optimal_decoder(B, activation="sign", covariance=None) -> np.ndarray:
     >>> optimal_decoder(np.eye(2)).round(4)          # √(2/π) I for orthonormal rows
     array([[0.7979, 0.    ],
            [0.    , 0.7979]])
+    >>> float(optimal_decoder(1e-200 * np.eye(2), "linear")[0, 0])   # the kernels underflow
+    1e+200
+
+    Raises
+    ------
+    ValueError
+        As :func:`activation_kernels`, or where the decoder itself is beyond the range of
+        floating point (rows or covariance at scales of 1e±300).
     """
-    K, H = activation_kernels(B, activation, covariance)
-    return _solve_psd(K, H.T).T
+    if not (isinstance(activation, str) and activation in NAMED_ACTIVATIONS):
+        K, H = activation_kernels(B, activation, covariance)
+        return _solve_psd(K, H.T).T
+    B = _check_matrix("encoder B", B)
+    cov = _check_covariance(covariance, B.shape[1])
+    # A* = H K⁺ = (η/κ) H̃ K̃⁺ diag(1/f) (kernels.py: _kernel_factors)
+    K, H, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
+    unit = _solve_psd(K, H.T).T
+    zero_rows = ~np.any(B != 0, axis=1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        decoder = (eta / kappa) * unit / np.where(zero_rows, 1.0, f)[None, :]
+    if not np.all(np.isfinite(decoder)):
+        raise ValueError("the optimal decoder is beyond the range of floating point at the "
+                         "scale of this encoder and covariance")
+    return decoder
 
 
 def optimal_risk(B, activation="sign", covariance=None) -> float:
@@ -93,16 +115,32 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
     -------
     float
 
+    Notes
+    -----
+    For the named activations scales of ``B``'s rows and of ``Σ`` outside [1e-100, 1e100]
+    are factored out first, so that any representable scale gives the right number (at
+    1e±150 the kernels under- or overflow; kernels.py, ``_kernel_factors``): ``risk(B, sΣ') = s·risk(√s B, Σ')`` for every activation (x = √s x'), and
+    the optimal decoder absorbs any rescaling of a feature, so for the positively
+    homogeneous ``sign``, ``relu`` and ``linear`` the rows of B can be normalised; for
+    ``erf`` the feature ``erf(a λ'/√2)`` is divided by ``u = a/√(1 + a² v')``, which
+    leaves ``K̃ = (2/π) C' arcsin(z)/z`` with ``z = u_k u_l C'_kl`` (derived here).
+
     Examples
     --------
     >>> round(optimal_risk(np.eye(4)[:2]), 6)      # orthonormal rows, r = 1/2: 1 − 1/π
     0.68169
     >>> round(optimal_risk(np.eye(4)[:2], "linear"), 6)   # PCA: 1 − r
     0.5
+    >>> round(optimal_risk(1e-200 * np.eye(4)[:2], "erf"), 6)   # erf's linear regime
+    0.5
     """
     B = _check_matrix("encoder B", B)
     d = B.shape[1]
     cov = _check_covariance(covariance, d)
+    if isinstance(activation, str) and activation in NAMED_ACTIVATIONS:
+        K, H, _, _, _, scale, unit_cov = _kernel_factors(B, activation, cov)
+        explained = np.sum(H.T * _solve_psd(K, H.T))
+        return float(scale * (_trace(unit_cov, d) - explained) / d)
     K, H = activation_kernels(B, activation, cov)
     explained = np.sum(H.T * _solve_psd(K, H.T))
     return float((_trace(cov, d) - explained) / d)

@@ -394,3 +394,32 @@ def test_comparisons_return_consistent_curves():
 def test_bad_inputs_raise_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("activation", ["sign", "relu", "linear", "erf"])
+def test_optimal_risk_at_any_representable_scale(activation):
+    """At 1e±150 the kernels under- or overflowed: linear and ReLU gave 1.0 at B·1e-200
+    (nothing explained), sign refused B·1e-200 as 'zero variance', and B·1e200 overflowed.
+    The risk is s·risk(√s B, Σ/s); for the homogeneous activations it does not depend on
+    the scale of B's rows; erf tends to linear for small rows and to sign for large ones."""
+    import warnings
+    rng = np.random.default_rng(3)
+    B = rng.normal(size=(3, 6))
+    M = rng.normal(size=(6, 6))
+    cov = M @ M.T / 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        base = L.optimal_risk(B, activation, cov)
+        for scale in (1e-200, 1e-150, 1e150, 1e200):
+            same = base if activation != "erf" else L.optimal_risk(B * np.sqrt(scale), "erf", cov)
+            assert L.optimal_risk(B, activation, cov * scale) / scale == pytest.approx(same, rel=1e-12)
+            rows = L.optimal_risk(B * scale, activation, cov)
+            if activation != "erf":
+                assert rows == pytest.approx(base, rel=1e-12)
+            else:
+                limit = "linear" if scale < 1 else "sign"
+                assert rows == pytest.approx(L.optimal_risk(B, limit, cov), rel=1e-12)
+    if activation == "erf":
+        # the approach to the sign limit is smooth (no cancellation near arcsin(1))
+        gaps = [L.optimal_risk(B * a, "erf", cov) - L.optimal_risk(B, "sign", cov) for a in (1e3, 1e5)]
+        assert gaps[0] < gaps[1] < 0 and gaps[1] / gaps[0] == pytest.approx(1e-2, rel=0.05)
