@@ -45,7 +45,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._checks import check_integer, check_non_negative, check_positive
+from ._checks import check_integer, check_non_negative, check_positive, check_vector
 
 __all__ = ["Schedule", "Protocol", "constant", "piecewise", "power_law", "exponential",
            "SCHEDULE_KINDS", "as_protocol", "noise_floor"]
@@ -154,12 +154,10 @@ def piecewise(times, factors) -> Schedule:
     >>> s(np.array([0.0, 10.0, 25.0]))
     array([1. , 0.5, 0.1])
     """
-    for name, values in (("change times", times), ("factors", factors)):
-        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-            raise TypeError(f"piecewise schedule {name} must be a list of numbers, got "
-                            f"{values!r}")
-    times = tuple(check_positive("schedule time", t) for t in times)
-    factors = tuple(check_non_negative("schedule factor", f) for f in factors)
+    times = tuple(check_positive("schedule time", float(t))
+                  for t in check_vector("piecewise schedule change times", times))
+    factors = tuple(check_non_negative("schedule factor", float(f))
+                    for f in check_vector("piecewise schedule factors", factors))
     if len(times) == 0:
         raise ValueError("a piecewise schedule needs at least one change time")
     if any(b <= a for a, b in zip(times, times[1:])):

@@ -49,10 +49,16 @@ def test_bad_protocols_are_refused(make, match):
         make()
 
 
-@pytest.mark.parametrize("times, factors", [(1.0, [1, 1]), ([1.0], 2.0), ("1", [1, 1])])
-def test_a_piecewise_schedule_of_scalars_is_a_clear_error(times, factors):
+@pytest.mark.parametrize("times, factors, error, match", [
+    (1.0, [1, 1], ValueError, "change times must be a 1-d list of numbers"),
+    ([1.0], 2.0, ValueError, "factors must be a 1-d list of numbers"),
+    ("1", [1, 1], TypeError, "change times must be numbers"),
+    ([[1.0, 2.0]], [1, 1], ValueError, "1-d list"),
+    ([1.0, float("nan")], [1, 1, 1], ValueError, "must be finite"),
+])
+def test_a_piecewise_schedule_of_scalars_is_a_clear_error(times, factors, error, match):
     """It was "'float' object is not iterable"."""
-    with pytest.raises(TypeError, match="must be a list of numbers"):
+    with pytest.raises(error, match=match):
         piecewise(times, factors)
 
 
