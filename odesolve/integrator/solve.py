@@ -265,10 +265,10 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
 def _pace(state, method, t0, t1):
     """The notice of a slow integration (:class:`~odesolve._progress.PaceNotice`): an
     adaptive solver's cost is set by the flow's stiffness, unknown before the run."""
-    lsoda = ("LSODA (method='LSODA', theory.solver in a configuration) switches to an "
-             "implicit method (for states of up to a few thousand variables)")
-    rkc = ("RKC (method='RKC') is explicit with steps whose cost grows as the square root "
-           "of the stiffness (for any size, long runs)")
+    lsoda = ("LSODA switches to an implicit method (states of up to a few thousand "
+             "variables: its Jacobians are dense)")
+    rkc = ("RKC takes steps whose cost grows as the square root of the stiffness (any "
+           "size, long runs; method='RKC' or theory.solver = \"RKC\" in a configuration)")
     stiff = {"LSODA": "", "Radau": "", "BDF": "", "RKC": f"; {lsoda}"}.get(
         method, f"; {rkc}; {lsoda}")
     return PaceNotice(f"integrating the ODE with {method} ({state.to_vector().size:,} "

@@ -126,6 +126,8 @@ def test_a_slow_pace_is_announced_once(monkeypatch, method):
     assert len(notices) == 1, notices
     assert notices[0].startswith(f"integrating the ODE with {method} (")
     assert "no progress yet" in notices[0] and "stiff" in notices[0]   # at the first call
+    # an explicit method's notice names the methods made for stiff flows
+    assert ("RKC takes steps" in notices[0]) == (method == "RK45")
     with warnings.catch_warnings():
         warnings.simplefilter("error", CostWarning)     # default thresholds: silent
         monkeypatch.undo()
