@@ -125,6 +125,9 @@ def _numeric(name: str, values) -> np.ndarray:
                 isinstance(v, (str, bytes, bool, complex)) for v in raw.ravel())):
             raise TypeError
         return raw.astype(float)
+    except OverflowError:       # Python integers beyond 1.8e308
+        raise ValueError(f"{name} has entries beyond the range of floating point "
+                         f"(±1.8e308)") from None
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be numbers, got {values!r}"[:200]) from None
 

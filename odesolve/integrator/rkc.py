@@ -175,10 +175,10 @@ class RKC(OdeSolver):
         while True:
             if self._radius is None or self._since_radius >= RADIUS_EVERY:
                 self._radius = self._spectral_radius()
-            # beyond the most stages' stability interval only a shorter step is stable
-            h_abs = min(h_abs, self._longest_stable / self._radius)
-            if h_abs < min_step:
-                return False, self.TOO_SMALL_STEP
+            # beyond the most stages' stability interval only a shorter step is stable; below
+            # the spacing of floats at t no step is possible, and the shortest is tried
+            # (as scipy's Runge–Kutta methods do: t = 1e13 needs steps of 1e-2)
+            h_abs = max(min(h_abs, self._longest_stable / self._radius), min_step)
             h = h_abs * self.direction
             t_new = t + h
             if self.direction * (t_new - self.t_bound) > 0:
@@ -191,6 +191,8 @@ class RKC(OdeSolver):
             err = np.sqrt(np.mean((estimate / self._scale(y, y_new)) ** 2))
             if err <= 1.0 and np.isfinite(err):
                 break
+            if h_abs <= min_step:
+                return False, self.TOO_SMALL_STEP
             # a rejected step: its spectral radius may be out of date
             h_abs *= 0.8 / max(err, 1e-10) ** (1 / 3) if np.isfinite(err) else 0.1
             h_abs = max(h_abs, 0.1 * abs(h))

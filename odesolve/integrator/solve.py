@@ -37,6 +37,9 @@ _SOLVER_CLASSES = {"RKC": RKC}
 #: h (I − hA)⁻¹ (J − A) was 13–700 for steps h = 3–30 once t ≥ 3, so the method is not
 #: stable at steps beyond RK45's (scratch measurement of 2026-11-30, not a test).
 AUTO_LSODA_MAX_SIZE = 400
+#: From this time on a solver's "step below the spacing of floats" is blamed on the
+#: spacing (1.5e-8 at 1e8, 2e-3 at 1e13), not on a runaway flow
+FAR_TIME = 1e8
 BULK_MODES = ("limit", "finite")
 
 
@@ -310,9 +313,16 @@ def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progre
         raise DivergenceError("the ODE", t_fail, lr, detail=f"an overlap exceeded {NORM_LIMIT:g}",
                               cause=_runaway_cause(lr, t_fail))
     if sol.status == -1 or not np.all(np.isfinite(sol.y)):
-        t_fail = float(sol.t[-1]) if sol.t.size else t0
+        # solve_ivp's t is a list, not an array, when it stopped before its first output
+        t_fail = float(sol.t[-1]) if len(sol.t) else t0
+        cause = _runaway_cause(lr, t_fail)
+        if "spacing" in sol.message and abs(t_fail) >= FAR_TIME:
+            cause = (f"at t = {t_fail:.3g} floating-point times are {np.spacing(t_fail):.2g} "
+                     "apart, coarser than the steps the tolerance needs; without a schedule "
+                     "the flow depends only on the time elapsed, so start at a smaller t0 (or "
+                     "loosen rtol and atol)")
         raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: {sol.message}",
-                              cause=_runaway_cause(lr, t_fail))
+                              cause=cause)
     return sol.y.T, sol.nfev, _first_times(levels, error(state.to_vector()), t0,
                                            [te[0] if te.size else np.nan
                                             for te in sol.t_events[1:]])

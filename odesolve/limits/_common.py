@@ -52,6 +52,15 @@ def _hidden_units(d, r) -> tuple[int, int]:
     return d, n
 
 
+def _check_encoder(B) -> np.ndarray:
+    """A finite encoder with at least one row and one column."""
+    B = _check_matrix("encoder B", B)
+    if B.size == 0:
+        raise ValueError(f"encoder B must have at least one row and one column, got shape "
+                         f"{B.shape}")
+    return B
+
+
 def _check_covariance(covariance, d: int) -> np.ndarray | None:
     """``None`` (identity) or a symmetric positive semi-definite ``d×d`` array, up to the
     round-off of its dtype and norm (:func:`odesolve._checks.psd_tolerance`)."""
@@ -62,11 +71,12 @@ def _check_covariance(covariance, d: int) -> np.ndarray | None:
     tol = max(1e-10 * scale, psd_tolerance(cov, getattr(covariance, "dtype", None)))
     if not np.allclose(cov, cov.T, rtol=0, atol=tol):
         raise ValueError("covariance must be symmetric")
-    smallest = float(np.linalg.eigvalsh(0.5 * (cov + cov.T))[0])
+    symmetric = 0.5 * cov + 0.5 * cov.T          # not 0.5·(Σ + Σᵀ): entries of 1e308
+    smallest = float(np.linalg.eigvalsh(symmetric / scale)[0]) * scale
     if smallest < -tol:
         raise ValueError(f"covariance is not positive semi-definite "
                          f"(smallest eigenvalue {smallest:.3g})")
-    return 0.5 * (cov + cov.T)
+    return symmetric
 
 
 def _check_rng(rng) -> np.random.Generator:

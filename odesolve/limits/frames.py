@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import check_cost
-from ._common import (ARCSINE_EXCESS, SECONDS_PER_FLOP, _check_matrix, _check_positive, _check_rng,
-                      _hidden_units)
+from ._common import (ARCSINE_EXCESS, SECONDS_PER_FLOP, _check_encoder, _check_positive,
+                      _check_rng, _hidden_units)
 from .risks import _check_spectrum
 
 # --------------------------------------------------------------------------- minimisers
@@ -106,7 +106,7 @@ def frame_structure(B) -> FrameStructure:
     >>> s.frame_eigenvalues, s.tightness_error, s.coherence
     (array([2., 2., 2.]), 0.0, 1.0)
     """
-    B_unit = _unit_rows(_check_matrix("encoder B", B))
+    B_unit = _unit_rows(_check_encoder(B))
     n, d = B_unit.shape
     M = B_unit @ B_unit.T
     if n <= d:

@@ -7,34 +7,32 @@ import numpy as np
 import sympy
 
 from ._common import (NAMED_ACTIVATIONS, _QUADRATURE_CHUNK, _QUADRATURE_ORDER, _RightProduct,
-                      _check_covariance, _check_matrix)
+                      _check_covariance, _check_encoder)
 
 # --------------------------------------------------------------------------- kernels
-def _unit_correlations(C: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``C_ij / (scale_i scale_j)`` with the diagonal set to exactly one (zero scale → 0)."""
-    inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
-    rho = np.clip(C * inv[:, None] * inv[None, :], -1.0, 1.0)
-    np.fill_diagonal(rho, np.where(scale > 0, 1.0, 0.0))
+def _unit_correlations(C: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``C_ij / √(v_i v_j)`` with the diagonal set to exactly one (zero variance → 0).
+    One rounding: duplicated rows get exactly 1 (arcsin turns 1 − 1e-16 into an error of
+    1e-8); ``v`` must be of moderate scale (``_kernel_factors`` sees to it)."""
+    scale = np.sqrt(np.outer(v, v))
+    rho = np.clip(np.divide(C, scale, out=np.zeros_like(C), where=scale > 0), -1.0, 1.0)
+    np.fill_diagonal(rho, np.where(v > 0, 1.0, 0.0))
     return rho
 
 
 def _named_moments(C: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``K = E[g(λ)g(λ)ᵀ]`` and ``e_i = E[λ_i g(λ_i)]`` for ``λ ~ N(0, C)`` (sign, relu,
     linear: positively homogeneous, so C of unit scale is all they need)."""
-    v = np.diag(C).copy()
+    v = np.maximum(np.diag(C), 0.0)          # a row in Σ's null space: −1e-17 by rounding
     if name == "sign":
-        K = (2 / np.pi) * np.arcsin(_unit_correlations(C, np.sqrt(v)))
+        K = (2 / np.pi) * np.arcsin(_unit_correlations(C, v))
         return K, np.sqrt(2 * v / np.pi)
     if name == "relu":     # arc-cosine kernel of degree one
-        rho = _unit_correlations(C, np.sqrt(v))
+        rho = _unit_correlations(C, v)
         K = np.sqrt(np.outer(v, v)) / (2 * np.pi) * (
             np.sqrt(1 - rho**2) + (np.pi - np.arccos(rho)) * rho)
         return K, v / 2
     return C.copy(), v    # linear
-
-
-#: the range of scales (rows of B, entries of Σ) left as they are by _kernel_factors
-_MODERATE = (1e-100, 1e100)
 
 
 def _erf_factors(C: np.ndarray, log_a: np.ndarray):
@@ -44,14 +42,16 @@ def _erf_factors(C: np.ndarray, log_a: np.ndarray):
     formed exactly: arcsin is ill-conditioned at 1 (the sign limit, large a), where
     ``z_kk`` itself would lose half the digits.  (Derived here: E[erf(x/√2) erf(y/√2)] =
     (2/π) arcsin(c/√((1+q1)(1+q2))) at covariance [[q1, c], [c, q2]].)"""
-    v = np.diag(C)
-    # in powers of a below 1 only (a itself, or 1/a, may be beyond floating point)
+    v = np.maximum(np.diag(C), 0.0)
+    # in powers of a below 1 only (a itself, or 1/a, may be beyond floating point); a
+    # row with v = 0 and 1/a² = 0 (Σ's null space, a beyond 1e154) is the zero feature
     large = log_a > 0
     small_a2, inverse_a2 = np.exp(2.0 * np.minimum(log_a, 0)), np.exp(-2.0 * np.maximum(log_a, 0))
-    u = np.where(large, 1.0 / np.sqrt(inverse_a2 + v),
-                 np.exp(np.minimum(log_a, 0)) / np.sqrt(1.0 + small_a2 * v))
-    with np.errstate(invalid="ignore"):
-        delta = np.where(large, inverse_a2 / (inverse_a2 + v), 1.0 / (1.0 + small_a2 * v))
+    below = np.where(large, inverse_a2 + v, 1.0 + small_a2 * v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.where(below > 0, np.where(large, 1.0, np.exp(np.minimum(log_a, 0)))
+                     / np.sqrt(below), 0.0)
+        delta = np.where(below > 0, np.where(large, inverse_a2, 1.0) / below, 1.0)
     z = np.clip(np.outer(u, u) * C, -1.0, 1.0)
     np.fill_diagonal(z, 1.0 - delta)
     arcsin = np.arcsin(z)
@@ -65,8 +65,8 @@ def _kernel_factors(B, activation, cov):
     """The kernels of a named activation with the scales of ``B`` and ``Σ`` factored out.
 
     ``K = κ diag(f) K̃ diag(f)`` and ``H = η H̃ diag(f)``, where ``K̃``, ``H̃`` are those of
-    the problem at moderate scale (extreme rows of B divided by their largest entry, an
-    extreme Σ by its own), and
+    the problem at unit scale (each row of B divided by its largest entry, Σ by its own),
+    and
     ``η²/κ = s`` (the scale of Σ) for every named activation, so that ``H K⁺ Hᵀ =
     s H̃ K̃⁺ H̃ᵀ``: the optimal decoder's risk needs no kernel at the true scale, which
     under- or overflows for rows or covariances of size 1e±150.
@@ -84,22 +84,18 @@ def _kernel_factors(B, activation, cov):
     K̃ : ndarray, shape (n, n)
     H̃ : ndarray, shape (d, n)
     f : ndarray, shape (n,)
-        Feature scales: 1 (sign), the row scales (relu, linear), ``u`` (erf); a row's
-        scale is 1 where it is within [1e-100, 1e100] and left in ``B``.
+        Feature scales: 1 (sign), the row scales (relu, linear), ``u`` (erf).
     kappa, eta : float
     scale : float
-        ``s``, the largest entry of Σ in size where that is outside [1e-100, 1e100], else 1.
+        ``s``, the largest entry of Σ in size (1 for the identity or Σ = 0).
     unit_cov : ndarray or None
         ``Σ/s``.
     """
-    # only scales outside [1e-100, 1e100] are factored out: elsewhere the arithmetic is
-    # that of the plain formulas (a rescaled row's correlations round differently, and
-    # arcsin at a correlation of 1 turns a rounding of 1e-16 into 1e-8)
     largest = 1.0 if cov is None else float(np.max(np.abs(cov)))
-    scale = largest if not (_MODERATE[0] <= largest <= _MODERATE[1]) and largest > 0 else 1.0
-    unit_cov = cov if cov is None or scale == 1.0 else cov / scale
+    scale = largest if largest > 0 else 1.0
+    unit_cov = cov if cov is None else cov / scale
     norms = np.max(np.abs(B), axis=1)
-    norms = np.where((norms == 0) | ((norms >= _MODERATE[0]) & (norms <= _MODERATE[1])), 1.0, norms)
+    norms = np.where(norms > 0, norms, 1.0)
     unit_rows = B / norms[:, None]
     BS = _RightProduct(unit_cov)(unit_rows)                       # rows Σ' b'_i
     C = BS @ unit_rows.T
@@ -110,7 +106,9 @@ def _kernel_factors(B, activation, cov):
             K, f = _erf_factors(C, 0.5 * np.log(scale) + np.log(norms))
         return K, np.sqrt(2 / np.pi) * BS.T, f, 1.0, np.sqrt(scale), scale, unit_cov
     if activation == "sign":
-        _check_sign_variances(unit_rows, v)
+        bound = (np.sum(unit_rows**2, axis=1) if unit_cov is None else
+                 np.sum((np.abs(unit_rows) @ np.abs(unit_cov)) * np.abs(unit_rows), axis=1))
+        _check_sign_variances(unit_rows, v, bound)
     K, e = _named_moments(C, activation)
     H = BS.T * np.divide(e, v, out=np.zeros_like(v), where=v > 0)[None, :]
     if activation == "sign":
@@ -153,7 +151,7 @@ def _quadrature_moments(C: np.ndarray, g: Callable) -> tuple[np.ndarray, np.ndar
     values = g(scale[:, None] * nodes[None, :])                   # (n, q)
     e = (values * (scale[:, None] * nodes[None, :])) @ weights
     K = np.diag((values**2) @ weights)
-    rho = _unit_correlations(C, scale)
+    rho = _unit_correlations(C, np.diag(C))
     rows, cols = np.triu_indices(C.shape[0], k=1)
     w2 = np.outer(weights, weights)
     chunk = max(1, _QUADRATURE_CHUNK // len(nodes) ** 2)
@@ -191,7 +189,8 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
     ValueError
         Bad shapes, a non-PSD covariance, (for ``sign``) a unit whose pre-activation has
         zero variance (a zero row, or a row in the null space of Σ), or kernels that
-        overflow (rows times √Σ beyond ~1e150; :func:`optimal_risk` takes any scale).
+        over- or underflow (rows times √Σ beyond ~1e±154; :func:`optimal_risk`,
+        :func:`optimal_decoder` and :func:`population_risk` take any scale).
 
     Examples
     --------
@@ -203,17 +202,21 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
     array([[0.5, 0. ],
            [0. , 0.5]])
     """
-    B = _check_matrix("encoder B", B)
+    B = _check_encoder(B)
     d = B.shape[1]
     cov = _check_covariance(covariance, d)
     if isinstance(activation, str):
         if activation not in NAMED_ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}: expected one of "
                              f"{NAMED_ACTIVATIONS}, a callable or a sympy expression")
-        K, H, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
-        with np.errstate(over="ignore", invalid="ignore"):
-            K, H = kappa * (f[:, None] * K * f[None, :]), eta * (H * f[None, :])
+        K_unit, H_unit, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            K, H = kappa * (f[:, None] * K_unit * f[None, :]), eta * (H_unit * f[None, :])
         _check_representable(K, H, activation)
+        if np.any((K == 0) & (K_unit != 0)) or np.any((H == 0) & (H_unit != 0)):
+            raise ValueError(f"the kernels of {activation} underflow at the scale of this "
+                             "encoder and covariance (rows times √Σ below ~1e-154); "
+                             "optimal_risk, optimal_decoder and population_risk take any scale")
         return K, H
     BS = _RightProduct(cov)(B)                                    # rows Σ b_i
     C = BS @ B.T
@@ -229,17 +232,19 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
 def _check_representable(K, H, name):
     if not (np.all(np.isfinite(K)) and np.all(np.isfinite(H))):
         raise ValueError(f"the kernels of {name} overflow at the scale of this encoder and "
-                         f"covariance (largest |B|·√|Σ| beyond ~1e150); the optimal risk "
-                         f"(optimal_risk) is computed at any scale")
+                         "covariance (rows times √Σ beyond ~1e154); optimal_risk, "
+                         "optimal_decoder and population_risk take any scale")
 
 
-def _check_sign_variances(B: np.ndarray, unit_variances: np.ndarray) -> None:
-    """``B``: the rows at unit scale, ``unit_variances`` their variances under Σ/s."""
+def _check_sign_variances(B: np.ndarray, unit_variances: np.ndarray, bound: np.ndarray) -> None:
+    """``B``: the rows at unit scale, ``unit_variances`` their variances under Σ/s, and
+    ``bound`` = |b|ᵀ|Σ/s||b|, which bounds the rounding of a variance (a variance of that
+    order times 1e-14 is a row in Σ's null space, not a small but informative one)."""
     zero_rows = np.flatnonzero(~np.any(B != 0, axis=1))
     if zero_rows.size:
         raise ValueError(f"encoder rows {zero_rows[:10].tolist()} have zero norm: the sign "
                          f"activation needs nonzero rows")
-    flat = np.flatnonzero(unit_variances <= 1e-14 * np.sum(B**2, axis=1))
+    flat = np.flatnonzero(unit_variances <= 1e-14 * bound)
     if flat.size:
         raise ValueError(f"encoder rows {flat[:10].tolist()} have zero variance under the "
                          f"covariance (sign(0) carries no information)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._common import (ARCSINE_EXCESS, NAMED_ACTIVATIONS, _check_covariance, _check_matrix,
-                      _check_rate, _trace)
+from ._common import (ARCSINE_EXCESS, NAMED_ACTIVATIONS, _check_covariance, _check_encoder,
+                      _check_matrix, _check_rate, _trace)
 from .kernels import _kernel_factors, activation_kernels
 
 # --------------------------------------------------------------------------- risks
@@ -49,13 +49,25 @@ def population_risk(A, B, activation="sign", covariance=None) -> float:
     >>> population_risk(np.zeros((3, 1)), np.ones((1, 3)))
     1.0
     """
-    B = _check_matrix("encoder B", B)
+    B = _check_encoder(B)
     n, d = B.shape
     A = _check_matrix("decoder A", A, (d, n))
     cov = _check_covariance(covariance, d)
-    K, H = activation_kernels(B, activation, cov)
-    total = (_trace(cov, d) - 2 * np.sum(A * H) + np.sum((A @ K) * A))
-    return float(total / d)
+    if isinstance(activation, str) and activation in NAMED_ACTIVATIONS:
+        # K = κ f fᵀ ∘ K̃, H = η H̃ diag(f): the decoder meets the features' scale f first
+        # (an optimal decoder of rows 1e-200 is 1e200, its features 1e-200)
+        K, H, f, kappa, eta, scale, unit_cov = _kernel_factors(B, activation, cov)
+        with np.errstate(over="ignore", invalid="ignore"):
+            Af = A * f[None, :]
+            risk = scale * ((_trace(unit_cov, d) - 2 * (eta / scale) * np.sum(Af * H)
+                             + (kappa / scale) * np.sum((Af @ K) * Af)) / d)
+    else:
+        K, H = activation_kernels(B, activation, cov)
+        risk = (_trace(cov, d) - 2 * np.sum(A * H) + np.sum((A @ K) * A)) / d
+    if not np.isfinite(risk):
+        raise ValueError("the risk overflows at the scale of this decoder, encoder and "
+                         "covariance")
+    return float(risk)
 
 
 def optimal_decoder(B, activation="sign", covariance=None) -> np.ndarray:
@@ -88,14 +100,16 @@ def optimal_decoder(B, activation="sign", covariance=None) -> np.ndarray:
     if not (isinstance(activation, str) and activation in NAMED_ACTIVATIONS):
         K, H = activation_kernels(B, activation, covariance)
         return _solve_psd(K, H.T).T
-    B = _check_matrix("encoder B", B)
+    B = _check_encoder(B)
     cov = _check_covariance(covariance, B.shape[1])
     # A* = H K⁺ = (η/κ) H̃ K̃⁺ diag(1/f) (kernels.py: _kernel_factors)
     K, H, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
     unit = _solve_psd(K, H.T).T
-    zero_rows = ~np.any(B != 0, axis=1)
+    # a feature that is identically zero (a zero row, a row in Σ's null space) gets a zero
+    # column, as from the pseudo-inverse; one whose scale f underflowed is not representable
+    null = np.diag(K) == 0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        decoder = (eta / kappa) * unit / np.where(zero_rows, 1.0, f)[None, :]
+        decoder = (eta / kappa) * unit / np.where(null, 1.0, f)[None, :]
     if not np.all(np.isfinite(decoder)):
         raise ValueError("the optimal decoder is beyond the range of floating point at the "
                          "scale of this encoder and covariance")
@@ -117,9 +131,11 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
 
     Notes
     -----
-    For the named activations scales of ``B``'s rows and of ``Σ`` outside [1e-100, 1e100]
-    are factored out first, so that any representable scale gives the right number (at
-    1e±150 the kernels under- or overflow; kernels.py, ``_kernel_factors``): ``risk(B, sΣ') = s·risk(√s B, Σ')`` for every activation (x = √s x'), and
+    For the named activations the scales of ``B``'s rows and of ``Σ`` are factored out
+    first, so that any representable scale, and rows of very different scales, give the
+    right number (the kernels themselves under- or overflow at 1e±154, and rows of scales
+    1e-5 and 1e5 made K too ill-conditioned for the pseudo-inverse; kernels.py,
+    ``_kernel_factors``): ``risk(B, sΣ') = s·risk(√s B, Σ')`` for every activation (x = √s x'), and
     the optimal decoder absorbs any rescaling of a feature, so for the positively
     homogeneous ``sign``, ``relu`` and ``linear`` the rows of B can be normalised; for
     ``erf`` the feature ``erf(a λ'/√2)`` is divided by ``u = a/√(1 + a² v')``, which
@@ -134,13 +150,14 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
     >>> round(optimal_risk(1e-200 * np.eye(4)[:2], "erf"), 6)   # erf's linear regime
     0.5
     """
-    B = _check_matrix("encoder B", B)
+    B = _check_encoder(B)
     d = B.shape[1]
     cov = _check_covariance(covariance, d)
     if isinstance(activation, str) and activation in NAMED_ACTIVATIONS:
         K, H, _, _, _, scale, unit_cov = _kernel_factors(B, activation, cov)
         explained = np.sum(H.T * _solve_psd(K, H.T))
-        return float(scale * (_trace(unit_cov, d) - explained) / d)
+        # ≥ 0 (it is a mean square); −1e-16 relative is the rounding of the difference
+        return float(scale * max(_trace(unit_cov, d) - explained, 0.0) / d)
     K, H = activation_kernels(B, activation, cov)
     explained = np.sum(H.T * _solve_psd(K, H.T))
     return float((_trace(cov, d) - explained) / d)

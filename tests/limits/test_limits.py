@@ -410,7 +410,7 @@ def test_optimal_risk_at_any_representable_scale(activation):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         base = L.optimal_risk(B, activation, cov)
-        for scale in (1e-200, 1e-150, 1e150, 1e200):
+        for scale in (1e-200, 1e-150, 1e-90, 1e78, 5e99, 1e150, 1e200):
             same = base if activation != "erf" else L.optimal_risk(B * np.sqrt(scale), "erf", cov)
             assert L.optimal_risk(B, activation, cov * scale) / scale == pytest.approx(same, rel=1e-12)
             rows = L.optimal_risk(B * scale, activation, cov)
@@ -423,3 +423,47 @@ def test_optimal_risk_at_any_representable_scale(activation):
         # the approach to the sign limit is smooth (no cancellation near arcsin(1))
         gaps = [L.optimal_risk(B * a, "erf", cov) - L.optimal_risk(B, "sign", cov) for a in (1e3, 1e5)]
         assert gaps[0] < gaps[1] < 0 and gaps[1] / gaps[0] == pytest.approx(1e-2, rel=0.05)
+
+
+
+def test_limits_at_mixed_scales_null_rows_and_the_edges_of_floating_point():
+    """Faults found by attacking the scale handling: rows of scales 1e-5 and 1e5 (K too
+    ill-conditioned for the pseudo-inverse: linear gave 0.5 for 0), a covariance of 1e308
+    (NaN), a small but informative variance (sign: a false 'zero variance'), a ReLU row
+    in Σ's null space (NaN), the optimal decoder's risk at 1e-200 (−1), empty encoders and
+    integers beyond floating point (tracebacks from numpy)."""
+    import warnings
+    I2 = np.eye(2)
+    rng = np.random.default_rng(1)
+    B = rng.standard_normal((4, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert L.optimal_risk(np.diag([1e-5, 1e5]), "linear") == pytest.approx(0.0, abs=1e-15)
+        for activation in ("sign", "relu", "linear"):
+            mixed = B * np.array([1e-30, 1.0, 1e30, 1e-200])[:, None]
+            assert L.optimal_risk(mixed, activation) == pytest.approx(L.optimal_risk(B, activation),
+                                                                       rel=1e-12)
+            assert (L.optimal_risk(I2, activation, 1e308 * I2) / 1e308
+                    == pytest.approx(L.optimal_risk(I2, activation), rel=1e-12))
+            for scale in (1e-200, 1e200):
+                decoder = L.optimal_decoder(scale * B, activation)
+                assert (L.population_risk(decoder, scale * B, activation)
+                        == pytest.approx(L.optimal_risk(B, activation), rel=1e-9))
+        # one unit reading a coordinate of variance 1e-20: sign(x₂) is as informative as ever
+        assert L.optimal_risk([[0.0, 1.0]], "sign", np.diag([1.0, 1e-20])) == pytest.approx(0.5)
+        # ReLU: a row in the null space of a rank-3 Σ is a dead unit; the other explains
+        # |Σb|²/(2v) = 9/6 of tr Σ = 6 (d = 5)
+        U = np.linalg.qr(np.random.default_rng(0).standard_normal((5, 5)))[0]
+        cov = U[:, :3] @ np.diag([3.0, 2.0, 1.0]) @ U[:, :3].T
+        assert L.optimal_risk(np.vstack([U[:, 3], U[:, 0]]), "relu", cov) == pytest.approx(0.9)
+        # erf: a null row at 1e200 is the zero feature, with a zero decoder column
+        null = np.array([[0.0, 1e200], [1.0, 0.0]])
+        decoder = L.optimal_decoder(null, "erf", np.diag([1.0, 0.0]))
+        assert np.all(decoder[:, 0] == 0) and np.all(np.isfinite(decoder))
+    with pytest.raises(ValueError, match="underflow"):
+        L.activation_kernels(1e-200 * I2, "linear")
+    for empty in (np.zeros((0, 2)), np.zeros((2, 0))):
+        with pytest.raises(ValueError, match="at least one row and one column"):
+            L.optimal_risk(empty)
+    with pytest.raises(ValueError, match="beyond the range of floating point"):
+        L.optimal_risk(np.array([[10**400, 0]], dtype=object))

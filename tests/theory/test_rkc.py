@@ -138,3 +138,14 @@ def test_the_flow_is_stiff_with_a_real_spectrum_late_in_learning(variant):
     assert np.max(np.abs(eigenvalues.imag)) <= 1e-6 * fastest
     assert np.min(eigenvalues.real) < -10.0
     assert np.min(np.abs(eigenvalues)) < 1e-2
+
+
+@pytest.mark.parametrize("method, t0", [("RKC", 1e13), ("RK45", 1e14)])
+def test_a_start_where_floats_are_too_coarse_is_explained(method, t0):
+    """It was an AttributeError from inside the solver wrapper (solve_ivp returns its
+    times as a list when it stops before the first output), blamed on a runaway flow."""
+    from odesolve import DivergenceError
+    spec = spiked_covariance(D=500, spikes=[1.5, 0.6], bulk=0.05)
+    state = State.random(Autoencoder(K=2, activation="erf"), spec, scale=0.1, seed=0)
+    with pytest.raises(DivergenceError, match="floating-point times are .* apart"):
+        integrate(state, 1.0, (t0, t0 + 10.0), method=method)
