@@ -103,8 +103,12 @@ class RKC(OdeSolver):
     ----------
     fun, t0, y0, t_bound, vectorized
         As for :class:`scipy.integrate.OdeSolver`.
-    rtol, atol : float
-        Relative and absolute tolerance of the local error estimate (RMS norm).
+    rtol, atol : float or array_like
+        Relative and absolute tolerance of the local error estimate (RMS norm of the error
+        over ``atol + rtol·|y|``).  The error of each step is controlled, not the global
+        one: being second order, RKC takes many steps at tight tolerances, and its global
+        error is then well above ``rtol`` (README § Performance); once ``atol`` dominates,
+        tightening ``rtol`` alone no longer helps.
     first_step, max_step : float, optional
         Initial step (default: chosen from the right-hand side and the spectral radius)
         and largest step (default: unbounded).

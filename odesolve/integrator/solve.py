@@ -180,6 +180,9 @@ def _checked(state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, 
     check_choice("bulk mode", bulk, BULK_MODES)
     rtol = check_tolerance("rtol", rtol)
     atol = default_atol(state) if atol is None else check_positive("atol", atol)
+    if dt is not None and method != "euler":
+        raise ValueError(f"dt is the step of method='euler'; method={method!r} chooses its "
+                         "own steps (rtol, atol)")
     if dt is not None and check_positive("dt", dt) > t1 - t0:
         raise ValueError(f"dt must be at most the time span {t1 - t0:g}, got {dt!r}")
     if t_eval is None:

@@ -334,6 +334,10 @@ def _check_consistency(config: Config) -> None:
     if D is not None and round(config.train.t_max * D) < 1:
         raise ConfigError(src, "train.t_max", f"{config.train.t_max:g} is less than one SGD "
                           f"step (1/D = {1 / D:g})")
+    if config.theory.dt is not None and config.theory.solver != "euler":
+        raise ConfigError(src, "theory.dt", f"is the step of solver = 'euler'; solver "
+                          f"{config.theory.solver!r} chooses its own steps (theory.rtol, "
+                          "theory.atol)")
     if config.theory.dt is not None and config.theory.dt > config.train.t_max:
         raise ConfigError(src, "theory.dt", f"the Euler step {config.theory.dt:g} is longer "
                           f"than t_max = {config.train.t_max:g}")

@@ -526,6 +526,7 @@ BAD_TOML = [
     ("theory", "dt = 0", "theory.dt"),
     ("theory", "dt = inf", "theory.dt"),
     ("theory", "dt = 10.0", "theory.dt"),                    # beyond t_max
+    ("theory", "dt = 0.01", "theory.dt"),                    # was ignored by solver auto
     ("theory", 'bulk = "Limit"', "theory.bulk"),
     ("simulation", "seeds = -1", "simulation.seeds"),
     ("simulation", "n_test = 0", "simulation.n_test"),
@@ -560,6 +561,8 @@ BAD_SOLVER_OPTIONS = [
     (dict(method="euler", dt=0.0), "dt"),
     (dict(method="euler", dt=-1.0), "dt"),
     (dict(method="euler", dt=100.0), "dt"),
+    (dict(dt=0.01), "dt is the step of method='euler'"),           # was ignored
+    (dict(method="RKC", dt=0.01), "dt is the step of method='euler'"),
     (dict(n_points=2.5), "n_points"),
     (dict(n_points=True), "n_points"),
     (dict(n_points=1), "n_points"),
