@@ -231,9 +231,10 @@ def _summary(dataset) -> str:
     if "error_simulation" in dataset:
         final = dataset["error_simulation"][:, -1]
         n = int(final.count())
-        stderr = float(final.std(ddof=1)) / n**0.5 if n > 1 else float("nan")
-        lines.append(f"simulation (D = {dataset.attrs['D']}, {n} seeds): "
-                     f"ε(t = {t:g}) = {float(final.mean()):.5g} ± {stderr:.2g} "
+        # one seed has no spread to quote (it printed "± nan")
+        spread = f" ± {float(final.std(ddof=1)) / n**0.5:.2g}" if n > 1 else ""
+        lines.append(f"simulation (D = {dataset.attrs['D']}, {n} seed{'s' * (n != 1)}): "
+                     f"ε(t = {t:g}) = {float(final.mean()):.5g}{spread} "
                      f"[{dataset.attrs['simulation_wall_time']:.1f} s]")
     lines.append(f"PCA error of rank {K}: {float(dataset['pca_error'].sel(rank=K)):.5g}")
     return "\n".join(lines)

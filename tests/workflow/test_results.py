@@ -227,3 +227,13 @@ def test_real_experiment_theory_and_simulation_share_initial_weights():
     np.testing.assert_allclose(ds["error_exact_simulation"].isel(time=0), theory0, rtol=1e-9)
     assert np.all(ds["error_theory"].isel(time=-1) < 0.7 * theory0)
     assert np.all(np.isfinite(ds["error_simulation"]))
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_the_summary_quotes_a_spread_only_for_several_seeds(seeds):
+    """One seed printed "± nan"."""
+    from odesolve.workflow.cli import _summary
+    _, dataset = fake_dataset(seeds)
+    line = [ln for ln in _summary(dataset).splitlines() if ln.startswith("simulation")][0]
+    assert "nan" not in line and ("±" in line) == (seeds > 1)
+    assert f"{seeds} seed" in line
