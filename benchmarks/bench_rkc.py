@@ -75,7 +75,7 @@ def main(argv=None):
     print(f"\nMachine: {machine()}; 1-min load average {load_before:.1f} before, "
           f"{load_after:.1f} after\n")
     print(md_table(["case", "variables"] + [f"{name} rtol {rtol:g}: evaluations / wall / "
-                                            "max |Δε|" for name, _, rtol in RUNS], rows))
+                                            "largest Δε" for name, _, rtol in RUNS], rows))
 
 
 if __name__ == "__main__":
