@@ -66,8 +66,7 @@ def _kernel_factors(B, activation, cov):
 
     ``K = κ diag(f) K̃ diag(f)`` and ``H = η H̃ diag(f)``, where ``K̃``, ``H̃`` are those of
     the problem at unit scale (each row of B divided by its largest entry, Σ by its own),
-    and
-    ``η²/κ = s`` (the scale of Σ) for every named activation, so that ``H K⁺ Hᵀ =
+    and ``η²/κ = s`` (the scale of Σ) for every named activation, so that ``H K⁺ Hᵀ =
     s H̃ K̃⁺ H̃ᵀ``: the optimal decoder's risk needs no kernel at the true scale, which
     under- or overflows for rows or covariances of size 1e±150.
 
