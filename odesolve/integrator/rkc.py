@@ -3,10 +3,10 @@
 Late in learning the Jacobian of the order-parameter flow has real eigenvalues spread
 from about −10 to −10⁻⁴ (docs/theory.md §10): classical explicit methods are held to steps
 h ≲ 3/|λ_max| by stability long after the dynamics has slowed down, and implicit methods
-need Jacobians that are dense in the order parameters.  RKC takes s stages per step, chosen each step so
-that its stability interval, about 0.65 s² along the negative real axis, covers h ρ
-(ρ the spectral radius, estimated by a nonlinear power method from right-hand-side calls):
-a step costs s ~ √(hρ) calls instead of hρ/3.
+need Jacobians that are dense in the order parameters.  RKC takes s stages per step,
+chosen each step so that its stability interval, about 0.65 s² along the negative real
+axis, covers h ρ (ρ the spectral radius, estimated by a nonlinear power method from
+right-hand-side calls): a step costs s ~ √(hρ) calls instead of hρ/3.
 
 The scheme is second order, damped (ε = 2/13), with the error estimate and step-size
 rule of the reference code, and a cubic Hermite interpolant for dense output and events.
@@ -49,7 +49,8 @@ def chebyshev_coefficients(s: int):
     Returns
     -------
     mu, nu, mu_t, gamma_t, c : ndarray, shape (s + 1,)
-        ``Y_j = (1 − μ_j − ν_j) Y_0 + μ_j Y_{j−1} + ν_j Y_{j−2} + μ̃_j h F_{j−1} + γ̃_j h F_0``
+        ``Y_j = (1 − μ_j − ν_j) Y_0 + μ_j Y_{j−1} + ν_j Y_{j−2} + μ̃_j h F_{j−1}
+        + γ̃_j h F_0``
         for j ≥ 2, ``Y_1 = Y_0 + μ̃_1 h F_0``; stage j is at time ``t + c_j h``
         (``c_s = 1``).  Entries with no meaning (j = 0, and μ, ν, γ̃ at j = 1) are 0.
     beta : float

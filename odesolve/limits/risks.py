@@ -26,6 +26,11 @@ def _solve_psd(K: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return vectors @ (inverse[:, None] * (vectors.T @ rhs))
 
 
+def _named(activation) -> bool:
+    """Whether the activation has closed-form kernels (then taken at any scale)."""
+    return isinstance(activation, str) and activation in NAMED_ACTIVATIONS
+
+
 def population_risk(A, B, activation="sign", covariance=None) -> float:
     """Population risk ``E‖x − A σ(Bx)‖² / d`` for ``x ~ N(0, Σ)``, in closed form.
 
@@ -53,7 +58,7 @@ def population_risk(A, B, activation="sign", covariance=None) -> float:
     n, d = B.shape
     A = _check_matrix("decoder A", A, (d, n))
     cov = _check_covariance(covariance, d)
-    if isinstance(activation, str) and activation in NAMED_ACTIVATIONS:
+    if _named(activation):
         # K = κ f fᵀ ∘ K̃, H = η H̃ diag(f): the decoder meets the features' scale f first
         # (an optimal decoder of rows 1e-200 is 1e200, its features 1e-200)
         K, H, f, kappa, eta, scale, unit_cov = _kernel_factors(B, activation, cov)
@@ -97,7 +102,7 @@ def optimal_decoder(B, activation="sign", covariance=None) -> np.ndarray:
         As :func:`activation_kernels`, or where the decoder itself is beyond the range of
         floating point (rows or covariance at scales of 1e±300).
     """
-    if not (isinstance(activation, str) and activation in NAMED_ACTIVATIONS):
+    if not _named(activation):
         K, H = activation_kernels(B, activation, covariance)
         return _solve_psd(K, H.T).T
     B = _check_encoder(B)
@@ -135,9 +140,10 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
     first, so that any representable scale, and rows of very different scales, give the
     right number (the kernels themselves under- or overflow at 1e±154, and rows of scales
     1e-5 and 1e5 made K too ill-conditioned for the pseudo-inverse; kernels.py,
-    ``_kernel_factors``): ``risk(B, sΣ') = s·risk(√s B, Σ')`` for every activation (x = √s x'), and
-    the optimal decoder absorbs any rescaling of a feature, so for the positively
-    homogeneous ``sign``, ``relu`` and ``linear`` the rows of B can be normalised; for
+    ``_kernel_factors``): ``risk(B, sΣ') = s·risk(√s B, Σ')`` for every activation
+    (x = √s x'), and the optimal decoder absorbs any rescaling of a feature, so for the
+    positively homogeneous ``sign``, ``relu`` and ``linear`` the rows of B can be
+    normalised; for
     ``erf`` the feature ``erf(a λ'/√2)`` is divided by ``u = a/√(1 + a² v')``, which
     leaves ``K̃ = (2/π) C' arcsin(z)/z`` with ``z = u_k u_l C'_kl`` (derived here).
 
@@ -153,7 +159,7 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
     B = _check_encoder(B)
     d = B.shape[1]
     cov = _check_covariance(covariance, d)
-    if isinstance(activation, str) and activation in NAMED_ACTIVATIONS:
+    if _named(activation):
         K, H, _, _, _, scale, unit_cov = _kernel_factors(B, activation, cov)
         explained = np.sum(H.T * _solve_psd(K, H.T))
         # ≥ 0 (it is a mean square); −1e-16 relative is the rounding of the difference
