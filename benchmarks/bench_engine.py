@@ -116,7 +116,8 @@ def rows(baseline: Path, quick: bool = False):
             case = args + (m, activation)
             with tempfile.TemporaryDirectory(prefix="bench-engine-") as cache:
                 if not cold:      # fill the cache in a first process, time a second one
-                    _run(root, case[:3] + (1.0, case[4], 1) + case[6:], cache, timeout)
+                    fill = case[:3] + (1.0, case[4], 1) + case[6:]    # t_max = 1, one run
+                    _run(root, fill, cache, timeout)
                 try:
                     res[name] = _run(root, case, cache, timeout)
                 except subprocess.TimeoutExpired:

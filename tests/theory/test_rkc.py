@@ -10,14 +10,11 @@ from odesolve.integrator.rkc import MAX_STAGES, RKC, chebyshev_coefficients, sta
 
 
 def _amplification(s, z):
-    """R_s(z): the scheme applied to y' = z y with h = 1, from y = 1 (z an array)."""
-    mu, nu, mu_t, gamma_t, _, _ = chebyshev_coefficients(s)
+    """R_s(z): one s-stage step of the solver's own stage loop on y' = z y with h = 1,
+    from y = 1 (z an array: one independent equation per entry)."""
     y0 = np.ones_like(z)
-    prev2, prev = y0, y0 + mu_t[1] * z * y0
-    for j in range(2, s + 1):
-        prev2, prev = prev, ((1 - mu[j] - nu[j]) * y0 + mu[j] * prev + nu[j] * prev2
-                             + mu_t[j] * z * prev + gamma_t[j] * z * y0)
-    return prev
+    solver = RKC(lambda t, y: z * y, 0.0, y0, 1.0, first_step=1.0)
+    return solver._stages(0.0, y0, z * y0, 1.0, s)
 
 
 @pytest.mark.parametrize("s", [2, 3, 7, 40, MAX_STAGES])
@@ -38,14 +35,23 @@ def test_stability_interval_and_second_order(s):
 
 
 def test_stage_times_are_the_stages_consistency_conditions():
-    """For y' = 1 every stage Y_j equals y + c_j h: the times at which F is evaluated."""
+    """For y' = 1 from y(0) = 0 every stage Y_j equals c_j h: the solver evaluates F at
+    (t + c_j h, Y_j), so each call sees y = t."""
     s, h = 9, 0.3
-    mu, nu, mu_t, gamma_t, c, _ = chebyshev_coefficients(s)
-    y = [0.0, mu_t[1] * h]
-    for j in range(2, s + 1):
-        # Y_0 = 0 and F = 1 at every stage
-        y.append(mu[j] * y[-1] + nu[j] * y[-2] + (mu_t[j] + gamma_t[j]) * h)
-    np.testing.assert_allclose(y[1:], c[1:] * h, rtol=1e-12, atol=1e-15)
+    calls = []
+
+    def one(t, y):
+        calls.append((t, y[0]))
+        return np.ones_like(y)
+
+    solver = RKC(one, 0.0, np.zeros(1), 1.0, first_step=h)
+    calls.clear()
+    y = solver._stages(0.0, np.zeros(1), np.ones(1), h, s)
+    times, values = np.array(calls).T
+    assert len(calls) == s - 1
+    np.testing.assert_allclose(times, chebyshev_coefficients(s)[4][1:s] * h, rtol=1e-12)
+    np.testing.assert_allclose(values, times, rtol=1e-12, atol=1e-15)
+    assert y[0] == pytest.approx(h, rel=1e-12)
 
 
 def test_global_error_is_second_order_in_the_step():
