@@ -46,7 +46,7 @@ import numpy as np
 import sympy as sp
 
 from ..derive import averages, closed_form, quadrature, structure
-from ..derive.averages import family_average, numeric_sources
+from ..derive.averages import family_average, fused_pair_sources, numeric_sources
 from ..derive.equations import Equations, derive_equations
 from ..spec import activations
 from ..spec.activations import NumbaPrinter
@@ -223,8 +223,10 @@ def generate_source(model: Autoencoder, fingerprint: str = "", stages: dict | No
     # the placeholders' quadrature routines live in this file too, so numba can cache them
     body = [src.replace("@njit\n", "@njit(cache=True)\n") for src in helpers.values()]
     body += [_average_function(a, expr, printer) for a, expr in values.items()]
-    body.append(_coefficients(low, values, printer))
-    body.append(_error(low, values, printer))
+    routines: dict = {}       # the fused pair quadratures the loops call
+    loops = [_coefficients(low, values, printer, routines), _error(low, values, printer, routines)]
+    body += [src.replace("@njit\n", "@njit(cache=True)\n") for src in routines.values()]
+    body += loops
     source = emit_module(
         _TEMPLATE.read_text(), body, activation=model.activation, fingerprint=fingerprint,
         title=f"family: activation {model.activation.name!r}, tied={model.tied}, "
@@ -299,36 +301,51 @@ def _sum(terms, printer) -> str:
     return " + ".join(parts) or "0.0"
 
 
-def _average_arrays(singles, pairs, values, printer) -> list:
+def _average_arrays(singles, pairs, values, printer, routines) -> list:
     """Lines filling ``A_<avg>[k]`` for every unit and ``P_<avg>[k, l]`` for the pairs
-    each loop body reads (below and/or above the diagonal; symmetric ones once)."""
+    each loop body reads (below and/or above the diagonal; symmetric ones once).
+
+    Pair averages by quadrature are computed by fused routines (see
+    :func:`~odesolve.derive.averages.fused_pair_sources`), whose sources are added to
+    ``routines``: one pass per pair of units l < k for every average of the pair, both
+    ways round, instead of one quadrature per average and ordered pair."""
     lines = [f"    A_{a.name} = np.empty(K)" for a in singles]
     if singles:
         lines += ["    for k in range(K):", "        qk = Q[k, k]", "        mk = m[k]"]
         for a in singles:
             lines += _average_code(a, values[a], printer, f"A_{a.name}[k]", "        ")
     lines += [f"    P_{a.name} = np.zeros((K, K))" for a in pairs]
-    if pairs:
-        # rounding can push a covariance past Cauchy-Schwarz, and asin/sqrt to NaN
-        lines += ["    for k in range(K):", "        for l in range(K):",
-                  "            if l == k:", "                continue",
-                  "            q1 = Q[k, k]", "            q2 = Q[l, l]",
-                  "            m1 = m[k]", "            m2 = m[l]",
-                  "            bound = math.sqrt(max(q1 * q2, 0.0)) * (1.0 - 1e-12)",
-                  "            c = min(max(Q[k, l], -bound), bound)"]
+    if not pairs:
+        return lines
+    # every entry at l < k: P[k, l] as derived, P[l, k] with the two fields swapped
+    swap = {averages.Q1: averages.Q2, averages.Q2: averages.Q1,
+            averages.M1: averages.M2, averages.M2: averages.M1}
+    entries, copies = [], []
     for a, where in pairs.items():
-        symmetric = a.own == a.other
-        if symmetric or where == {"below"}:
-            lines.append("            if l < k:")
-            lines += _average_code(a, values[a], printer, f"P_{a.name}[k, l]", " " * 16)
-            if symmetric and "above" in where:
-                lines.append(f"                P_{a.name}[l, k] = P_{a.name}[k, l]")
-        elif where == {"above"}:
-            lines.append("            if l > k:")
-            lines += _average_code(a, values[a], printer, f"P_{a.name}[k, l]", " " * 16)
-        else:
-            lines += _average_code(a, values[a], printer, f"P_{a.name}[k, l]", " " * 12)
-    return lines
+        if a.own == a.other or "below" in where:
+            entries.append((a, values[a], f"P_{a.name}[k, l]"))
+            if a.own == a.other and "above" in where:
+                copies.append(f"P_{a.name}[l, k] = P_{a.name}[k, l]")
+        if a.own != a.other and "above" in where:
+            entries.append((a, values[a].xreplace(swap), f"P_{a.name}[l, k]"))
+    calls, sources = fused_pair_sources(sp.Tuple(*(e for _, e, _ in entries)), "gauss_pairs")
+    routines.update(sources)
+    # rounding can push a covariance past Cauchy-Schwarz, and asin/sqrt to NaN
+    lines += ["    for k in range(K):", "        for l in range(k):",
+              "            q1 = Q[k, k]", "            q2 = Q[l, l]",
+              "            m1 = m[k]", "            m2 = m[l]",
+              "            bound = math.sqrt(max(q1 * q2, 0.0)) * (1.0 - 1e-12)",
+              "            c = min(max(Q[k, l], -bound), bound)"]
+    results = {}
+    for name, means in dict.fromkeys((name, means) for name, means, _ in calls.values()):
+        results[name] = f"F_{len(results)}"
+        lines.append(f"            {results[name]} = {name}(q1, q2, c, "
+                     f"{', '.join(printer.doprint(m) for m in means)})")
+    fused = {call: sp.Symbol(f"{results[name]}[{index}]")
+             for call, (name, _, index) in calls.items()}
+    for a, expr, target in entries:
+        lines += _average_code(a, expr.xreplace(fused), printer, target, " " * 12)
+    return lines + [f"            {line}" for line in copies]
 
 
 def _body_lines(cell, diag, below, above, printer, indent="        ") -> list:
@@ -346,7 +363,7 @@ def _body_lines(cell, diag, below, above, printer, indent="        ") -> list:
     return lines
 
 
-def _coefficients(low, values, printer) -> str:
+def _coefficients(low, values, printer, routines) -> str:
     needed = {}          # pair average -> {"below", "above"}
     singles = set()
 
@@ -371,7 +388,8 @@ def _coefficients(low, values, printer) -> str:
     lines = ["@njit(cache=True)", "def coefficients(Q, R, T0, m, S, N, dm):",
              '    """Fill S, N (P × P) and the bias drift dm (K) at order parameters Q, R, T0, m."""',
              "    K = Q.shape[0]"]
-    lines += _average_arrays(sorted(singles, key=lambda a: a.name), needed, values, printer)
+    lines += _average_arrays(sorted(singles, key=lambda a: a.name), needed, values, printer,
+                             routines)
     lines.append("    for k in range(K):")
     for name, (rb, cb), (diag, below, above) in bodies:
         row = f"{rb} * K + k" if rb else "k"
@@ -383,12 +401,12 @@ def _coefficients(low, values, printer) -> str:
     return "\n".join(lines)
 
 
-def _error(low, values, printer) -> str:
+def _error(low, values, printer, routines) -> str:
     singles = sorted({t.average for t in low.error_single}, key=lambda a: a.name)
     pairs = {t.average: {"below"} for t in low.error_pair}
     lines = ["@njit(cache=True)", "def error_excess(Q, R, T0, m):",
              '    """ε − tr Ω/(2D) at order parameters Q, R, T0, m."""', "    K = Q.shape[0]"]
-    lines += _average_arrays(singles, pairs, values, printer)
+    lines += _average_arrays(singles, pairs, values, printer, routines)
     lines += ["    total = 0.0", "    for k in range(K):",
               f"        total += {_sum(low.error_single, printer)}"]
     if low.error_pair:

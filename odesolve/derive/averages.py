@@ -80,10 +80,10 @@ from sympy.utilities.lambdify import implemented_function
 
 from ..spec.activations import X, as_expression, normalize
 from .closed_form import closed_form_available, gaussian_average_1, gaussian_average_2
-from .quadrature import (log_abs, numeric_average, numeric_average_1, numeric_average_source,
-                         singular_order)
+from .quadrature import (fused_average_source, log_abs, numeric_average, numeric_average_1,
+                         numeric_average_source, singular_order)
 
-__all__ = ["expect_1", "expect_2", "numeric_sources", "family_average", "activation_factor",
+__all__ = ["expect_1", "expect_2", "numeric_sources", "fused_pair_sources", "family_average", "activation_factor",
            "check_sgd_averages", "closed_form_available", "gaussian_average_1",
            "gaussian_average_2", "numeric_average", "numeric_average_1", "numeric_average_source"]
 
@@ -169,6 +169,64 @@ def numeric_sources(expr):
         kind, f, h, _ = _PLACEHOLDERS[name]
         out[name] = numeric_average_source(kind, f, h, name)
     return out
+
+
+def fused_pair_sources(expr, name_stem):
+    """Quadratures of the pair placeholders of ``expr`` fused into one routine per
+    combination of means.
+
+    Every call ``gauss_avg2_<hash>(q1, q2, c, m1', m2')`` or, the fields swapped,
+    ``(q2, q1, c, m2', m1')`` of ``expr`` is an average E[f(λ1) h(λ2)] (swapped:
+    E[h(λ1) f(λ2)]) at the arguments ``(q1, q2, c)`` of one pair of units; those with the
+    same means are computed together by one routine of
+    :func:`~odesolve.derive.quadrature.fused_average_source`, in one pass.
+
+    Parameters
+    ----------
+    expr : sympy.Basic
+        Expressions in the symbols ``q1, q2, c, m1, m2`` (:data:`Q1` ...).
+    name_stem : str
+        Prefix of the routines' names (a hash of their integrands is appended).
+
+    Returns
+    -------
+    calls : dict
+        ``{placeholder call: (routine name, means, index)}``: the call's value is entry
+        ``index`` of the tuple ``routine(q1, q2, c, *means)``.
+    sources : dict
+        ``{routine name: source}``.
+
+    Raises
+    ------
+    ValueError
+        For a pair placeholder called with other arguments (not a pair of units), or
+        one this process did not create.
+    """
+    groups = {}             # means -> {(f, h): index}
+    where = {}
+    for app in sorted(as_expression(expr).atoms(AppliedUndef), key=str):
+        name = app.func.__name__
+        if not name.startswith(f"{_PREFIX}2_"):
+            continue
+        if name not in _PLACEHOLDERS:
+            raise KeyError(f"unknown average placeholder {name}: re-derive the expression in this process")
+        _, f, h, _ = _PLACEHOLDERS[name]
+        q1, q2, c, m1, m2 = app.args
+        if (q1, q2, c) == (Q1, Q2, C):
+            key, means = (f, h), (m1, m2)
+        elif (q1, q2, c) == (Q2, Q1, C):
+            key, means = (h, f), (m2, m1)
+        else:
+            raise ValueError(f"{app} is not an average over one pair of units")
+        integrands = groups.setdefault(means, {})
+        where[app] = (means, integrands.setdefault(key, len(integrands)))
+    names, sources = {}, {}
+    for means, integrands in groups.items():
+        digest = hashlib.sha256(repr([sympy.srepr(means), *map(sympy.srepr, integrands)])
+                                .encode()).hexdigest()[:12]
+        names[means] = f"{name_stem}_{digest}"
+        sources[names[means]] = fused_average_source(list(integrands), names[means])
+    return {app: (names[means], means, index) for app, (means, index) in where.items()}, sources
 
 
 # --------------------------------------------------------------------------- #

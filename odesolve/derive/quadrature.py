@@ -63,6 +63,45 @@ def _code(expr, names):
     return print_code(as_expression(expr).xreplace({s: sympy.Symbol(n) for s, n in names.items()}))
 
 
+def _shared_code(src, ind, exprs, names):
+    """Sources of ``exprs`` (symbols renamed as in :func:`_code`) after emitting their
+    common subexpressions as locals: the averages fused into one pass share the
+    activation's values at a node (tanh, 1 − tanh², ... evaluate tanh once)."""
+    renamed = [as_expression(e).xreplace({s: sympy.Symbol(n) for s, n in names.items()})
+               for e in exprs]
+    if len(renamed) == 1:
+        return [print_code(renamed[0])]
+    renamed = _integer_exponentials(src, ind, renamed, [sympy.Symbol(n) for n in names.values()])
+    replacements, reduced = sympy.cse(renamed, symbols=sympy.numbered_symbols(src.name("cse") + "_"),
+                                      optimizations="basic")
+    for symbol, value in replacements:
+        src.emit(ind, f"{symbol} = {print_code(value)}")
+    return [print_code(e) for e in reduced]
+
+
+def _integer_exponentials(src, ind, exprs, variables):
+    """``exprs`` with every exp(n·v), n a nonzero integer and v a variable, written as the
+    n-th power of exp(v) or exp(−v), and those two emitted as locals: the derivatives of
+    a logistic sigmoid, expanded, hold exp(±x), exp(±2x), exp(3x)..., one call each, where
+    two calls serve them all.  Both signs are computed (not 1/exp(v)), so a value beyond
+    floating point stays inf or 0 as before, never 1/0."""
+    powers = {}
+
+    def power(e):
+        for v in variables:
+            n = e.args[0] / v
+            if n.is_Integer and n != 0:
+                if (v, n > 0) not in powers:
+                    powers[v, n > 0] = sympy.Symbol(src.name("exp"))
+                return powers[v, n > 0] ** abs(n)
+        return e
+
+    out = [e.replace(lambda a: isinstance(a, sympy.exp), power) for e in exprs]
+    for (v, positive), base in powers.items():
+        src.emit(ind, f"{base} = math.exp({'' if positive else '-'}{v})")
+    return out
+
+
 def _kinks(expr):
     return sorted({float(-a.args[0].subs(X, 0)) for a in expr.atoms(sympy.Heaviside)})
 
@@ -129,12 +168,13 @@ _CLEARANCE = 1.0
 
 
 def _grading(expr):
-    """``(kinks, p)``: the kinks where expr is not smooth on either side (a Pow of
-    non-integer exponent or a logarithm whose argument vanishes there, e.g. |x|^0.75 or
-    log|x| in Heaviside form) and the power p of the graded nodes there (``([], 1)`` when
-    there are none)."""
+    """``(kinks, p)``: the kinks where expr (or any expression of a sympy Tuple) is not
+    smooth on either side (a Pow of non-integer exponent or a logarithm whose argument
+    vanishes there, e.g. |x|^0.75 or log|x| in Heaviside form) and the power p of the
+    graded nodes there (``([], 1)`` when there are none)."""
     vanishing = [e.base for e in expr.atoms(sympy.Pow) if not e.exp.is_integer]
     vanishing += [e.args[0] for e in expr.atoms(sympy.log)]
+    parts = expr.args if isinstance(expr, sympy.Tuple) else (expr,)
     # where they vanish: kinks (|x|^b and log|x| in Heaviside form), and the real roots of
     # polynomial ones, which no Heaviside marks (log(x²): 3.6 % off when not graded)
     roots = {float(r) for b in vanishing if b.has(X) and b.is_polynomial(X)
@@ -143,7 +183,7 @@ def _grading(expr):
                   if any(_vanishes(b, r) for b in vanishing)]
     if not fractional:
         return [], 1
-    order = max(singular_order(expr, r) for r in fractional)     # a = −b where singular
+    order = max(singular_order(part, r) for part in parts for r in fractional)  # a = −b
     return fractional, math.ceil(_GRADING / min(1.0 - order, 1.0))
 
 
@@ -260,36 +300,47 @@ def _panel_points(src, ind, f, mean, sd, name):
     return [name, ladder, features], (sg, power, mean, sd, sgr, len(singular))
 
 
-def _emit_avg1(src, ind, expr, mean, var, out):
-    """Emit ``out = E[expr(λ)]``, λ ~ N(mean, var) (mean, var: local names).
+def _emit_avg1(src, ind, exprs, mean, var, outs):
+    """Emit ``out = E[expr(λ)]``, λ ~ N(mean, var) (mean, var: local names), for each
+    ``expr`` of ``exprs`` and ``out`` of ``outs``.
 
-    Terms with a closed form (DiracDelta terms always have one) are printed;
-    the rest is integrated by quadrature in the standardised variable.
+    Terms with a closed form (DiracDelta terms always have one) are printed; the rest of
+    every expression is integrated by one quadrature in the standardised variable, whose
+    panels end at the points of all of them (extra panel ends only add accuracy).
     """
-    closed, numeric = sympy.Integer(0), []
-    for term in sympy.Add.make_args(normalize(expr)):
-        part = _avg1(term, _MU, _V)
-        if part is None:
-            numeric.append(term)
-        else:
-            closed += part
-    src.emit(ind, f"{out} = {_code(closed, {_MU: mean, _V: var})}")
+    numeric = []
+    for expr, out in zip(exprs, outs):
+        closed, rest = sympy.Integer(0), []
+        for term in sympy.Add.make_args(normalize(expr)):
+            part = _avg1(term, _MU, _V)
+            if part is None:
+                rest.append(term)
+            else:
+                closed += part
+        src.emit(ind, f"{out} = {_code(closed, {_MU: mean, _V: var})}")
+        if rest:
+            numeric.append((sympy.Add(*rest), out))
     if not numeric:
         return
-    integrand = sympy.Add(*numeric)
-    sd, bp, acc, lam = (src.name(s) for s in ("sd", "bp", "acc", "lam"))
+    integrands = sympy.Tuple(*(f for f, _ in numeric))
+    sd, bp, lam = (src.name(s) for s in ("sd", "bp", "lam"))
     src.emit(ind, f"{sd} = math.sqrt({var})")
-    tuples, graded = _panel_points(src, ind, integrand, mean, sd, bp)
-    src.emit(ind, f"{acc} = 0.0")
-    tail = _Tail(src, ind, f"E[f(λ)], f(x) = {sympy.sstr(integrand)}")
+    tuples, graded = _panel_points(src, ind, integrands, mean, sd, bp)
+    accs = [src.name("acc") for _ in numeric]
+    tails = []
+    for (f, _), acc in zip(numeric, accs):
+        src.emit(ind, f"{acc} = 0.0")
+        tails.append(_Tail(src, ind, f"E[f(λ)], f(x) = {sympy.sstr(f)}"))
 
     def body(i, t, w):
         src.emit(i, f"{lam} = {mean} + {sd} * {t}")
-        tail.add(i, t, f"{w} * ({_code(integrand, {X: lam})})", acc)
+        for code, tail, acc in zip(_shared_code(src, i, integrands, {X: lam}), tails, accs):
+            tail.add(i, t, f"{w} * ({code})", acc)
 
     _emit_panels(src, ind, tuples, body, graded, soft=tuples[2:])
-    tail.check(ind)
-    src.emit(ind, f"{out} += {acc} * {_INV_SQRT_2PI!r}")
+    for (_, out), tail, acc in zip(numeric, tails, accs):
+        tail.check(ind, acc)
+        src.emit(ind, f"{out} += {acc} * {_INV_SQRT_2PI!r}")
 
 
 class _Tail:
@@ -311,18 +362,26 @@ class _Tail:
         emit(ind, f"if abs({t}) > {_EDGE!r}:")
         emit(ind + 1, f"{self.edge} += abs({self.term})")
 
-    def check(self, ind):
+    def check(self, ind, acc):
         what = self.what if len(self.what) <= 120 else self.what[:117] + "..."
         message = (f"the quadrature of the Gaussian average {what} is not accurate here: its "
                    f"integrand is not negligible at {_L:g} standard deviations (the "
                    "activation grows too fast for this variance)")
         self.src.emit(ind, f"if {self.edge} > {_TAIL!r} * {self.size} and {self.edge} > {_TAIL_FLOOR!r}:")
         self.src.emit(ind + 1, f"raise QuadratureRangeError({message!r})")
+        # inf/inf or inf − inf where a term of the integrand overflows (the expanded
+        # derivatives of a logistic sigmoid beyond |λ| ≈ 709): a number, not a NaN, or an error
+        message = (f"the quadrature of the Gaussian average {what} is not a number here: its "
+                   "integrand overflows to inf/inf at the nodes (the variance is too large "
+                   "for this activation's derivatives in floating point)")
+        self.src.emit(ind, f"if {acc} != {acc}:")
+        self.src.emit(ind + 1, f"raise QuadratureRangeError({message!r})")
 
 
-def _emit_delta_pair(src, term, other, which):
-    """E[a δ^(n)(λw − r) other(λo)] = a (−1)^n Σ_j C(n,j) p_w^(n−j)(r) (c/qw)^j E[other^(j) | λw = r]:
-    the delta's field is integrated exactly; ``other`` given it is N(mean, v)."""
+def _emit_delta_pair(src, term, other, which, target):
+    """target += E[a δ^(n)(λw − r) other(λo)] = a (−1)^n Σ_j C(n,j) p_w^(n−j)(r) (c/qw)^j
+    E[other^(j) | λw = r]: the delta's field is integrated exactly; ``other`` given it is
+    N(mean, v)."""
     delta = next(f for f in sympy.Mul.make_args(term) if isinstance(f, sympy.DiracDelta))
     n = int(delta.args[1]) if len(delta.args) > 1 else 0
     r = -delta.args[0].subs(X, 0)
@@ -333,41 +392,90 @@ def _emit_delta_pair(src, term, other, which):
     for j in range(n + 1):
         coeff = a * (-1) ** n * comb(n, j) * sympy.diff(_density(X, mw, qw), X, n - j).subs(X, r) * (_c / qw) ** j
         out = src.name("e")
-        _emit_avg1(src, 1, sympy.diff(other, X, j), mean, "v1" if which == 1 else "v2", out)
-        src.emit(1, f"total += ({_code(coeff, {})}) * {out}")
+        _emit_avg1(src, 1, [sympy.diff(other, X, j)], mean, "v1" if which == 1 else "v2", [out])
+        src.emit(1, f"{target} += ({_code(coeff, {})}) * {out}")
 
 
-def _emit_regular_pair(src, f, h):
-    """E[f(λ1) h(λ2)] for f, h free of deltas: quadrature over λ1, inner average of h."""
-    if not f.has(X) or not h.has(X):
+def _emit_regular_pairs(src, pairs, targets):
+    """targets[i] += E[f(λ1) h(λ2)] for the (f, h) of ``pairs``, free of deltas: one
+    quadrature over λ1 for all of them, with the inner (conditional) averages of every
+    distinct h in one inner quadrature per outer node."""
+    fused = []
+    for (f, h), target in zip(pairs, targets):
+        if f.has(X) and h.has(X):
+            fused.append((f, h, target))
+            continue
         e1, e2 = src.name("e"), src.name("e")
-        _emit_avg1(src, 1, f, "m1", "q1", e1)
-        _emit_avg1(src, 1, h, "m2", "q2", e2)
-        src.emit(1, f"total += {e1} * {e2}")
+        _emit_avg1(src, 1, [f], "m1", "q1", [e1])
+        _emit_avg1(src, 1, [h], "m2", "q2", [e2])
+        src.emit(1, f"{target} += {e1} * {e2}")
+    if not fused:
         return
+    fs = sympy.Tuple(*dict.fromkeys(f for f, _, _ in fused))
+    hs = list(dict.fromkeys(h for _, h, _ in fused))
     src.emit(1, "s1 = math.sqrt(q1)")
     src.emit(1, "cs = c / s1")
-    tuples, graded = _panel_points(src, 1, f, "m1", "s1", "bp_f")
+    tuples, graded = _panel_points(src, 1, fs, "m1", "s1", "bp_f")
     # when λ2 | λ1 is narrow, h(λ2) is nearly a function of λ1: cut panels where the
     # conditional mean crosses h's features, and around h's kinks at the scale of the
     # conditional spread, where the inner average steps (scale 0 folds them onto t = 0)
     src.emit(1, "sc = s1 / c if (c != 0.0 and v1 < 0.25 * q2) else 0.0")
     src.emit(1, "sv = math.sqrt(v1)")
-    near_kinks = [f"{r!r} + {k!r} * sv" for r in _kinks(h) for k in _FEATURES if k != 0.0]
-    src.emit(1, f"bp_h = ({', '.join(f'sc * ({p} - m2)' for p in [*map(repr, _points(h)), *near_kinks])},)")
-    src.emit(1, "acc = 0.0")
-    tail = _Tail(src, 1, f"E[f(λ1) h(λ2)], f(x) = {sympy.sstr(f)}, h(x) = {sympy.sstr(h)}")
+    all_h = sympy.Tuple(*hs)
+    near_kinks = [f"{r!r} + {k!r} * sv" for r in _kinks(all_h) for k in _FEATURES if k != 0.0]
+    src.emit(1, f"bp_h = ({', '.join(f'sc * ({p} - m2)' for p in [*map(repr, _points(all_h)), *near_kinks])},)")
+    accs, tails = [], []
+    for f, h, _ in fused:
+        accs.append(src.name("acc"))
+        src.emit(1, f"{accs[-1]} = 0.0")
+        tails.append(_Tail(src, 1, f"E[f(λ1) h(λ2)], f(x) = {sympy.sstr(f)}, h(x) = {sympy.sstr(h)}"))
 
     def body(i, t, w):
-        inner = src.name("inner")
+        inner = [src.name("inner") for _ in hs]
         src.emit(i, f"lam1 = m1 + s1 * {t}")
         src.emit(i, f"mu = m2 + cs * {t}")
-        _emit_avg1(src, i, h, "mu", "v1", inner)
-        tail.add(i, t, f"{w} * ({_code(f, {X: 'lam1'})}) * {inner}", "acc")
+        _emit_avg1(src, i, hs, "mu", "v1", inner)
+        outer = dict(zip(fs, _shared_code(src, i, fs, {X: "lam1"})))
+        for (f, h, _), tail, acc in zip(fused, tails, accs):
+            tail.add(i, t, f"{w} * ({outer[f]}) * {inner[hs.index(h)]}", acc)
 
     _emit_panels(src, 1, [*tuples, "bp_h"], body, graded, soft=tuples[2:])
-    tail.check(1)
-    src.emit(1, f"total += acc * {_INV_SQRT_2PI!r}")
+    for (_, _, target), tail, acc in zip(fused, tails, accs):
+        tail.check(1, acc)
+        src.emit(1, f"{target} += {acc} * {_INV_SQRT_2PI!r}")
+
+
+def _emit_pairs(src, pairs):
+    """Emit ``total_<i> = E[f_i(λ1) h_i(λ2)]`` for the (f, h) of ``pairs``: deltas exact,
+    the rest in one fused quadrature (:func:`_emit_regular_pairs`); returns the names."""
+    src.emit(1, f"det = max(q1 * q2 - c * c, {_VAR_FLOOR!r} * q1 * q2)")
+    src.emit(1, "v1 = det / q1")  # variance of λ2 given λ1
+    src.emit(1, "v2 = det / q2")  # variance of λ1 given λ2
+    totals, regular, regular_targets = [], [], []
+    for f, h in pairs:
+        total = src.name("total")
+        totals.append(total)
+        src.emit(1, f"{total} = 0.0")
+        f_deltas, f_reg = _split_delta(f)
+        h_deltas, h_reg = _split_delta(h)
+        for term in f_deltas:
+            _emit_delta_pair(src, term, h, 1, total)
+        for term in h_deltas:
+            _emit_delta_pair(src, term, f_reg, 2, total)
+        if f_reg != 0 and h_reg != 0:
+            regular.append((f_reg, h_reg))
+            regular_targets.append(total)
+    _emit_regular_pairs(src, regular, regular_targets)
+    return totals
+
+
+def _header(src, func_name, args):
+    if not str(func_name).isidentifier():
+        raise ValueError(f"{func_name!r} is not a Python identifier")
+    src.emit(0, "@njit")
+    src.emit(0, f"def {func_name}({args}):")
+    src.emit(1, f"gx = ({', '.join(map(repr, _GX.tolist()))})")
+    src.emit(1, f"gw = ({', '.join(map(repr, _GW.tolist()))})")
 
 
 def numeric_average_source(kind, f, h, func_name):
@@ -396,31 +504,46 @@ def numeric_average_source(kind, f, h, func_name):
     """
     if kind not in (1, 2) or (kind == 1) != (h is None):
         raise ValueError("kind 1 takes f only, kind 2 takes f and h")
-    if not str(func_name).isidentifier():
-        raise ValueError(f"{func_name!r} is not a Python identifier")
-    f = normalize(as_expression(f))
+    if kind == 2:
+        return fused_average_source([(f, h)], func_name, scalar=True)
     src = _Source()
-    src.emit(0, "@njit")
-    src.emit(0, f"def {func_name}({'q, m' if kind == 1 else 'q1, q2, c, m1, m2'}):")
-    src.emit(1, f"gx = ({', '.join(map(repr, _GX.tolist()))})")
-    src.emit(1, f"gw = ({', '.join(map(repr, _GW.tolist()))})")
-    if kind == 1:
-        _emit_avg1(src, 1, f, "m", "q", "total")
-    else:
-        h = normalize(as_expression(h))
-        src.emit(1, f"det = max(q1 * q2 - c * c, {_VAR_FLOOR!r} * q1 * q2)")
-        src.emit(1, "v1 = det / q1")  # variance of λ2 given λ1
-        src.emit(1, "v2 = det / q2")  # variance of λ1 given λ2
-        src.emit(1, "total = 0.0")
-        f_deltas, f_reg = _split_delta(f)
-        h_deltas, h_reg = _split_delta(h)
-        for term in f_deltas:
-            _emit_delta_pair(src, term, h, 1)
-        for term in h_deltas:
-            _emit_delta_pair(src, term, f_reg, 2)
-        if f_reg != 0 and h_reg != 0:
-            _emit_regular_pair(src, f_reg, h_reg)
+    _header(src, func_name, "q, m")
+    _emit_avg1(src, 1, [normalize(as_expression(f))], "m", "q", ["total"])
     src.emit(1, "return total")
+    return "\n".join(src.lines) + "\n"
+
+
+def fused_average_source(pairs, func_name, scalar=False):
+    """Source of one numba function ``func_name(q1, q2, c, m1, m2)`` returning the tuple
+    ``(E[f_1(λ1) h_1(λ2)], E[f_2(λ1) h_2(λ2)], ...)`` for the (f, h) of ``pairs``.
+
+    The averages are those of :func:`numeric_average_source` (the same deltas, closed
+    pieces and panels, cut at the points of all of them), computed in one pass: one
+    outer quadrature over λ1, and at each of its nodes one inner quadrature for every
+    distinct h, the activation's values shared between the integrands.  The averages
+    of one pair of units in a family's flow (E[g″ g], E[g′ g′], E[g g], both ways round)
+    then cost about one quadrature instead of one each.
+
+    Parameters
+    ----------
+    pairs : sequence of (sympy.Expr, sympy.Expr)
+        ``(f, h)``, functions of :data:`~odesolve.spec.activations.X`.
+    func_name : str
+    scalar : bool
+        Return the one average of a single pair as a float, not a 1-tuple.
+
+    Returns
+    -------
+    str
+        As :func:`numeric_average_source`.
+    """
+    pairs = [(normalize(as_expression(f)), normalize(as_expression(h))) for f, h in pairs]
+    if not pairs or (scalar and len(pairs) != 1):
+        raise ValueError("fused_average_source takes at least one pair (one with scalar=True)")
+    src = _Source()
+    _header(src, func_name, "q1, q2, c, m1, m2")
+    totals = _emit_pairs(src, pairs)
+    src.emit(1, f"return {totals[0] if scalar else '(' + ', '.join(totals) + ',)'}")
     return "\n".join(src.lines) + "\n"
 
 

@@ -7,17 +7,19 @@ import math
 import zlib
 
 import mpmath
+import numba
 import numpy as np
 import pytest
 import sympy
 
-from odesolve.derive import closed_form
+from odesolve.derive import averages, closed_form
 from odesolve.errors import QuadratureRangeError
 from odesolve.testing.gaussian_mc import EPS, mc_average_1, mc_average_2
 from odesolve.spec.activations import X, resolve_activation
-from odesolve.derive.averages import (closed_form_available, expect_1, expect_2, gaussian_average_1,
-                               gaussian_average_2, numeric_average, numeric_average_1,
-                               numeric_average_source, numeric_sources)
+from odesolve.derive.averages import (closed_form_available, expect_1, expect_2,
+                                      fused_average_source, gaussian_average_1,
+                                      gaussian_average_2, numeric_average, numeric_average_1,
+                                      numeric_average_source, numeric_sources)
 
 H, D = sympy.Heaviside, sympy.DiracDelta
 Q1, Q2, C, M1, M2 = sympy.symbols("Q1 Q2 C M1 M2", real=True)
@@ -416,3 +418,107 @@ def test_closed_forms_are_cached():
     hits = closed_form._closed_2.cache_info().hits
     gaussian_average_2(relu, relu, Q2, Q1, C)
     assert closed_form._closed_2.cache_info().hits == hits + 1
+
+
+# ----------------------------------------------------------------------------- fused
+def _run_source(source, name):
+    namespace = {"math": math, "njit": lambda fn: fn, "QuadratureRangeError": QuadratureRangeError}
+    exec(compile(source, "<fused>", "exec"), namespace)
+    return namespace[name]
+
+
+def test_fused_quadrature_equals_one_quadrature_per_pair():
+    """Every kind of integrand in one fused pass: smooth ones sharing tanh, kinks with a
+    closed inner average, deltas (exact), a singular kink (graded panels), a constant
+    side; each value as its own quadrature gives it, and closed forms pin two."""
+    tanh, relu, sign = (resolve_activation(a) for a in ("tanh", "relu", "sign"))
+    sigmoid = resolve_activation("1/(1 + exp(-x))")
+    erf = resolve_activation("erf").expr
+    t0, t1, t2 = (tanh.derivative(n) for n in range(3))
+    s0, s1, s2 = (sigmoid.derivative(n) for n in range(3))   # exp(±x), exp(±2x), exp(3x)
+    pairs = [(t0, t0), (t2, t0), (t0, t2), (t1, t1), (relu.expr, t1), (sign.derivative(1), t0),
+             (t0, relu.derivative(1)), (sympy.Abs(X) ** sympy.Rational(1, 2), t0),
+             (sympy.Integer(2), t1), (s2, s0), (s1, s1), (erf, erf), (X, X)]
+    source = fused_average_source(pairs, "pairs")
+    assert "math.exp(3" not in source and "math.exp(-2" not in source
+    fused = _run_source(source, "pairs")
+    for args in ((0.9, 1.4, 0.5, 0.3, -0.6), (2.5, 0.4, -0.9, 0.0, 0.0), (1.0, 1.0, 0.999, 0.0, 0.1)):
+        got = fused(*args)
+        assert len(got) == len(pairs)
+        for (f, h), value in zip(pairs, got):
+            one = numeric_average(f, h, *args, jit=False)
+            assert value == pytest.approx(one, rel=1e-9, abs=1e-12), (f, h, args)
+        q1, q2, c, m1, m2 = args
+        if m1 == m2 == 0:       # the arcsine kernel (zero means)
+            assert got[-2] == pytest.approx(2 / np.pi * np.arcsin(c / np.sqrt((1 + q1) * (1 + q2))),
+                                            rel=1e-11)
+        assert got[-1] == pytest.approx(c + m1 * m2, rel=1e-11)
+
+
+def test_fused_exponentials_and_overflow_at_large_variances():
+    """Compiled, exp(±λ) overflows to inf at |λ| > 709: at q = 400 (|λ| up to 200) the
+    powers of exp(λ) and exp(−λ) give the separate exponentials' values; at q = 10⁴ the
+    expanded sigmoid'' is inf/inf at the outer nodes, which is a QuadratureRangeError
+    (it was a silent NaN), fused or not."""
+    sigmoid = resolve_activation("1/(1 + exp(-x))")
+    s0, s1, s2 = (sigmoid.derivative(n) for n in range(3))
+    pairs = [(s2, s0), (s1, s1)]
+    namespace = {"math": math, "njit": numba.njit, "QuadratureRangeError": QuadratureRangeError}
+    exec(compile(fused_average_source(pairs, "pairs"), "<fused>", "exec"), namespace)
+    args = (400.0, 400.0, 200.0, 0.0, 0.0)
+    for (f, h), value in zip(pairs, namespace["pairs"](*args)):
+        assert value == pytest.approx(numeric_average(f, h, *args), rel=1e-9, abs=1e-12)
+    args = (1e4, 1.0, 30.0, 0.0, 0.0)
+    assert math.isfinite(numeric_average(s1, s1, *args))
+    for call in (lambda: namespace["pairs"](*args), lambda: numeric_average(s2, s0, *args)):
+        with pytest.raises(QuadratureRangeError, match="not a number here.*inf/inf"):
+            call()
+
+
+def test_fused_pair_sources_route_each_call_to_its_entry():
+    """A placeholder called with the fields swapped is the swapped integrand at the
+    pair's own arguments; calls with means go to a routine of their own; anything but a
+    pair of units is refused."""
+    q1, q2, c, m1, m2 = averages.Q1, averages.Q2, averages.C, averages.M1, averages.M2
+    tanh, sigmoid = (resolve_activation(a).expr for a in ("tanh", "1/(1 + exp(-x))"))
+    p = expect_2(tanh, sigmoid, q1, q2, c).func
+    calls_expr = [p(q1, q2, c, 0, 0), p(q2, q1, c, 0, 0), p(q1, q2, c, m1, m2)]
+    calls, sources = averages.fused_pair_sources(sympy.Tuple(*calls_expr), "pairs")
+    assert len(sources) == 2 and len({calls[e][0] for e in calls_expr[:2]}) == 1
+    args = {q1: 0.8, q2: 1.7, c: 0.6, m1: 0.4, m2: -0.3}
+    for expr in calls_expr:
+        name, means, index = calls[expr]
+        routine = _run_source(sources[name], name)
+        value = routine(args[q1], args[q2], args[c], *(float(sympy.sympify(m).subs(args)) for m in means))
+        direct = numeric_average(tanh, sigmoid, *(float(a.subs(args)) for a in expr.args), jit=False)
+        assert value[index] == pytest.approx(direct, rel=1e-12)
+    with pytest.raises(ValueError, match="pair of units"):
+        averages.fused_pair_sources(p(q1, q1, c, 0, 0), "pairs")
+
+
+def test_a_family_computes_each_pair_of_units_in_one_pass():
+    """The tanh family's loops call one fused routine per pair of units (l < k) and no
+    separate pair quadrature; their values are those of the per-average functions."""
+    from odesolve import Autoencoder, compile_model
+    compiled = compile_model(Autoencoder(K=3, activation="tanh"), jit=False)
+    source = str(compiled)
+    loop = source[source.index("def coefficients("):source.index("def error_excess(")]
+    assert loop.count("gauss_pairs_") == 1 and "gauss_avg2_" not in loop
+    assert "for l in range(k):" in loop
+    module, rng = compiled.module, np.random.default_rng(3)
+    A = rng.normal(size=(3, 5))
+    B = rng.normal(size=(3, 3))
+    Q, R, T0 = A @ A.T / 5, rng.normal(size=(3, 3)), B @ B.T
+    m = np.zeros(3)
+    S, N = np.zeros((6, 6)), np.zeros((6, 6))
+    module.coefficients(Q, R, T0, m, S, N, np.zeros(3))
+    # S[k, j] = −T0[k, j] E[ga(λ_k) g'(λ_j)] (j ≠ k) in this family (see its source);
+    # (0, 1) is filled as the swapped entry of the pair (1, 0)
+    for k, j in ((0, 1), (2, 0), (1, 2)):
+        expected = module.avg2_a0__g1(Q[k, k], Q[j, j], Q[k, j], 0.0, 0.0)
+        assert S[k, j] == pytest.approx(-T0[k, j] * expected, rel=1e-12)
+    # E[ga'(λ_k) g(λ_l)] is not symmetric: both orders enter S[k, k]
+    diagonal = (R[0, 0] * module.avg1_a2(Q[0, 0], 0.0) - T0[0, 0] * (
+        module.avg1_g1_a0(Q[0, 0], 0.0) + module.avg1_g0_a1(Q[0, 0], 0.0))
+        - sum(T0[0, l] * module.avg2_a1__g0(Q[0, 0], Q[l, l], Q[0, l], 0.0, 0.0) for l in (1, 2)))
+    assert S[0, 0] == pytest.approx(diagonal, rel=1e-12)
