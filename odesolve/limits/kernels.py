@@ -1,13 +1,16 @@
 """Activation kernels ``K = E[σ(Bx)σ(Bx)ᵀ]`` and ``H = E[xσ(Bx)ᵀ]`` of Gaussian inputs."""
 from __future__ import annotations
 
-from typing import Callable
+import numbers
 
 import numpy as np
 import sympy
 
 from ._common import (NAMED_ACTIVATIONS, _QUADRATURE_CHUNK, _QUADRATURE_ORDER, _RightProduct,
                       _check_covariance, _check_encoder)
+
+#: The smallest normal float: below it a value keeps fewer than 53 bits.
+_TINY = np.finfo(float).tiny
 
 # --------------------------------------------------------------------------- kernels
 def _unit_correlations(C: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -62,19 +65,20 @@ def _erf_factors(C: np.ndarray, log_a: np.ndarray):
 
 
 def _kernel_factors(B, activation, cov):
-    """The kernels of a named activation with the scales of ``B`` and ``Σ`` factored out.
+    """The kernels of an activation with the scales of ``B`` and ``Σ`` factored out.
 
     ``K = κ diag(f) K̃ diag(f)`` and ``H = η H̃ diag(f)``, where ``K̃``, ``H̃`` are those of
     the problem at unit scale (each row of B divided by its largest entry, Σ by its own),
-    and ``η²/κ = s`` (the scale of Σ) for every named activation, so that ``H K⁺ Hᵀ =
+    and ``η²/κ = s`` (the scale of Σ) for every activation, so that ``H K⁺ Hᵀ =
     s H̃ K̃⁺ H̃ᵀ``: the optimal decoder's risk needs no kernel at the true scale, which
-    under- or overflows for rows or covariances of size 1e±150.
+    under- or overflows for rows or covariances of size 1e±150.  A user-supplied
+    activation goes through :func:`_quadrature_factors` (κ = 1, η = √s).
 
     Parameters
     ----------
     B : ndarray, shape (n, d)
         Encoder (checked).
-    activation : {"sign", "erf", "relu", "linear"}
+    activation : {"sign", "erf", "relu", "linear"}, callable or sympy expression
     cov : ndarray, shape (d, d), or None
         Covariance (checked), identity if None.
 
@@ -83,13 +87,22 @@ def _kernel_factors(B, activation, cov):
     K̃ : ndarray, shape (n, n)
     H̃ : ndarray, shape (d, n)
     f : ndarray, shape (n,)
-        Feature scales: 1 (sign), the row scales (relu, linear), ``u`` (erf).
+        Feature scales: 1 (sign), the row scales (relu, linear), ``u`` (erf), the largest
+        ``|g|`` at the quadrature nodes (user-supplied; 1 for a feature that is zero).
     kappa, eta : float
     scale : float
         ``s``, the largest entry of Σ in size (1 for the identity or Σ = 0).
     unit_cov : ndarray or None
         ``Σ/s``.
+
+    Raises
+    ------
+    ValueError
+        An unknown activation, or the errors of :func:`_check_sign_variances` (sign) and
+        of :func:`_quadrature_factors` (user-supplied).
     """
+    named = isinstance(activation, str) and activation in NAMED_ACTIVATIONS
+    g = None if named else _UserActivation(activation)
     largest = 1.0 if cov is None else float(np.max(np.abs(cov)))
     scale = largest if largest > 0 else 1.0
     unit_cov = cov if cov is None else cov / scale
@@ -100,14 +113,18 @@ def _kernel_factors(B, activation, cov):
     C = BS @ unit_rows.T
     C = 0.5 * (C + C.T)
     v = np.diag(C)
+    if g is not None:
+        # a variance at the rounding level of the row is a row in Σ's null space (as for
+        # sign): its pre-activation is exactly 0, not noise that g would amplify at 1e200
+        unit_variances = np.where(v > 1e-14 * _variance_bounds(unit_rows, unit_cov), v, 0.0)
+        K, H, f = _quadrature_factors(g, BS, C, unit_variances, scale, norms)
+        return K, H, f, 1.0, np.sqrt(scale), scale, unit_cov
     if activation == "erf":
         with np.errstate(divide="ignore"):
             K, f = _erf_factors(C, 0.5 * np.log(scale) + np.log(norms))
         return K, np.sqrt(2 / np.pi) * BS.T, f, 1.0, np.sqrt(scale), scale, unit_cov
     if activation == "sign":
-        bound = (np.sum(unit_rows**2, axis=1) if unit_cov is None else
-                 np.sum((np.abs(unit_rows) @ np.abs(unit_cov)) * np.abs(unit_rows), axis=1))
-        _check_sign_variances(unit_rows, v, bound)
+        _check_sign_variances(unit_rows, v, _variance_bounds(unit_rows, unit_cov))
     K, e = _named_moments(C, activation)
     H = BS.T * np.divide(e, v, out=np.zeros_like(v), where=v > 0)[None, :]
     if activation == "sign":
@@ -115,53 +132,222 @@ def _kernel_factors(B, activation, cov):
     return K, H, norms, scale, scale, scale, unit_cov
 
 
-def _as_callable(activation) -> Callable[[np.ndarray], np.ndarray]:
-    """A vectorised numpy function from a callable or a sympy expression in one symbol."""
-    if type(activation).__module__.split(".")[0] == "sympy":
-        symbols = sorted(activation.free_symbols, key=str)
-        if len(symbols) > 1:
-            raise ValueError(f"a sympy activation must depend on one symbol, got {symbols}")
-        function = sympy.lambdify(symbols or [sympy.Symbol("x")], activation, "numpy")
-    elif callable(activation):
-        function = activation
-    else:
-        raise ValueError(f"unknown activation {activation!r}: expected one of "
-                         f"{NAMED_ACTIVATIONS}, a callable or a sympy expression")
-
-    def vectorised(x: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(np.asarray(function(x), dtype=float), x.shape)
-
-    return vectorised
+def _variance_bounds(unit_rows: np.ndarray, unit_cov: np.ndarray | None) -> np.ndarray:
+    """``|b|ᵀ|Σ/s||b|`` per row: it bounds the rounding of the row's variance under Σ/s."""
+    if unit_cov is None:
+        return np.sum(unit_rows**2, axis=1)
+    return np.sum((np.abs(unit_rows) @ np.abs(unit_cov)) * np.abs(unit_rows), axis=1)
 
 
-def _quadrature_moments(C: np.ndarray, g: Callable) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss–Hermite version of :func:`_named_moments` for any activation ``g``.
+class _UserActivation:
+    """A vectorised callable, or a sympy expression in one symbol, evaluated so that its
+    failures (an exception, a wrong shape, complex or non-numeric values) become one-line
+    ValueErrors naming it; a call returns the values and numpy's floating-point flags."""
 
-    ``(λ_i, λ_j) = (a z₁, b(ρ z₁ + √(1−ρ²) z₂))`` with ``z ~ N(0, I₂)``; the product
-    rule with ``_QUADRATURE_ORDER`` nodes per axis is exact for polynomials of degree
-    below ``2·_QUADRATURE_ORDER``: about 1e-8 for smooth ``g`` at pre-activation
-    variances of order one, but the error of a kink off the axes decays only like
-    1/order (3e-3 for ReLU), and functions steep on the scale of the node spacing
-    (erf at variance 10) also converge slowly: use the named closed forms there.
+    def __init__(self, activation):
+        if isinstance(activation, sympy.Basic):
+            symbols = sorted(activation.free_symbols, key=str)
+            if len(symbols) > 1:
+                raise ValueError(f"a sympy activation must depend on one symbol, got {symbols}")
+            self.function = sympy.lambdify(symbols or [sympy.Symbol("x")], activation, "numpy")
+            self.name = f"sympy expression {activation}"
+        elif callable(activation):
+            self.function = activation
+            self.name = getattr(activation, "__name__", None) or repr(activation)
+        else:
+            raise ValueError(f"unknown activation {activation!r}: expected one of "
+                             f"{NAMED_ACTIVATIONS}, a callable or a sympy expression")
+
+    def __call__(self, points: np.ndarray) -> tuple[np.ndarray, set]:
+        """Values at ``points`` (same shape; a scalar, as from a constant sympy expression,
+        is broadcast) and the set of numpy's flags ("overflow", "underflow", ...) raised
+        meanwhile: no numpy warning escapes."""
+        flags = set()
+        with np.errstate(all="call", call=lambda kind, _: flags.add(kind)):
+            try:
+                out = self.function(points)
+            except Exception as error:
+                detail = str(error).strip().splitlines()
+                raise ValueError(f"the activation {self.name} raised {type(error).__name__}"
+                                 + (f": {detail[0]}" if detail else "")) from error
+        try:
+            out = np.asarray(out)
+        except ValueError:
+            raise ValueError(f"the activation {self.name} returned a ragged sequence; it "
+                             "must return an array of real numbers") from None
+        if np.iscomplexobj(out):
+            raise ValueError(f"the activation {self.name} returned complex values; it must "
+                             "return real numbers")
+        # object arrays only of real numbers (None would become NaN, "1" would become 1.0)
+        others = ([v for v in out.flat if not isinstance(v, numbers.Real)][:1]
+                  if out.dtype.kind == "O" else [])
+        if out.dtype.kind not in "biufO" or others:
+            what = type(others[0]).__name__ if others else f"dtype {out.dtype}"
+            raise ValueError(f"the activation {self.name} returned non-numeric values "
+                             f"({what}); it must return real numbers")
+        try:
+            values = out.astype(float, copy=False)
+        except OverflowError:                      # Python integers beyond 1.8e308
+            raise ValueError(f"the activation {self.name} overflows: it returned integers "
+                             "beyond floating point") from None
+        if values.ndim == 0:
+            return np.full(points.shape, float(values)), flags
+        if values.shape != points.shape:
+            raise ValueError(f"the activation {self.name} returned shape {values.shape} for "
+                             f"an input of shape {points.shape}; it must act elementwise")
+        return values, flags
+
+
+def _pre_activation_scales(scale: float, norms: np.ndarray, unit_variances: np.ndarray):
+    """``σ_i = √s·‖b_i‖_max·√ṽ_i`` (zero where ``ṽ_i = 0``) and its ``log10``: mantissas and
+    exponents multiplied apart (frexp), so σ is formed with a few roundings wherever it is
+    representable, even where ``√s·‖b_i‖_max`` alone is not."""
+    mantissa, exponent = np.ones_like(norms), np.zeros(norms.shape, dtype=int)
+    for part in (np.full_like(norms, np.sqrt(scale)), norms, np.sqrt(unit_variances)):
+        m, e = np.frexp(part)
+        mantissa, exponent = mantissa * m, exponent + e
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        sigma = np.ldexp(mantissa, exponent)
+        log10 = np.log10(mantissa) + exponent * np.log10(2.0)
+    return sigma, log10
+
+
+def _order(log10: float) -> str:
+    return f"1e{int(np.round(log10))}"
+
+
+def _units(mask: np.ndarray) -> str:
+    indices = np.flatnonzero(mask)
+    return f"{indices[:10].tolist()}" + (" …" if indices.size > 10 else "")
+
+
+def _quadrature_factors(g: _UserActivation, BS: np.ndarray, C: np.ndarray,
+                        unit_variances: np.ndarray, scale: float, norms: np.ndarray):
+    """Gauss–Hermite kernels of a user-supplied activation ``g``, its scales factored out.
+
+    With ``λ_i = σ_i z_i`` (``z ~ N(0, ρ)``, ``σ_i = √s‖b_i‖_max√ṽ_i``, ``ṽ = diag C̃``)
+    and ``f_i`` the largest ``|g|`` at the nodes ``σ_i t_a``, the features
+    ``g̃_i = g(λ_i)/f_i`` are of order one at any scale: ``K̃ = E[g̃ g̃ᵀ]``, and Stein's
+    ``E[x g(λ_i)] = Σb_i E[λ_i g(λ_i)]/σ_i² = √s f_i Σ̃b̃_i E[z g̃_i(σ_i z)]/√ṽ_i`` gives
+    ``H̃`` with ``K = diag(f) K̃ diag(f)``, ``H = √s H̃ diag(f)`` (κ = 1, η = √s, so
+    η²/κ = s).  Only g itself meets the true scale, at ``σ_i t_a``, and it is normalised
+    by ``f_i`` before anything is squared or multiplied.
+
+    ``(z_i, z_j) = (t_a, ρ t_a + √(1−ρ²) t_b)``; the product rule with
+    ``_QUADRATURE_ORDER`` nodes per axis is exact for polynomials of degree below
+    ``2·_QUADRATURE_ORDER``: about 1e-8 for smooth ``g`` at pre-activation variances of
+    order one, but the error of a kink off the axes decays only like 1/order (3e-3 for
+    ReLU), a jump's like the node spacing, 1/√order (0.1 in the kernel of sign), and
+    functions steep on that spacing (erf at variance 10, tanh at σ = 1e3) converge as
+    slowly: use the named closed forms there.
+
+    Parameters
+    ----------
+    g : _UserActivation
+    BS : ndarray, shape (n, d)
+        Rows ``Σ̃ b̃_i``.
+    C : ndarray, shape (n, n)
+        ``B̃ Σ̃ B̃ᵀ``.
+    unit_variances : ndarray, shape (n,)
+        Its diagonal, zero for rows in Σ's null space (their feature is the constant g(0)).
+    scale : float
+        ``s``.
+    norms : ndarray, shape (n,)
+        ``‖b_i‖_max`` (1 for a zero row).
+
+    Returns
+    -------
+    K̃ : ndarray, shape (n, n)
+    H̃ : ndarray, shape (d, n)
+    f : ndarray, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        A σ_i that is not a normal floating-point number, or whose product with the
+        farthest node overflows; g non-finite at the nodes (it overflows at this scale);
+        a feature whose values vanish, or become subnormal, by floating-point underflow
+        (one that is exactly zero without underflow is a dead unit, kept as the zero
+        feature; the flag cannot tell an exact zero that comes with an unrelated underflow,
+        relu(x − 1)·exp(−x²) at 1e-200, from a lost one, and refuses both); the errors of
+        :class:`_UserActivation`.
     """
     nodes, weights = np.polynomial.hermite_e.hermegauss(_QUADRATURE_ORDER)
     weights = weights / weights.sum()
-    scale = np.sqrt(np.diag(C))
-    values = g(scale[:, None] * nodes[None, :])                   # (n, q)
-    e = (values * (scale[:, None] * nodes[None, :])) @ weights
-    K = np.diag((values**2) @ weights)
-    rho = _unit_correlations(C, np.diag(C))
+    sigma, log10 = _pre_activation_scales(scale, norms, unit_variances)
+    live = unit_variances > 0
+    reach = np.sqrt(2.0) * np.max(np.abs(nodes))        # |ρ t_a + √(1−ρ²) t_b| ≤ √2 max|t|
+    # a normal σ keeps every node σ t_a to within an ulp of σ, even where σ t_a is subnormal
+    with np.errstate(over="ignore"):
+        outside = live & ((sigma < _TINY) | ~np.isfinite(sigma * reach))
+    if np.any(outside):
+        orders = ", ".join(dict.fromkeys(_order(value) for value in log10[outside]))
+        raise ValueError(f"the pre-activations of units {_units(outside)} have standard "
+                         f"deviations of order {orders}, beyond floating point for a "
+                         "user-supplied activation, which is evaluated at them (named "
+                         "activations take any scale)")
+    with np.errstate(under="ignore"):
+        values, flags = g(sigma[:, None] * nodes[None, :])       # (n, q)
+    _check_finite(g, values, flags, np.arange(len(sigma)), log10)
+    f = np.max(np.abs(values), axis=1)
+    # f ≥ the smallest normal number bounds what underflow can take from any value by an
+    # ulp of f; a subnormal f has lost digits, and a zero f has either underflowed (x³ at
+    # σ = 1e-200) or is a dead unit (relu(x − 1) there): only the first raises numpy's flag,
+    # which the tails of healthy features raise too, so a suspect is evaluated alone
+    underflowed = live & (f > 0) & (f < _TINY)
+    if "underflow" in flags:
+        for i in np.flatnonzero(live & (f == 0)):
+            underflowed[i] = "underflow" in g(sigma[i] * nodes[None, :])[1]
+    if np.any(underflowed):
+        raise ValueError(f"the activation {g.name} underflows at the scale of units "
+                         f"{_units(underflowed)} (pre-activations of order "
+                         f"{_order(log10[underflowed][0])}): its values there are lost to "
+                         "floating point (subnormal, or all zero with numpy's underflow flag "
+                         "raised), so the feature is not representable")
+    alive = f > 0
+    f = np.where(alive, f, 1.0)
+    with np.errstate(under="ignore"):                 # the far nodes' negligible terms
+        unit = values / f[:, None]
+        e = (unit * nodes[None, :]) @ weights                      # E[z g̃(σz)]
+        K = np.diag((unit**2) @ weights)
+    rho = _unit_correlations(C, unit_variances)
     rows, cols = np.triu_indices(C.shape[0], k=1)
     w2 = np.outer(weights, weights)
     chunk = max(1, _QUADRATURE_CHUNK // len(nodes) ** 2)
     for start in range(0, len(rows), chunk):
         i, j = rows[start:start + chunk], cols[start:start + chunk]
-        p = rho[i, j][:, None, None]
-        second = scale[j][:, None, None] * (p * nodes[None, :, None]
-                                            + np.sqrt(1 - p**2) * nodes[None, None, :])
-        K[i, j] = np.einsum("pa,pab,ab->p", values[i], g(second), w2)
+        p, scale_j = rho[i, j], sigma[j]
+        with np.errstate(under="ignore"):         # σ_j p t_a, each within an ulp of σ_j
+            second, flags = g((scale_j * p)[:, None, None] * nodes[None, :, None]
+                              + (scale_j * np.sqrt(1 - p**2))[:, None, None]
+                              * nodes[None, None, :])
+        _check_finite(g, second, flags, j, log10)
+        # a feature zero at every node has K̃_jj = 0, hence a zero row (Cauchy–Schwarz),
+        # though g may not vanish at the farther two-dimensional nodes; an overflow (g far
+        # larger there than at the nodes) is caught below
+        with np.errstate(under="ignore", over="ignore"):
+            second = second * (alive[j] / f[j])[:, None, None]
+            K[i, j] = np.einsum("pa,pab,ab->p", unit[i], second, w2)
     K = np.triu(K) + np.triu(K, 1).T
-    return K, e
+    if not np.all(np.isfinite(K)):
+        raise ValueError(f"the activation {g.name} grows too fast for quadrature at this "
+                         "scale (its kernel overflows after normalisation)")
+    coefficient = np.divide(e, np.sqrt(unit_variances), out=np.zeros_like(e), where=live)
+    return K, BS.T * coefficient[None, :], f
+
+
+def _check_finite(g: _UserActivation, values: np.ndarray, flags: set, units: np.ndarray,
+                  log10: np.ndarray):
+    """Refuse non-finite ``values`` of g: one row of nodes per entry of ``units`` (the unit
+    whose pre-activations they are; ``log10``: every unit's log10 σ)."""
+    bad = ~np.all(np.isfinite(values.reshape(len(units), -1)), axis=1)
+    if np.any(bad):
+        first = units[bad][0]
+        what = ("overflows" if "overflow" in flags else
+                "returns non-finite values (inf or NaN)")
+        raise ValueError(f"the activation {g.name} {what} at the scale of units "
+                         f"{sorted(set(units[bad].tolist()))[:10]} (pre-activations of "
+                         f"order {_order(log10[first])})")
 
 
 def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarray, np.ndarray]:
@@ -173,8 +359,10 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
         Encoder.
     activation : {"sign", "erf", "relu", "linear"}, callable or sympy expression
         ``"erf"`` is ``erf(x/√2)``.  The named ones use closed forms (arcsine kernel,
-        arc-cosine kernel); a vectorised callable or a sympy expression in one symbol
-        is integrated by Gauss–Hermite quadrature.
+        arc-cosine kernel) and take any scale; a vectorised callable or a sympy
+        expression in one symbol is integrated by Gauss–Hermite quadrature (48 nodes per
+        axis) and takes any scale at which its pre-activations, and its values there,
+        are representable.
     covariance : array_like, shape (d, d), optional
         Input covariance ``Σ`` (positive semi-definite); identity by default.
 
@@ -187,9 +375,11 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
     ------
     ValueError
         Bad shapes, a non-PSD covariance, (for ``sign``) a unit whose pre-activation has
-        zero variance (a zero row, or a row in the null space of Σ), or kernels that
-        over- or underflow (rows times √Σ beyond ~1e±154; :func:`optimal_risk`,
-        :func:`optimal_decoder` and :func:`population_risk` take any scale).
+        zero variance (a zero row, or a row in the null space of Σ), the errors of a
+        user-supplied activation listed in :func:`optimal_risk`, or kernels that over-
+        or underflow (named: rows times √Σ beyond ~1e±154; user-supplied: the features'
+        largest values squared beyond ~1e±308; :func:`optimal_risk`,
+        :func:`optimal_decoder` and :func:`population_risk` factor the scales out).
 
     Examples
     --------
@@ -202,37 +392,21 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
            [0. , 0.5]])
     """
     B = _check_encoder(B)
-    d = B.shape[1]
-    cov = _check_covariance(covariance, d)
-    if isinstance(activation, str):
-        if activation not in NAMED_ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}: expected one of "
-                             f"{NAMED_ACTIVATIONS}, a callable or a sympy expression")
-        K_unit, H_unit, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            K, H = kappa * (f[:, None] * K_unit * f[None, :]), eta * (H_unit * f[None, :])
-        _check_representable(K, H, activation)
-        if np.any((K == 0) & (K_unit != 0)) or np.any((H == 0) & (H_unit != 0)):
-            raise ValueError(f"the kernels of {activation} underflow at the scale of this "
-                             "encoder and covariance (rows times √Σ below ~1e-154); "
-                             "optimal_risk, optimal_decoder and population_risk take any scale")
-        return K, H
-    BS = _RightProduct(cov)(B)                                    # rows Σ b_i
-    C = BS @ B.T
-    C = 0.5 * (C + C.T)
-    v = np.diag(C)
-    K, e = _quadrature_moments(C, _as_callable(activation))
-    coefficient = np.divide(e, v, out=np.zeros_like(v), where=v > 0)
-    K, H = K, BS.T * coefficient[None, :]
-    _check_representable(K, H, "this activation")
-    return K, H
-
-
-def _check_representable(K, H, name):
+    cov = _check_covariance(covariance, B.shape[1])
+    K_unit, H_unit, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        K, H = kappa * (f[:, None] * K_unit * f[None, :]), eta * (H_unit * f[None, :])
+    named = isinstance(activation, str)
+    name, size = ((activation, "rows times √Σ") if named
+                  else ("this activation", "its largest values at the nodes squared"))
+    remedy = "optimal_risk, optimal_decoder and population_risk factor the scales out"
     if not (np.all(np.isfinite(K)) and np.all(np.isfinite(H))):
         raise ValueError(f"the kernels of {name} overflow at the scale of this encoder and "
-                         "covariance (rows times √Σ beyond ~1e154); optimal_risk, "
-                         "optimal_decoder and population_risk take any scale")
+                         f"covariance ({size} beyond ~1e{154 if named else 308}); {remedy}")
+    if np.any((K == 0) & (K_unit != 0)) or np.any((H == 0) & (H_unit != 0)):
+        raise ValueError(f"the kernels of {name} underflow at the scale of this encoder and "
+                         f"covariance ({size} below ~1e-{154 if named else 308}); {remedy}")
+    return K, H
 
 
 def _check_sign_variances(B: np.ndarray, unit_variances: np.ndarray, bound: np.ndarray) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._common import (ARCSINE_EXCESS, NAMED_ACTIVATIONS, _check_covariance, _check_encoder,
+from ._common import (ARCSINE_EXCESS, _check_covariance, _check_encoder,
                       _check_matrix, _check_rate, _trace)
-from .kernels import _kernel_factors, activation_kernels
+from .kernels import _kernel_factors
 
 # --------------------------------------------------------------------------- risks
 def _solve_psd(K: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -26,11 +26,6 @@ def _solve_psd(K: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return vectors @ (inverse[:, None] * (vectors.T @ rhs))
 
 
-def _named(activation) -> bool:
-    """Whether the activation has closed-form kernels (then taken at any scale)."""
-    return isinstance(activation, str) and activation in NAMED_ACTIVATIONS
-
-
 def population_risk(A, B, activation="sign", covariance=None) -> float:
     """Population risk ``E‖x − A σ(Bx)‖² / d`` for ``x ~ N(0, Σ)``, in closed form.
 
@@ -47,6 +42,11 @@ def population_risk(A, B, activation="sign", covariance=None) -> float:
     -------
     float
 
+    Raises
+    ------
+    ValueError
+        As :func:`optimal_risk`, or where the risk itself overflows.
+
     Examples
     --------
     >>> round(population_risk(np.sqrt(2 / np.pi) * np.eye(2), np.eye(2)), 6)   # 1 − 2/π
@@ -58,17 +58,13 @@ def population_risk(A, B, activation="sign", covariance=None) -> float:
     n, d = B.shape
     A = _check_matrix("decoder A", A, (d, n))
     cov = _check_covariance(covariance, d)
-    if _named(activation):
-        # K = κ f fᵀ ∘ K̃, H = η H̃ diag(f): the decoder meets the features' scale f first
-        # (an optimal decoder of rows 1e-200 is 1e200, its features 1e-200)
-        K, H, f, kappa, eta, scale, unit_cov = _kernel_factors(B, activation, cov)
-        with np.errstate(over="ignore", invalid="ignore"):
-            Af = A * f[None, :]
-            risk = scale * ((_trace(unit_cov, d) - 2 * (eta / scale) * np.sum(Af * H)
-                             + (kappa / scale) * np.sum((Af @ K) * Af)) / d)
-    else:
-        K, H = activation_kernels(B, activation, cov)
-        risk = (_trace(cov, d) - 2 * np.sum(A * H) + np.sum((A @ K) * A)) / d
+    # K = κ f fᵀ ∘ K̃, H = η H̃ diag(f): the decoder meets the features' scale f first
+    # (an optimal decoder of rows 1e-200 is 1e200, its features 1e-200)
+    K, H, f, kappa, eta, scale, unit_cov = _kernel_factors(B, activation, cov)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Af = A * f[None, :]
+        risk = scale * ((_trace(unit_cov, d) - 2 * (eta / scale) * np.sum(Af * H)
+                         + (kappa / scale) * np.sum((Af @ K) * Af)) / d)
     if not np.isfinite(risk):
         raise ValueError("the risk overflows at the scale of this decoder, encoder and "
                          "covariance")
@@ -99,19 +95,17 @@ def optimal_decoder(B, activation="sign", covariance=None) -> np.ndarray:
     Raises
     ------
     ValueError
-        As :func:`activation_kernels`, or where the decoder itself is beyond the range of
+        As :func:`optimal_risk`, or where the decoder itself is beyond the range of
         floating point (rows or covariance at scales of 1e±300).
     """
-    if not _named(activation):
-        K, H = activation_kernels(B, activation, covariance)
-        return _solve_psd(K, H.T).T
     B = _check_encoder(B)
     cov = _check_covariance(covariance, B.shape[1])
     # A* = H K⁺ = (η/κ) H̃ K̃⁺ diag(1/f) (kernels.py: _kernel_factors)
     K, H, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
     unit = _solve_psd(K, H.T).T
-    # a feature that is identically zero (a zero row, a row in Σ's null space) gets a zero
-    # column, as from the pseudo-inverse; one whose scale f underflowed is not representable
+    # a feature that is identically zero (a zero row, a row in Σ's null space, a dead unit
+    # of a user-supplied activation) gets a zero column, as from the pseudo-inverse; one
+    # whose scale f underflowed is not representable
     null = np.diag(K) == 0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         decoder = (eta / kappa) * unit / np.where(null, 1.0, f)[None, :]
@@ -134,18 +128,34 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
     -------
     float
 
+    Raises
+    ------
+    ValueError
+        Bad shapes, a non-PSD covariance, an unknown activation, (sign) a unit of zero
+        variance; for a user-supplied activation (kernels.py, ``_quadrature_factors``):
+        pre-activations whose standard deviation is not a normal floating-point number
+        (below ~1e-308, or above ~1e307), an activation that overflows or returns
+        non-finite values at them (x³ at 1e120), one whose values there are lost to
+        underflow (x³ at 1e-200; a unit that is exactly zero without underflow, relu(x − 1)
+        at 1e-200, is a dead unit instead), and a callable that raises or returns a wrong
+        shape, complex or non-numeric values.
+
     Notes
     -----
-    For the named activations the scales of ``B``'s rows and of ``Σ`` are factored out
-    first, so that any representable scale, and rows of very different scales, give the
-    right number (the kernels themselves under- or overflow at 1e±154, and rows of scales
-    1e-5 and 1e5 made K too ill-conditioned for the pseudo-inverse; kernels.py,
-    ``_kernel_factors``): ``risk(B, sΣ') = s·risk(√s B, Σ')`` for every activation
-    (x = √s x'), and the optimal decoder absorbs any rescaling of a feature, so for the
-    positively homogeneous ``sign``, ``relu`` and ``linear`` the rows of B can be
-    normalised; for
-    ``erf`` the feature ``erf(a λ'/√2)`` is divided by ``u = a/√(1 + a² v')``, which
-    leaves ``K̃ = (2/π) C' arcsin(z)/z`` with ``z = u_k u_l C'_kl`` (derived here).
+    The scales of ``B``'s rows and of ``Σ`` are factored out first, so that any
+    representable scale, and rows of very different scales, give the right number (the
+    kernels themselves under- or overflow at 1e±154, and rows of scales 1e-5 and 1e5 made
+    K too ill-conditioned for the pseudo-inverse; kernels.py, ``_kernel_factors``):
+    ``risk(B, sΣ') = s·risk(√s B, Σ')`` for every activation (x = √s x'), and the optimal
+    decoder absorbs any rescaling of a feature, so for the positively homogeneous
+    ``sign``, ``relu`` and ``linear`` the rows of B can be normalised; for ``erf`` the
+    feature ``erf(a λ'/√2)`` is divided by ``u = a/√(1 + a² v')``, which leaves
+    ``K̃ = (2/π) C' arcsin(z)/z`` with ``z = u_k u_l C'_kl`` (derived here).  A
+    user-supplied activation ``g`` must be evaluated at the true pre-activations
+    ``σ_i t`` (Gauss–Hermite nodes ``t``), so it takes any scale at which those are
+    representable: each feature is divided by its largest value at the nodes before
+    anything is squared (tanh at rows of 1e-200 is the linear risk, at 1e200 the
+    quadrature of sign).
 
     Examples
     --------
@@ -155,18 +165,16 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
     0.5
     >>> round(optimal_risk(1e-200 * np.eye(4)[:2], "erf"), 6)   # erf's linear regime
     0.5
+    >>> round(optimal_risk(1e-200 * np.eye(4)[:2], np.tanh), 6)   # so is tanh's
+    0.5
     """
     B = _check_encoder(B)
     d = B.shape[1]
     cov = _check_covariance(covariance, d)
-    if _named(activation):
-        K, H, _, _, _, scale, unit_cov = _kernel_factors(B, activation, cov)
-        explained = np.sum(H.T * _solve_psd(K, H.T))
-        # ≥ 0 (it is a mean square); −1e-16 relative is the rounding of the difference
-        return float(scale * max(_trace(unit_cov, d) - explained, 0.0) / d)
-    K, H = activation_kernels(B, activation, cov)
+    K, H, _, _, _, scale, unit_cov = _kernel_factors(B, activation, cov)
     explained = np.sum(H.T * _solve_psd(K, H.T))
-    return float((_trace(cov, d) - explained) / d)
+    # ≥ 0 (it is a mean square); −1e-16 relative is the rounding of the difference
+    return float(scale * max(_trace(unit_cov, d) - explained, 0.0) / d)
 
 # --------------------------------------------------------------------------- limits
 def sign_risk_lower_bound(r):
