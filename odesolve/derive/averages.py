@@ -199,8 +199,9 @@ def fused_pair_sources(expr, name_stem):
     Raises
     ------
     ValueError
-        For a pair placeholder called with other arguments (not a pair of units), or
-        one this process did not create.
+        For a pair placeholder called with other arguments (not a pair of units).
+    KeyError
+        For a placeholder this process did not create (as :func:`numeric_sources`).
     """
     groups = {}             # means -> {(f, h): index}
     where = {}

@@ -372,8 +372,9 @@ class _Tail:
         # inf/inf or inf − inf where a term of the integrand overflows (the expanded
         # derivatives of a logistic sigmoid beyond |λ| ≈ 709): a number, not a NaN, or an error
         message = (f"the quadrature of the Gaussian average {what} is not a number here: its "
-                   "integrand overflows to inf/inf at the nodes (the variance is too large "
-                   "for this activation's derivatives in floating point)")
+                   "integrand is NaN at some nodes: inf/inf where the activation's "
+                   "derivatives overflow (a variance or a mean too large for them in floating "
+                   "point), or order parameters that are not numbers")
         self.src.emit(ind, f"if {acc} != {acc}:")
         self.src.emit(ind + 1, f"raise QuadratureRangeError({message!r})")
 

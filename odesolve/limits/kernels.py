@@ -149,7 +149,12 @@ class _UserActivation:
             symbols = sorted(activation.free_symbols, key=str)
             if len(symbols) > 1:
                 raise ValueError(f"a sympy activation must depend on one symbol, got {symbols}")
-            self.function = sympy.lambdify(symbols or [sympy.Symbol("x")], activation, "numpy")
+            try:     # scipy for erf, gamma, Bessel functions, which numpy lacks
+                self.function = sympy.lambdify(symbols or [sympy.Symbol("x")], activation,
+                                               ["scipy", "numpy"])
+            except Exception as error:          # e.g. zoo: sympy's printer has no code
+                raise ValueError(f"the sympy activation {activation} has no numeric code "
+                                 f"({type(error).__name__}: {error})") from None
             self.name = f"sympy expression {activation}"
         elif callable(activation):
             self.function = activation
@@ -332,6 +337,16 @@ def _quadrature_factors(g: _UserActivation, BS: np.ndarray, C: np.ndarray,
     if not np.all(np.isfinite(K)):
         raise ValueError(f"the activation {g.name} grows too fast for quadrature at this "
                          "scale (its kernel overflows after normalisation)")
+    # every pair has its own product rule, so K̃ is PSD only up to their errors (3e-3 per
+    # entry at a kink); with many units on few inputs its small eigenvalues are below
+    # them, and K̃⁺ would amplify the errors into a negative risk: refuse, not clip
+    eigenvalues = np.linalg.eigvalsh(K)
+    if eigenvalues[0] < -1e-10 * max(eigenvalues[-1], 0.0):
+        raise ValueError(f"the quadrature kernel of the activation {g.name} is not positive "
+                         f"semi-definite (smallest eigenvalue {eigenvalues[0]:.2g} of "
+                         f"{eigenvalues[-1]:.2g}): with {len(f)} units the Gauss–Hermite "
+                         "errors exceed its small eigenvalues, so no risk computed from it "
+                         "is reliable; use fewer units or a named activation")
     coefficient = np.divide(e, np.sqrt(unit_variances), out=np.zeros_like(e), where=live)
     return K, BS.T * coefficient[None, :], f
 

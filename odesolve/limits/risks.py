@@ -137,8 +137,10 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
         (below ~1e-308, or above ~1e307), an activation that overflows or returns
         non-finite values at them (x³ at 1e120), one whose values there are lost to
         underflow (x³ at 1e-200; a unit that is exactly zero without underflow, relu(x − 1)
-        at 1e-200, is a dead unit instead), and a callable that raises or returns a wrong
-        shape, complex or non-numeric values.
+        at 1e-200, is a dead unit instead), a quadrature kernel that is not positive
+        semi-definite (many units on few inputs: the product rules' errors exceed its
+        small eigenvalues), and a callable that raises or returns a wrong shape, complex
+        or non-numeric values.
 
     Notes
     -----

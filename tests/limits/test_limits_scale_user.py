@@ -185,9 +185,11 @@ def test_dead_units_and_null_rows_are_zero_features():
     assert L.optimal_risk(rows, shifted, cov) == pytest.approx(L.optimal_risk(B[1:], shifted, cov),
                                                                rel=1e-12)
     assert np.all(L.optimal_decoder(rows, shifted, cov)[:, 0] == 0)
-    # the tails of the healthy units underflow (numpy's flag is up), the tiny unit's values
-    # are exact zeros without underflow: still a dead unit, wherever it stands
-    damped = lambda u: np.maximum(u - 1, 0) * np.exp(-np.abs(u))     # noqa: E731
+    # the tails of the healthy units underflow (numpy's flag is up: exp(−e^{|u|/100}) at
+    # the far nodes, |u| ≈ 900), the tiny unit's values are exact zeros without underflow:
+    # still a dead unit, wherever it stands (the damping is smooth on the nodes' scale,
+    # so the quadrature kernel is PSD; a bump of width 1 there is not, and is refused)
+    damped = lambda u: np.maximum(u - 1, 0) * np.exp(-np.exp(np.abs(u) / 100))  # noqa: E731
     for scales in ([1e-200, 1e2, 1e2], [1e2, 1e2, 1e-200]):
         rows = B * np.array(scales)[:, None]
         alive = rows[np.abs(rows).max(axis=1) > 1]
@@ -252,3 +254,29 @@ def test_kernels_beyond_floating_point_are_refused_but_the_risk_is_not():
         L.activation_kernels(1e60 * B0, cube, COV0)
     assert L.optimal_risk(1e60 * B0, cube, COV0) == pytest.approx(L.optimal_risk(B0, cube, COV0),
                                                                   rel=1e-12)
+
+
+def test_a_kernel_that_quadrature_makes_indefinite_is_refused():
+    """50 ReLU units on 5 inputs: the pairwise product rules' errors (≈3e-3 per entry)
+    exceed K̃'s small eigenvalues, which gave a negative risk (−0.0129 against the closed
+    form's 0.0026); the same units 5 at a time are fine (within 2e-3 of the closed form)."""
+    B = np.random.default_rng(0).normal(size=(50, 5))
+    relu = lambda x: np.maximum(x, 0)                              # noqa: E731
+    for call in (lambda: L.optimal_risk(B, relu), lambda: L.optimal_decoder(B, relu),
+                 lambda: L.population_risk(np.zeros((5, 50)), B, relu)):
+        with pytest.raises(ValueError, match="not positive semi-definite.*50 units"):
+            call()
+    assert L.optimal_risk(B[:5], relu) == pytest.approx(L.optimal_risk(B[:5], "relu"), abs=2e-3)
+
+
+def test_sympy_special_functions_and_expressions_without_code():
+    """erf, Bessel and gamma functions are evaluated through scipy (numpy has none of them);
+    zoo has no numeric code: one line, not a KeyError from sympy's printer."""
+    x = sympy.Symbol("x")
+    B = np.random.default_rng(1).normal(size=(3, 5))
+    assert L.optimal_risk(B, sympy.erf(x / sympy.sqrt(2))) == pytest.approx(
+        L.optimal_risk(B, "erf"), abs=1e-4)
+    # J0 is even: E[x J0(λ)] = 0, nothing is explained
+    assert L.optimal_risk(B, sympy.besselj(0, x)) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="no numeric code"):
+        L.optimal_risk(B, sympy.zoo * x)
