@@ -111,9 +111,10 @@ def _stein(j, erfs):
     E[t F(t)] = E[F'(t)]: each step trades a power of t for an erf derivative."""
     if j == 0:
         return _erf_base(erfs)
-    out = (j - 1) * _stein(j - 2, erfs) if j >= 2 else sympy.Integer(0)
-    if out is None:
+    lower = _stein(j - 2, erfs) if j >= 2 else sympy.Integer(0)
+    if lower is None:            # two erfs with offsets (a trained bias): not elementary
         return None
+    out = (j - 1) * lower
     for i, (a, b) in enumerate(erfs):
         others = erfs[:i] + erfs[i + 1:]
         part = _term_average(2 * a / sympy.sqrt(sympy.pi) * sympy.exp(-b ** 2), j - 1, -a ** 2, -2 * a * b,

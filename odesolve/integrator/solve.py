@@ -105,7 +105,9 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         run reached (an activation growing nearly as fast as the Gaussian decays).
     ValueError, TypeError
         For a bad learning rate, time span, method, bulk mode, tolerance, step or output
-        times (checked before any work, with the checks of the configuration).
+        times (checked before any work, with the checks of the configuration); and, at
+        the first evaluation, for a unit of zero pre-activation variance (a zero encoder
+        row) where the activation's averages divide by it (quadratures, ReLU's kink).
 
     Warns
     -----
@@ -154,6 +156,15 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     except QuadratureRangeError as err:
         # raised inside a compiled average, under the solver's frames: shown from here
         raise QuadratureRangeError(f"the ODE stopped: {err}") from None
+    except ZeroDivisionError:
+        # an average over λ ~ N(m, 0): quadratures standardise by √Q_kk, and closed forms
+        # with a kink (ReLU) divide by it; erf's are smooth there
+        flat = np.flatnonzero(np.diag(state.order_parameters().Q) <= 0).tolist()
+        where = (f"units {flat} have zero pre-activation variance Q_kk (zero encoder rows)"
+                 if flat else "a unit's pre-activation variance Q_kk reached 0")
+        raise ValueError(f"the right-hand side of {state.model.activation.name} divides by "
+                         f"zero: {where}, where its Gaussian averages are not defined in the "
+                         "form derived; start every unit from a nonzero weight") from None
     return traj
 
 

@@ -103,6 +103,15 @@ def _assert_drift_matches_sgd(model, rng):
     assert np.max(np.abs(z)) < 4.0, f"max |z| = {np.max(np.abs(z)):.2f}"
 
 
+@pytest.mark.parametrize("name", [_param(n) for n in ("gelu", "tanh", "sigmoid", "elu")])
+def test_a_trained_bias_derives_and_matches_the_sgd_step(name):
+    """With a trained bias the averages have means; GELU's stopped the derivation with a
+    TypeError (Stein's lemma on two offset erfs, which has no elementary form, returned
+    None into a product) instead of falling back to quadrature."""
+    _assert_drift_matches_sgd(Autoencoder(K=2, activation=CORPUS[name][0], bias="trained"),
+                              _rng("rhs-bias", name))
+
+
 @pytest.mark.parametrize("name", list(POWERS_OF_ABS))
 def test_powers_of_abs_derive_and_match_the_sgd_step(name):
     """|x|^p: its derivatives carry their steps inside roots (g'' = p(p−1)|x|^(p−2), locally

@@ -87,3 +87,21 @@ def test_make_report_writes_the_file_atomically(tmp_path):
     assert "*Not run yet (`--only finite_size`).*" in text
     assert (tmp_path / "sections.quick" / "euler_parity.md").exists()
     assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*/.*.tmp"))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_a_zero_encoder_row_is_a_clear_error_where_its_averages_divide_by_zero(activation):
+    """λ_k ~ N(0, 0) for a zero row: the quadratures standardise by √Q_kk and ReLU's closed
+    forms divide by it (a ZeroDivisionError from numba before); erf's are smooth there."""
+    from odesolve import Autoencoder, State, integrate, spiked_covariance
+    spec = spiked_covariance(100, [1.5, 1.0], 0.05)
+    W = np.random.default_rng(0).normal(size=(2, 100))
+    W[1] = 0.0
+    V = np.random.default_rng(1).normal(size=(2, 100))
+    for act, fails in ((activation, True), ("erf", False)):
+        state = State.from_weights(Autoencoder(K=2, activation=act), spec, W, V)
+        if fails:
+            with pytest.raises(ValueError, match=r"units \[1\] have zero pre-activation variance"):
+                integrate(state, 0.5, 1.0)
+        else:
+            assert np.isfinite(integrate(state, 0.5, 1.0).error[-1])
