@@ -244,3 +244,20 @@ def test_average_symbols_are_the_generated_arguments():
                      if a.name in ("avg1_g1", "avg2_g0__g0")])
     assert single.free_symbols == {Q}
     assert pair.free_symbols == {Q1, Q2, C}
+
+
+def test_elu_closed_forms_do_not_cancel_at_large_variances():
+    """ELU's half-line averages were (erfc(u)/2 − 1)e^{2q} + e^{2q}: at q = 30, E[g²] came
+    out 0.359 (the e^{2q} ≈ 1e26 cancelled), not 15.39; mpmath at 50 digits pins them."""
+    import mpmath
+    act = resolve_activation(CORPUS["elu"][0])
+    g = lambda x: x if x > 0 else mpmath.expm1(x)                        # noqa: E731
+    for average in lower(False, "sgd", "none").averages():
+        if average.name != "avg1_g0_g0":
+            continue
+        value = family_average(act, average, False)
+        for q in (10.0, 30.0, 100.0):
+            with mpmath.workdps(50):
+                exact = mpmath.quad(lambda x: g(x)**2 * mpmath.npdf(x, 0, mpmath.sqrt(q)),
+                                    [-mpmath.inf, 0, mpmath.inf])
+            assert float(value.subs(Q, q)) == pytest.approx(float(exact), rel=1e-12)
