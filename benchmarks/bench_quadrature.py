@@ -20,7 +20,7 @@ from odesolve.testing.tables import machine, md_table
 from .bench_engine import ROOT, _run
 
 #: (label, activation as the user writes it)
-CASES = (("tanh", "tanh"), ("logistic sigmoid", "1/(1 + exp(-x))"), ("sin", "sin(x)"))
+CASES = (("tanh", "tanh"), ("logistic sigmoid", "1/(1 + exp(-x))"), ("SiLU", "x/(1 + exp(-x))"))
 
 
 def rows(baseline: Path):

@@ -1,7 +1,8 @@
 """Closed forms of Gaussian averages of activation functions (stage 2 of the pipeline).
 
 Every term ``x^k exp(αx² + βx) Π erf(ax + b) 1[x > r]`` of a 1-D average is reduced by
-completing the square to truncated normal moments, and erf factors are removed by
+completing the square to truncated normal moments (sin, cos, sinh and cosh of ``ax + b``
+enter as exponentials, complex for sin and cos, and the real part is kept), and erf factors are removed by
 Stein's lemma ``E[t F(t)] = E[F'(t)]`` down to ``E[erf(at + b)]`` and
 ``E[erf(a1 t) erf(a2 t)]`` (an arcsine); ``DiracDelta(x - r, n)`` terms give
 ``(-1)^n p^(n)(r)``, p the density.  In 2-D a delta factor is integrated exactly (its
@@ -156,18 +157,52 @@ def _delta_at(delta_term, weight, var):
     return delta_term / delta * (-1) ** n * sympy.diff(weight, var, n).subs(var, r)
 
 
+_TRIG = (sympy.sin, sympy.cos, sympy.sinh, sympy.cosh)
+
+
+def _is_linear_in_x(u):
+    return u.has(X) and u.is_polynomial(X) and sympy.degree(u, X) == 1
+
+
+def _trig_as_exponentials(expr):
+    """sin, cos, sinh and cosh of ``a x + b`` as exponentials (complex for sin and cos),
+    products distributed, so each term is ``x^k exp(αx² + βx + γ) …`` with complex β, γ."""
+    trig = lambda u: isinstance(u, _TRIG) and _is_linear_in_x(u.args[0])  # noqa: E731
+    if not expr.has(*_TRIG) or not any(trig(u) for u in sympy.preorder_traversal(expr)):
+        return expr
+    return sympy.expand_mul(expr.replace(trig, lambda u: u.rewrite(sympy.exp)))
+
+
+def _real_part(part):
+    """Re of one term's average.  The integrand is real, so E of the sum is the sum of
+    the real parts; a term whose real part sympy cannot write without I (erfc of a
+    complex argument: trig times a Heaviside) has no closed form here: None."""
+    if not part.has(sympy.I):
+        return part
+    # one exponential with an expanded exponent, so sympy splits it into modulus and phase
+    part = sympy.powsimp(part, combine="exp").replace(
+        lambda u: isinstance(u, sympy.exp), lambda u: sympy.exp(sympy.expand(u.args[0])))
+    part = sympy.re(part)
+    return None if part.has(sympy.I, sympy.re, sympy.im) else part
+
+
 @functools.lru_cache(maxsize=None)
 def _avg1(expr, mean, var):
-    """Closed form of E[expr(x)], x ~ N(mean, var), or None."""
+    """Closed form of E[expr(x)], x ~ N(mean, var), or None.
+
+    Trigonometric factors of a linear argument are complex exponentials, whose averages
+    complete the square like real ones (both sides are entire in β): E[e^{iax}] =
+    e^{iam − a²q/2}, exact at every variance where quadrature of the oscillation fails."""
     expr = normalize(expr.replace(sympy.erfc, lambda u: 1 - sympy.erf(u)))
     total = sympy.Integer(0)
-    for term in sympy.Add.make_args(expr):
+    for term in sympy.Add.make_args(_trig_as_exponentials(expr)):
         if term.has(sympy.DiracDelta):
             # integration variable distinct from _xo, on which mean may depend
             total += _delta_at(term, _density(_u, mean, var), _u)
             continue
         parsed = _parse_term(term)
         part = None if parsed is None else _term_average(*parsed, mean, var)
+        part = None if part is None else _real_part(part)
         if part is None:
             return None
         total += part

@@ -37,6 +37,11 @@ _NODES = 16  # Gauss-Legendre nodes per panel
 # Pre-activation values where activations of unit scale change shape: panels end
 # there (and at kinks), so g(m + sqrt(q) t) is resolved for small and large q alike.
 _FEATURES = (-8.0, -4.0, -1.0, -0.25, 0.0, 0.25, 1.0, 4.0, 8.0)
+# sin and cos of a x + b (without a closed form: sin(x)·tanh(x)) oscillate with the period
+# 2π/(|a| sd) in the standardised variable: no panel is longer than one period, since 16
+# nodes over many periods alias (sin(3x) + tanh(x) was 30% off at q = 100), and beyond
+# _MAX_PERIODS periods over [-L, L] the average raises QuadratureRangeError instead
+_MAX_PERIODS = 128
 _VAR_FLOOR = 1e-14  # conditional variances >= this times the variance (|corr| -> 1)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GX, _GW = np.polynomial.legendre.leggauss(_NODES)
@@ -195,7 +200,7 @@ def _vanishes(f, r) -> bool:
         return False
 
 
-def _emit_panels(src, ind, point_tuples, body, graded=None, soft=()):
+def _emit_panels(src, ind, point_tuples, body, graded=None, soft=(), step=None):
     """Gauss-Legendre loop over [-L, L] against the standard normal weight.
 
     Panels end at the uniform grid and at every point of the named tuples (in
@@ -206,7 +211,8 @@ def _emit_panels(src, ind, point_tuples, body, graded=None, soft=()):
     their number): on a panel that starts (else ends) at one of those points, the nodes
     are graded towards it (see _GRADING).  ``soft``: names of tuples of points that, like
     the uniform grid, only serve resolution; with ``graded`` they and the grid are not
-    used within _CLEARANCE of a graded point.
+    used within _CLEARANCE of a graded point.  ``step``: name of the longest panel allowed
+    (see :func:`_emit_period`).
     """
     lo, hi, k, g, p, hw, mid, i, t, w = (src.name(s) for s in ("lo", "hi", "k", "g", "p", "hw", "mid", "i", "t", "w"))
     src.emit(ind, f"{lo} = {-_L!r}")
@@ -241,6 +247,8 @@ def _emit_panels(src, ind, point_tuples, body, graded=None, soft=()):
             clear(ind + 3, p)
             src.emit(ind + 3, f"if {ok}:")
             src.emit(ind + 4, f"{hi} = {p}")
+    if step is not None:
+        src.emit(ind + 1, f"{hi} = min({hi}, {lo} + {step})")
     src.emit(ind + 1, f"{hw} = 0.5 * ({hi} - {lo})")
     src.emit(ind + 1, f"{mid} = 0.5 * ({hi} + {lo})")
     if graded is not None:
@@ -276,6 +284,36 @@ def _emit_panels(src, ind, point_tuples, body, graded=None, soft=()):
         src.emit(ind + 2, f"{w} *= math.exp(-0.5 * {t} * {t})")
     body(ind + 2, t, w)
     src.emit(ind + 1, f"{lo} = {hi}")
+
+
+def _frequency(expr):
+    """Largest |a| of the factors sin(a x + b), cos(a x + b) of ``expr`` (0 without any);
+    None when a sin or cos has an argument not linear in x (its period is not bounded:
+    sin(x²); such an average is not checked)."""
+    frequency = 0.0
+    for u in sympy.preorder_traversal(expr):
+        if isinstance(u, (sympy.sin, sympy.cos)) and u.args[0].has(X):
+            arg = u.args[0]
+            if not (arg.is_polynomial(X) and sympy.degree(arg, X) == 1):
+                return None
+            a = sympy.Poly(arg, X).coeff_monomial(X)
+            if not a.is_number:
+                return None
+            frequency = max(frequency, abs(float(a)))
+    return frequency
+
+
+def _emit_period(src, ind, rate, what):
+    """Emit the panel length cap of an oscillation of ``rate`` radians per standard
+    deviation (a code expression; see _MAX_PERIODS); returns its name."""
+    step = src.name("step")
+    message = (f"the quadrature of the Gaussian average {what} is not accurate here: its "
+               f"integrand oscillates through more than {_MAX_PERIODS} periods within "
+               f"{_L:g} standard deviations (a variance too large for this activation)")
+    src.emit(ind, f"{step} = {2 * math.pi!r} / max({rate}, 1e-300)")
+    src.emit(ind, f"if {step} * {_MAX_PERIODS} < {2 * _L!r}:")
+    src.emit(ind + 1, f"raise QuadratureRangeError({message[:300]!r})")
+    return step
 
 
 def _panel_points(src, ind, f, mean, sd, name):
@@ -337,7 +375,10 @@ def _emit_avg1(src, ind, exprs, mean, var, outs):
         for code, tail, acc in zip(_shared_code(src, i, integrands, {X: lam}), tails, accs):
             tail.add(i, t, f"{w} * ({code})", acc)
 
-    _emit_panels(src, ind, tuples, body, graded, soft=tuples[2:])
+    frequency, step = _frequency(integrands), None
+    if frequency:
+        step = _emit_period(src, ind, f"{frequency!r} * {sd}", f"E[f(λ)], f(x) = {sympy.sstr(integrands[0])}")
+    _emit_panels(src, ind, tuples, body, graded, soft=tuples[2:], step=step)
     for (_, out), tail, acc in zip(numeric, tails, accs):
         tail.check(ind, acc)
         src.emit(ind, f"{out} += {acc} * {_INV_SQRT_2PI!r}")
@@ -440,7 +481,13 @@ def _emit_regular_pairs(src, pairs, targets):
         for (f, h, _), tail, acc in zip(fused, tails, accs):
             tail.add(i, t, f"{w} * ({outer[f]}) * {inner[hs.index(h)]}", acc)
 
-    _emit_panels(src, 1, [*tuples, "bp_h"], body, graded, soft=tuples[2:])
+    # the outer integrand oscillates through f(λ1) and through the inner averages'
+    # conditional mean m2 + cs·t
+    f_rate, h_rate, step = _frequency(fs), _frequency(all_h), None
+    if f_rate is not None and h_rate is not None and (f_rate or h_rate):
+        step = _emit_period(src, 1, f"{f_rate!r} * s1 + {h_rate!r} * abs(cs)",
+                            f"E[f(λ1) h(λ2)], f(x) = {sympy.sstr(fs[0])}, h(x) = {sympy.sstr(hs[0])}")
+    _emit_panels(src, 1, [*tuples, "bp_h"], body, graded, soft=tuples[2:], step=step)
     for (_, _, target), tail, acc in zip(fused, tails, accs):
         tail.check(1, acc)
         src.emit(1, f"{target} += {acc} * {_INV_SQRT_2PI!r}")
