@@ -38,7 +38,9 @@ from scipy.optimize import minimize, root
 
 from .derive.averages import numeric_sources
 from .derive.equations import derive_equations
+from .errors import QuadratureRangeError
 from .spec.model import Autoencoder
+from .spec.special import exp_erfc
 
 __all__ = ["ReducedEquations", "reduced_equations", "FixedPoint", "fixed_point",
            "minimum_error"]
@@ -171,7 +173,8 @@ def _placeholder_functions(expr) -> dict:
     """Compiled numeric averages for the placeholders left in ``expr`` (if any)."""
     functions = {}
     for name, source in numeric_sources(expr).items():
-        namespace = {"math": __import__("math"), "np": np, "njit": numba.njit}
+        namespace = {"math": __import__("math"), "np": np, "njit": numba.njit,
+                     "QuadratureRangeError": QuadratureRangeError, "exp_erfc": exp_erfc}
         exec(compile(source, f"<odesolve average {name}>", "exec"), namespace)
         functions[name] = namespace[name]
     return functions

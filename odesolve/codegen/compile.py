@@ -48,7 +48,7 @@ import sympy as sp
 from ..derive import averages, closed_form, quadrature, structure
 from ..derive.averages import family_average, fused_pair_sources, numeric_sources
 from ..derive.equations import Equations, derive_equations
-from ..spec import activations
+from ..spec import activations, special
 from ..spec.activations import NumbaPrinter
 from ..spec.model import Autoencoder
 from . import inline
@@ -126,7 +126,7 @@ def _fingerprint() -> str:
     :func:`~odesolve.codegen.emit.fingerprint`, of the emitter and the package version):
     editing any of them (a new closed form, a changed template) invalidates every cached
     module."""
-    files = [Path(m.__file__) for m in (activations, averages, closed_form, quadrature,
+    files = [Path(m.__file__) for m in (activations, special, averages, closed_form, quadrature,
                                         structure, inline)]
     return emit_fingerprint(*(f.read_text() for f in files + [Path(__file__), _TEMPLATE]))
 

@@ -43,9 +43,9 @@ of an undefined sympy function, one name per integrand (the hash is of the
 normalized f, h, so equal integrands share a function; zero means are passed as
 0).  :func:`numeric_sources` finds the placeholders in any expression tree and
 returns ``{name: source}``; each source defines one ``@njit`` function of that
-name using only ``math`` and ``njit`` from the host module, so the generator pastes
-it after ``import math`` / ``from numba import njit`` and prints placeholders as
-plain calls.  Placeholders also evaluate through ``evalf`` and ``lambdify``
+name using only ``math``, ``njit``, ``QuadratureRangeError`` and ``exp_erfc``
+(:mod:`odesolve.spec.special`) from the host module, so the generator pastes it after
+the template's imports and prints placeholders as plain calls.  Placeholders also evaluate through ``evalf`` and ``lambdify``
 (scalars).  The registry lives in the process that created the placeholders.
 
 >>> import math, sympy
@@ -79,6 +79,7 @@ from sympy.core.function import AppliedUndef
 from sympy.utilities.lambdify import implemented_function
 
 from ..spec.activations import X, as_expression, normalize
+from ..spec.special import stable_exp_erfc
 from .closed_form import closed_form_available, gaussian_average_1, gaussian_average_2
 from .quadrature import (fused_average_source, log_abs, numeric_average, numeric_average_1,
                          numeric_average_source, singular_order)
@@ -310,13 +311,7 @@ def family_average(activation, average, with_means: bool, mode=None):
         (Q1, M1 if with_means else zero), (Q2, M2 if with_means else zero))
     value = _average_of(activation, average, (average.own, average.other or ()), fields, C,
                         mode, _BY_PARTS_DEPTH)
-    # (erfc(u)/2 − 1)·e^{2q} + e^{2q} (ELU's half line) cancels e^{2q} in floating point:
-    # 0.359 for E[g²] at q = 30, not 15.39.  Products distributed (only: a full expand
-    # splits exp(a − b) into exp(a)·exp(−b), which overflows where the exponents are
-    # large and nearly cancel), the like terms cancel exactly and e^{2q} erfc(√(2q))/2 is
-    # left, accurate while e^{2q} is finite (q < 354)
-    return value.replace(lambda t: isinstance(t, sympy.Mul) and t.has(sympy.erfc),
-                         sympy.expand_mul)
+    return stable_exp_erfc(value)
 
 
 #: Integrations by parts one average may take (|x|^0.75 needs one, |x|^1.5 two).

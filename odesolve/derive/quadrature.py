@@ -17,7 +17,8 @@ import numpy as np
 import sympy
 
 from ..errors import QuadratureRangeError
-from ..spec.activations import X, as_expression, normalize, print_code
+from ..spec.activations import X, as_expression, normalize, print_code, step_regions
+from ..spec.special import exp_erfc, stable_exp_erfc
 from .closed_form import _avg1, _c, _density, _m1, _m2, _q1, _q2, _split_delta
 
 # --------------------------------------------------------------------------- #
@@ -65,19 +66,36 @@ class _Source:
 
 def _code(expr, names):
     """Source of ``expr`` with symbols renamed to local variable names."""
-    return print_code(as_expression(expr).xreplace({s: sympy.Symbol(n) for s, n in names.items()}))
+    return print_code(stable_exp_erfc(as_expression(expr).xreplace({s: sympy.Symbol(n) for s, n in names.items()})))
 
 
 def _shared_code(src, ind, exprs, names):
     """Sources of ``exprs`` (symbols renamed as in :func:`_code`) after emitting their
     common subexpressions as locals: the averages fused into one pass share the
-    activation's values at a node (tanh, 1 − tanh², ... evaluate tanh once)."""
-    renamed = [as_expression(e).xreplace({s: sympy.Symbol(n) for s, n in names.items()})
+    activation's values at a node (tanh, 1 − tanh², ... evaluate tanh once).  With
+    steps, each region between them is a branch of its own (see
+    :func:`~odesolve.spec.activations.by_regions`), whose locals are computed there only
+    (√(−λ) of |λ|^2.5 is not evaluated at λ > 0)."""
+    renamed = [stable_exp_erfc(as_expression(e).xreplace({s: sympy.Symbol(n) for s, n in names.items()}))
                for e in exprs]
     if len(renamed) == 1:
         return [print_code(renamed[0])]
-    renamed = _integer_exponentials(src, ind, renamed, [sympy.Symbol(n) for n in names.values()])
-    replacements, reduced = sympy.cse(renamed, symbols=sympy.numbered_symbols(src.name("cse") + "_"),
+    variables = [sympy.Symbol(n) for n in names.values()]
+    regions = step_regions(renamed)
+    if regions is None:
+        return _common_subexpressions(src, ind, renamed, variables)
+    outs = [src.name("value") for _ in renamed]
+    for i, (condition, pieces) in enumerate(regions):
+        src.emit(ind, "else:" if condition is None else f"{'if' if i == 0 else 'elif'} {print_code(condition)}:")
+        for out, code in zip(outs, _common_subexpressions(src, ind + 1, pieces, variables)):
+            src.emit(ind + 1, f"{out} = {code}")
+    return outs
+
+
+def _common_subexpressions(src, ind, exprs, variables):
+    """Sources of ``exprs`` after emitting their common subexpressions as locals."""
+    exprs = _integer_exponentials(src, ind, exprs, variables)
+    replacements, reduced = sympy.cse(exprs, symbols=sympy.numbered_symbols(src.name("cse") + "_"),
                                       optimizations="basic")
     for symbol, value in replacements:
         src.emit(ind, f"{symbol} = {print_code(value)}")
@@ -599,7 +617,7 @@ def fused_average_source(pairs, func_name, scalar=False):
 def _compiled(kind, f, h, jit):
     source = numeric_average_source(kind, f, h, "average")
     namespace = {"math": math, "njit": numba.njit if jit else (lambda fn: fn),
-                 "QuadratureRangeError": QuadratureRangeError}
+                 "QuadratureRangeError": QuadratureRangeError, "exp_erfc": exp_erfc}
     exec(compile(source, "<odesolve.derive.averages>", "exec"), namespace)
     return namespace["average"]
 

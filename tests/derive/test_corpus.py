@@ -246,18 +246,29 @@ def test_average_symbols_are_the_generated_arguments():
     assert pair.free_symbols == {Q1, Q2, C}
 
 
-def test_elu_closed_forms_do_not_cancel_at_large_variances():
+def test_elu_closed_forms_do_not_cancel_or_overflow_at_large_variances():
     """ELU's half-line averages were (erfc(u)/2 − 1)e^{2q} + e^{2q}: at q = 30, E[g²] came
-    out 0.359 (the e^{2q} ≈ 1e26 cancelled), not 15.39; mpmath at 50 digits pins them."""
+    out 0.359 (the e^{2q} ≈ 1e26 cancelled), not 15.39; and as e^{2q}·erfc(√(2q))/2 the
+    generated code gave NaN (inf·0) from q ≈ 354 on.  mpmath at 50 digits pins the sympy
+    value and the generated function, up to q = 10³; the pair average E[g(λ1) g(λ2)] at
+    q = 400 against a 2-D mpmath quadrature."""
     import mpmath
     act = resolve_activation(CORPUS["elu"][0])
     g = lambda x: x if x > 0 else mpmath.expm1(x)                        # noqa: E731
-    for average in lower(False, "sgd", "none").averages():
-        if average.name != "avg1_g0_g0":
-            continue
-        value = family_average(act, average, False)
-        for q in (10.0, 30.0, 100.0):
-            with mpmath.workdps(50):
-                exact = mpmath.quad(lambda x: g(x)**2 * mpmath.npdf(x, 0, mpmath.sqrt(q)),
-                                    [-mpmath.inf, 0, mpmath.inf])
-            assert float(value.subs(Q, q)) == pytest.approx(float(exact), rel=1e-12)
+    average = next(a for a in lower(False, "sgd", "none").averages() if a.name == "avg1_g0_g0")
+    value = family_average(act, average, False)
+    module = compile_model(Autoencoder(K=2, activation=act.expr)).module
+    for q in (10.0, 30.0, 100.0, 400.0, 1000.0):
+        with mpmath.workdps(50):
+            exact = float(mpmath.quad(lambda x: g(x)**2 * mpmath.npdf(x, 0, mpmath.sqrt(q)),
+                                      [-mpmath.inf, 0, mpmath.inf]))
+        assert float(value.subs(Q, q)) == pytest.approx(exact, rel=1e-12)
+        assert module.avg1_g0_g0(q, 0.0) == pytest.approx(exact, rel=1e-12)
+    q, c = 400.0, 360.0
+    s, v = math.sqrt(q), math.sqrt(q - c * c / q)
+
+
+    def inner(t):      # E[g(λ2) | λ1 = s t], split at λ2's kink
+        return mpmath.quad(lambda u: g(c / s * t + v * u) * mpmath.npdf(u), [-12, -c / s * t / v, 12])
+    exact = float(mpmath.quad(lambda t: g(s * t) * inner(t) * mpmath.npdf(t), [-12, 0, 12]))
+    assert module.avg2_g0__g0(q, q, c, 0.0, 0.0) == pytest.approx(exact, rel=1e-9)

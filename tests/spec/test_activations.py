@@ -163,6 +163,24 @@ def test_steps_are_zero_at_the_origin_numerically():
     assert relu.derivative(1).subs(X, 0) == sympy.Rational(1, 2)
 
 
+def test_steps_are_resolved_by_region_without_cancellation():
+    """ELU's canonical form x H(x) − eˣ H(x) + eˣ + H(x) − 1 cancels eˣ in floating point:
+    g(40) came out 40 ± 2 (eˣ ≈ 2e17) and g(800) NaN.  The numpy and numba back ends
+    evaluate each region's own expression (x above 0, eˣ − 1 below; 0 at a step's
+    point), exact at any x."""
+    elu = resolve_activation("Piecewise((x, x > 0), (exp(x) - 1, True))")
+    points = np.array([-800.0, -30.0, -0.5, 0.0, 1e-9, 40.0, 800.0])
+    expected = np.array([-1.0, math.exp(-30.0) - 1, math.exp(-0.5) - 1, 0.0, 1e-9, 40.0, 800.0])
+    np.testing.assert_array_equal(elu.numpy(points), expected)
+    scalar = _exec(elu.numba_source(0, "g"), "g", jit=True)
+    np.testing.assert_array_equal([scalar(p) for p in points], expected)
+    # hard tanh: three regions, its steps 0 at their points
+    hard = resolve_activation("Min(Max(x, -1), 1)")
+    np.testing.assert_array_equal(hard.numpy(np.array([-3.0, -1.0, 0.5, 1.0, 3.0])),
+                                  [-1.0, -1.0, 0.5, 1.0, 1.0])
+    np.testing.assert_array_equal(hard.numpy_derivative(1)(np.array([-1.0, 0.0, 1.0])), [0.0, 1.0, 1.0])
+
+
 def test_constant_derivative_broadcasts():
     lin = resolve_activation("linear")
     np.testing.assert_array_equal(lin.numpy_derivative(1)(np.zeros(3)), np.ones(3))
