@@ -11,7 +11,7 @@ from .._checks import check_choice, check_cost, check_integer, check_positive, c
 from .._progress import PaceNotice, progress_bar
 from .._threads import one_blas_thread
 from ..codegen import compile_model
-from ..errors import DivergenceError, QuadratureRangeError
+from ..errors import DivergenceError, QuadratureRangeError, RegimeWarning
 from ..fluctuations import fluctuation_correction
 from ..protocols import Protocol, as_protocol, noise_floor
 from ..state import State, order_parameters_of
@@ -22,6 +22,7 @@ from .events import (NEWTON_STEPS, _error_slope, _first_crossings, _first_times,
 from .flow import (NORM_LIMIT, _check_start, _error_function, _FlowArguments, _NotFinite, _rhs,
                    _Runaway, _runaway_cause, _solver_callback)
 from .grid import _check_span, _check_t_eval, default_atol, time_grid
+from .regime import regime_notes
 from .rkc import RKC
 
 METHODS = ("auto", "LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF", "RKC", "euler")
@@ -111,6 +112,10 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
 
     Warns
     -----
+    RegimeWarning
+        Before any work, for a state, learning rate and protocol at which finite-D SGD
+        may not follow the D → ∞ equations (η/D, η·s_max/D, η·σ²·t/D too large:
+        :func:`odesolve.integrator.regime.regime_notes`); the curve is still the theory's.
     CostWarning
         Once, when after 20 s the time still to go at the pace so far exceeds a minute
         (an adaptive solver's cost is set by the flow's stiffness, unknown beforehand).
@@ -128,6 +133,8 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     """
     lr, t0, t1, t_eval, rtol, atol, protocol = _checked(
         state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, protocol, finite_size)
+    for note in regime_notes(state.spectrum, lr, protocol, t_eval, bulk):
+        warnings.warn(RegimeWarning(note), stacklevel=2)
     compiled = compile_model(state.model)
     if method == "auto":
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
@@ -197,9 +204,12 @@ def _checked(state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, 
     if dt is not None and check_positive("dt", dt) > t1 - t0:
         raise ValueError(f"dt must be at most the time span {t1 - t0:g}, got {dt!r}")
     if t_eval is None:
-        t_eval = time_grid(t1, check_integer("n_points", n_points, minimum=2), t0=t0)
+        n_points = check_integer("n_points", n_points, minimum=2)
+        _check_output_size(state, n_points)
+        t_eval = time_grid(t1, n_points, t0=t0)
     else:
         t_eval = _check_t_eval(t_eval, t0, t1)
+        _check_output_size(state, t_eval.size)
     if method == "euler":
         steps = (t1 - t0) / (dt or 1.0 / state.spectrum.D)
         size = state.to_vector().size
@@ -215,6 +225,14 @@ def _checked(state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, 
         raise ValueError("method='euler' takes a constant learning rate: use an adaptive "
                          "method with a schedule")
     return lr, t0, t1, t_eval, rtol, atol, protocol
+
+
+def _check_output_size(state, n_times):
+    """Refuse, before any work, a trajectory beyond memory: the state vector and the order
+    parameters (Q, R, T, T0, K × K each) at every output time, in float64."""
+    K, size = state.model.K, state.to_vector().size
+    check_cost(f"integrate: {n_times} output times of {size} state variables (K = {K})",
+               nbytes=8.0 * n_times * (size + 4 * K * K + K))
 
 
 def _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):

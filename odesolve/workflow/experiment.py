@@ -21,6 +21,7 @@ from simulations import simulate
 from .._progress import progress_bar
 from ..errors import DivergenceError, RegimeWarning
 from ..integrator import integrate
+from ..integrator.regime import regime_notes
 from .config import Config
 from .problem import Problem, build_problem
 from .results import assemble_dataset
@@ -70,12 +71,6 @@ def run_experiment(config: Config, *, progress: bool = False) -> xr.Dataset:
     return dataset
 
 
-#: The D → ∞ equations hold while η/D is small: above this SGD's own noise and its
-#: stability limit (neither is in the equations) change the curve.
-MAX_LR_OVER_D = 0.1
-#: The strict closure (``bulk = "limit"``) drops the bulk eigenvalue σ²/D from the flow:
-#: harmless while the dropped term integrated over the run, η·σ²·t/D, is small.
-MAX_BULK_DRIFT = 0.5
 #: An SGD run whose error rises above this multiple of its initial error has diverged.
 SGD_RISE = 2.0
 #: An SGD run that ends farther than this fraction of the initial error from the theory
@@ -86,36 +81,10 @@ SGD_DEPARTURE = 0.2
 
 def regime_warnings(config: Config, problem: Problem) -> list[str]:
     """Messages, each with its number, for a run outside the regime where the theory is
-    exact: η/D above :data:`MAX_LR_OVER_D` (with a training protocol: the largest step
-    η(t)·c/D of a layer, and the decay per step η(t)·c·κ/D); for the strict closure (``bulk = "limit"``)
-    η·σ²·t/D above :data:`MAX_BULK_DRIFT`."""
-    notes = []
-    D, lr, t_max = problem.spectrum.D, config.train.lr, config.train.t_max
-    protocol = problem.protocol
-    if protocol.is_plain:
-        if lr / D > MAX_LR_OVER_D:
-            notes.append(f"η/D = {lr / D:.3g} > {MAX_LR_OVER_D:g}: the D → ∞ equations hold "
-                         f"for small η/D; finite-D SGD at η = {lr:g}, D = {D} may not follow "
-                         "them")
-    else:
-        # the largest step of the run: the schedule's peak on the recorded times, times
-        # the largest layer rate; a decay c·κ multiplies the weights by 1 − η c κ/D a step
-        peak = lr * max(float(protocol.schedule(t)) for t in [0.0, *problem.times])
-        for what, size in (("η(t)·c/D", peak * max(protocol.encoder_rate, protocol.decoder_rate,
-                                                     protocol.bias_rate) / D),
-                           ("η(t)·c·κ/D", peak * max(protocol.encoder_rate * protocol.encoder_decay,
-                                                      protocol.decoder_rate * protocol.decoder_decay) / D)):
-            if size > MAX_LR_OVER_D:
-                notes.append(f"the largest {what} of the protocol is {size:.3g} > "
-                             f"{MAX_LR_OVER_D:g}: the D → ∞ equations hold for small steps; "
-                             f"finite-D SGD at D = {D} may not follow them")
-    theory_spectrum = problem.theory_spectrum
-    drift = lr * theory_spectrum.bulk * t_max / D
-    if config.theory.bulk == "limit" and theory_spectrum.n_bulk and drift > MAX_BULK_DRIFT:
-        notes.append(f"η·σ²·t/D = {drift:.3g} > {MAX_BULK_DRIFT:g} at t = {t_max:g}: the strict "
-                     "closure (bulk = \"limit\") drops the bulk eigenvalue σ²/D, no longer "
-                     "negligible; use theory.bulk = \"finite\" for this D")
-    return notes
+    exact (:func:`odesolve.integrator.regime.regime_notes` of its theory spectrum, learning
+    rate, protocol, recording times and bulk closure: the notes ``integrate`` issues)."""
+    return regime_notes(problem.theory_spectrum, config.train.lr, problem.protocol,
+                        problem.times, config.theory.bulk)
 
 
 def _sgd_departures(dataset) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -659,6 +660,30 @@ def test_runs_inside_the_regime_do_not_warn(tmp_path, capsys):
     status, out, err = cli(capsys, "run", config_file(tmp_path), "--set", "seeds=1",
                            "--out", tmp_path / "o", "--no-plot", seconds=120)
     assert status == 0 and "warning" not in err
+
+
+@pytest.mark.parametrize("spikes, lr, t_max, number", [
+    ([100.0, 60.0], 1.0, 4.0, "η·s_max/D = 0.5"),     # SGD 67% off at 0.1 (integrator/regime.py)
+    ([1.5, 0.6], 50.0, 1.0, "η/D = 0.25"),
+    ([1.5, 0.6], 1.0, 5000.0, "η·σ²·t/D = 1.25"),
+])
+def test_integrate_warns_outside_the_exact_regime(spikes, lr, t_max, number):
+    """A theory-only run gets the regime notes of the workflow (it was silent at
+    η/D = 1000), before any work: the same function writes both."""
+    state = odesolve.State.random(LINEAR, odesolve.spiked_covariance(200, spikes, 0.05), 0.1, seed=0)
+    with pytest.warns(odesolve.RegimeWarning, match=re.escape(number)):
+        odesolve.integrate(state, lr, t_max)
+
+
+def test_integrate_inside_the_regime_does_not_warn(state):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", odesolve.RegimeWarning)
+        odesolve.integrate(state, 1.0, 10.0)
+
+
+def test_integrate_refuses_a_trajectory_beyond_memory(state):
+    with pytest.raises(ValueError, match="output times .* GiB of memory"):
+        odesolve.integrate(state, 1.0, 10.0, n_points=10**10)
 
 
 def test_euler_beyond_stability_warns_in_the_api(state):
