@@ -41,15 +41,24 @@ def _check_dimension(d) -> int:
     return int(d)
 
 
+def _whole_units(rate: np.ndarray, d: int) -> np.ndarray:
+    """The numbers of hidden units ``n = r·d`` of checked rates (any shape): integers up to
+    rounding, else a ValueError (a fractional count is no network; rounding it would
+    answer for another rate than the one asked)."""
+    units = rate * d
+    n = np.rint(units)
+    bad = (n < 1) | (np.abs(units - n) > 1e-9 * np.maximum(1.0, units))
+    if np.any(bad):
+        r_bad = float(np.ravel(rate)[np.flatnonzero(np.ravel(bad))[0]])
+        raise ValueError(f"r·d must be a positive integer number of hidden units, got "
+                         f"r = {r_bad:g}, d = {d} (r·d = {r_bad * d:g})")
+    return n.astype(int)
+
+
 def _hidden_units(d, r) -> tuple[int, int]:
     """Validate ``(d, r)`` and return ``(d, n)`` with ``n = r·d`` an integer."""
     d = _check_dimension(d)
-    rate = float(_check_rate(r))
-    n = int(round(rate * d))
-    if n < 1 or abs(rate * d - n) > 1e-9 * max(1.0, rate * d):
-        raise ValueError(f"r·d must be a positive integer number of hidden units, got "
-                         f"r = {rate:g}, d = {d} (r·d = {rate * d:g})")
-    return d, n
+    return d, int(_whole_units(float(_check_rate(r)), d))
 
 
 def _check_encoder(B) -> np.ndarray:

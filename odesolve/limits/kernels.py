@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 import sympy
 
+from ..spec.activations import BUILTIN_ACTIVATIONS, Activation, resolve_activation
 from ._common import (NAMED_ACTIVATIONS, _QUADRATURE_CHUNK, _QUADRATURE_ORDER, _RightProduct,
                       _check_covariance, _check_encoder)
 
@@ -78,7 +79,8 @@ def _kernel_factors(B, activation, cov):
     ----------
     B : ndarray, shape (n, d)
         Encoder (checked).
-    activation : {"sign", "erf", "relu", "linear"}, callable or sympy expression
+    activation : str, Activation, callable or sympy expression
+        Resolved by :func:`_resolve` (callers pass it on unresolved or resolved).
     cov : ndarray, shape (d, d), or None
         Covariance (checked), identity if None.
 
@@ -101,8 +103,8 @@ def _kernel_factors(B, activation, cov):
         An unknown activation, or the errors of :func:`_check_sign_variances` (sign) and
         of :func:`_quadrature_factors` (user-supplied).
     """
-    named = isinstance(activation, str) and activation in NAMED_ACTIVATIONS
-    g = None if named else _UserActivation(activation)
+    activation = _resolve(activation)
+    g = activation if isinstance(activation, _UserActivation) else None
     largest = 1.0 if cov is None else float(np.max(np.abs(cov)))
     scale = largest if largest > 0 else 1.0
     unit_cov = cov if cov is None else cov / scale
@@ -139,6 +141,30 @@ def _variance_bounds(unit_rows: np.ndarray, unit_cov: np.ndarray | None) -> np.n
     return np.sum((np.abs(unit_rows) @ np.abs(unit_cov)) * np.abs(unit_rows), axis=1)
 
 
+def _resolve(activation):
+    """A name of :data:`NAMED_ACTIVATIONS` (closed-form kernels) or a :class:`_UserActivation`.
+
+    Strings and :class:`~odesolve.Activation` objects are read by the model's own resolver
+    (:func:`odesolve.resolve_activation`), so that the limits take every activation an
+    :class:`~odesolve.Autoencoder` takes ("ReLU", "tanh", "x**2", "Max(0, x)"): one whose
+    function is that of a named one gets its closed forms, any other is integrated by
+    quadrature through its numpy code.  Sympy expressions and callables go to the
+    quadrature as they are (a sympy expression may use any one symbol).
+    """
+    if isinstance(activation, _UserActivation):
+        return activation
+    if not isinstance(activation, (str, Activation)):
+        return _UserActivation(activation)
+    try:
+        resolved = resolve_activation(activation)
+    except ValueError as error:
+        raise ValueError(f"{error}; the limits also take a vectorised callable") from None
+    for name in NAMED_ACTIVATIONS:
+        if resolved.expr == BUILTIN_ACTIVATIONS[name].expr:
+            return name
+    return _UserActivation(resolved)
+
+
 class _UserActivation:
     """A vectorised callable, or a sympy expression in one symbol, evaluated so that its
     failures (an exception, a wrong shape, complex or non-numeric values) become one-line
@@ -156,12 +182,18 @@ class _UserActivation:
                 raise ValueError(f"the sympy activation {activation} has no numeric code "
                                  f"({type(error).__name__}: {error})") from None
             self.name = f"sympy expression {activation}"
+        elif isinstance(activation, Activation):
+            # its numpy code evaluates steps region by region (no cancellation, no warning
+            # from a piece outside its region): the simulator's own evaluation of g
+            self.function = activation.numpy
+            self.name = repr(activation.name)
         elif callable(activation):
             self.function = activation
             self.name = getattr(activation, "__name__", None) or repr(activation)
         else:
-            raise ValueError(f"unknown activation {activation!r}: expected one of "
-                             f"{NAMED_ACTIVATIONS}, a callable or a sympy expression")
+            raise ValueError(f"unknown activation {activation!r}: expected a name or an "
+                             "expression in x as the model takes (e.g. 'relu', 'tanh', "
+                             "'x**2'), an Activation, a callable or a sympy expression")
 
     def __call__(self, points: np.ndarray) -> tuple[np.ndarray, set]:
         """Values at ``points`` (same shape; a scalar, as from a constant sympy expression,
@@ -372,10 +404,13 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
     ----------
     B : array_like, shape (n, d)
         Encoder.
-    activation : {"sign", "erf", "relu", "linear"}, callable or sympy expression
-        ``"erf"`` is ``erf(x/√2)``.  The named ones use closed forms (arcsine kernel,
-        arc-cosine kernel) and take any scale; a vectorised callable or a sympy
-        expression in one symbol is integrated by Gauss–Hermite quadrature (48 nodes per
+    activation : str, Activation, callable or sympy expression
+        Any activation :class:`~odesolve.Autoencoder` takes (a name such as ``"relu"`` or
+        ``"tanh"`` in any case, an expression in x such as ``"x**2"``, an Activation), a
+        vectorised callable or a sympy expression in one symbol.  ``"erf"`` is
+        ``erf(x/√2)``.  Sign, erf, relu and linear (by name or as an expression of the
+        same function, ``"Max(0, x)"``) use closed forms (arcsine kernel, arc-cosine
+        kernel) and take any scale; every other activation is integrated by Gauss–Hermite quadrature (48 nodes per
         axis) and takes any scale at which its pre-activations, and its values there,
         are representable.
     covariance : array_like, shape (d, d), optional
@@ -408,6 +443,7 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
     """
     B = _check_encoder(B)
     cov = _check_covariance(covariance, B.shape[1])
+    activation = _resolve(activation)
     K_unit, H_unit, f, kappa, eta, _, _ = _kernel_factors(B, activation, cov)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         K, H = kappa * (f[:, None] * K_unit * f[None, :]), eta * (H_unit * f[None, :])

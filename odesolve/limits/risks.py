@@ -6,7 +6,7 @@ import numpy as np
 import scipy.linalg
 
 from ._common import (ARCSINE_EXCESS, _check_covariance, _check_encoder,
-                      _check_matrix, _check_rate, _trace)
+                      _check_matrix, _check_rate, _trace, _whole_units)
 from .kernels import _kernel_factors
 
 # --------------------------------------------------------------------------- risks
@@ -224,8 +224,8 @@ def pca_risk(r, eigenvalues=None):
     Parameters
     ----------
     r : float or array_like
-        Rate(s) ``n/d``; ``n`` is rounded to the nearest integer when ``eigenvalues``
-        is given.
+        Rate(s) ``n/d``; with ``eigenvalues``, ``n = r·d`` must be a whole number of units
+        (as in :func:`tight_frame_encoder`).
     eigenvalues : array_like, optional
         Covariance spectrum (``d`` values); isotropic by default, where the risk is
         ``max(1 − r, 0)``.
@@ -241,6 +241,12 @@ def pca_risk(r, eigenvalues=None):
     array([0.5, 0. ])
     >>> float(pca_risk(0.5, eigenvalues=[4.0, 2.0, 1.0, 1.0]))
     0.5
+
+    Raises
+    ------
+    ValueError
+        For rates that are not positive and finite, a bad spectrum, or (with
+        ``eigenvalues``) a rate whose ``r·d`` is not a positive whole number of units.
     """
     rate = _check_rate(r)
     if eigenvalues is None:
@@ -248,7 +254,7 @@ def pca_risk(r, eigenvalues=None):
     else:
         lam = np.sort(_check_spectrum(eigenvalues))[::-1]
         tail = np.concatenate([np.cumsum(lam[::-1])[::-1], [0.0]])
-        n = np.clip(np.rint(rate * lam.size).astype(int), 0, lam.size)
+        n = np.minimum(_whole_units(rate, lam.size), lam.size)
         risk = tail[n] / lam.size
     return risk[()] if risk.ndim == 0 else risk
 

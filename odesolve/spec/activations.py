@@ -361,11 +361,29 @@ def _problem(expr):
         return "constant expression"
     if expr.has(sympy.DiracDelta):
         return "a distribution, not a function"
-    for point in (-2.3, -0.7, 0.4, 1.9):
+    for point in _PROBES:
         value = complex(expr.subs(X, point).evalf())
         if value.imag != 0 or not isfinite(value.real):
             return f"not real-valued (g({point}) = {value})"
+    # far out too, where √(x + 2.5) and log(x + 2.5) turn complex (they passed the probes
+    # above, then failed in the averages for a wrong reason): the imaginary part only, in
+    # sympy's arbitrary-exponent floats, so that exp(x) or x²⁰ (1e4000 at these points,
+    # valid activations) are not mistaken for non-finite values
+    for point in _FAR_PROBES:
+        value = expr.subs(X, point).evalf()
+        real, imag = value.as_real_imag()
+        if imag.is_number and imag != 0 and abs(imag) > 1e-12 * max(1, abs(real)):
+            return f"not real-valued (g({point}) = {sympy.N(value, 4)})"
     return None
+
+
+#: Points at which an activation must have a finite real value.
+_PROBES = (-2.3, -0.7, 0.4, 1.9)
+#: Points out to |x| ≈ 1000 (a pre-activation of that size is rare, but g must still be
+#: real there: Gaussian averages see the whole line); none is round, so that an
+#: activation with a pole at an integer or a root at ±10 is not judged at that point.
+_FAR_PROBES = (-3.7, 3.7, -5.3, 5.3, -9.7, 9.7, -31.3, 31.3, -98.3, 98.3, -317.3, 317.3,
+               -1013.7, 1013.7)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -476,8 +494,8 @@ class Activation:
         return sympy.srepr(self.expr)
 
 
-# Names a user expression may use.  Everything else is a plain Symbol (a bare name) or an
-# undefined Function (a call), both rejected by the activation checks, so parsing never
+# Names a user expression may use.  Every other bare name is a plain Symbol (rejected by
+# the activation checks) and every other call is refused by the parser, so parsing never
 # reaches Python: the text is read by :func:`parse_expression` node by node, never evaluated.
 _FUNCTIONS = {
     name: getattr(sympy, name)
@@ -485,6 +503,24 @@ _FUNCTIONS = {
                  "erf", "erfc", "Abs", "sign", "Max", "Min", "Heaviside", "Piecewise")
 }
 _FUNCTIONS.update({"abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min})
+# common spellings of activations, written out in the functions above (so the averages,
+# derivatives and generated code see only those): relu is the built-in name, usable
+# inside an expression too (``relu(x - 0.3)``)
+
+
+def relu(u):
+    return sympy.Max(u, 0)
+
+
+def sigmoid(u):
+    return 1 / (1 + sympy.exp(-u))
+
+
+def softplus(u):
+    return sympy.log(1 + sympy.exp(u))
+
+
+_FUNCTIONS.update({f.__name__: f for f in (relu, sigmoid, softplus)})
 _CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "x": X, "True": sympy.true, "False": sympy.false}
 _NUMBER_TYPES = {"Integer": sympy.Integer, "Rational": sympy.Rational, "Float": sympy.Float}
 _BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
@@ -506,9 +542,11 @@ def parse_expression(text: str) -> sympy.Basic:
     """Read a user expression in ``x`` into sympy: the one parser of strings in the package.
 
     The text is parsed by :mod:`ast` and rebuilt node by node from numbers, ``x``, ``pi``,
-    ``E``, the operators ``+ - * / **`` (``^`` is a power), comparisons (inside
-    ``Piecewise``) and calls of the whitelisted functions (``exp``, ``erf``, ``tanh``,
-    ``Max``, ``Piecewise``, …); nothing is ever evaluated as Python, so no string can run
+    ``E``, the operators ``+ - * / **`` (``^`` is a power; a variable exponent needs a
+    positive numeric base, ``E**x``), comparisons (inside ``Piecewise``) and calls of the
+    whitelisted functions (``exp``, ``erf``, ``tanh``, ``Max``, ``Piecewise``, …, and
+    ``relu(u) = Max(u, 0)``, ``sigmoid(u) = 1/(1 + exp(−u))``, ``softplus(u) =
+    log(1 + exp(u))``); nothing is ever evaluated as Python, so no string can run
     code.  Sizes are bounded before sympy sees them (length, node count, |number| ≤ 10¹⁵,
     |exponent| ≤ 64), so every accepted string is read in milliseconds.
 
@@ -523,7 +561,8 @@ def parse_expression(text: str) -> sympy.Basic:
     Raises
     ------
     ValueError
-        Naming the construct that is not allowed or too large.
+        Naming the construct that is not allowed or too large; for an unknown function,
+        listing the functions available.
 
     Examples
     --------
@@ -577,7 +616,12 @@ def _number(value):
 
 def _power(base, exponent):
     if not exponent.is_number:
-        raise ValueError(f"exponent {exponent} must be a number")
+        if base.is_number and base.is_positive:
+            # b**u = exp(u log b): E**x is exp(x), 2**x is exp(x log 2), the form whose
+            # Gaussian averages have closed forms; the exponent's size needs no bound here
+            return sympy.exp(exponent * sympy.log(base))
+        raise ValueError(f"exponent {exponent} must be a number (or the base a positive "
+                         f"number, as in E**x)")
     size = abs(complex(exponent.evalf(15)))
     if size > MAX_EXPONENT:
         raise ValueError(f"exponent {exponent} is too large (at most {MAX_EXPONENT})")
@@ -638,7 +682,12 @@ def _call(node):
         # step sees (λ = 0 has probability 0): the package fixes it (module doc)
         raise ValueError(f"{ast.unparse(node)!r}: Heaviside takes one argument here (its "
                          "value at 0 does not change any Gaussian average)")
-    function = _FUNCTIONS.get(name) or sympy.Function(name)
+    if name not in _FUNCTIONS:
+        # refused here, not left to sympy as an undefined function: the message can say
+        # what is available (a misspelt or unknown name would otherwise only be named)
+        raise ValueError(f"unknown function {name!r}: the functions are "
+                         f"{', '.join(sorted(_FUNCTIONS, key=str.lower))}")
+    function = _FUNCTIONS[name]
     try:
         return function(*args)
     except (TypeError, ValueError) as err:

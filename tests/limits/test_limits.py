@@ -467,3 +467,43 @@ def test_limits_at_mixed_scales_null_rows_and_the_edges_of_floating_point():
             L.optimal_risk(empty)
     with pytest.raises(ValueError, match="beyond the range of floating point"):
         L.optimal_risk(np.array([[10**400, 0]], dtype=object))
+
+
+@pytest.mark.parametrize("spec,named", [
+    ("ReLU", "relu"), ("  Sign ", "sign"), ("Max(0, x)", "relu"), ("erf(x/sqrt(2))", "erf"),
+    ("x", "linear"),
+])
+def test_limits_take_the_models_spellings_of_named_activations(spec, named):
+    """Only the four lower-case names were taken: "ReLU" or "Max(0, x)" were refused although
+    Autoencoder takes them.  They are the same function, so the same closed form."""
+    B = np.random.default_rng(0).normal(size=(3, 5))
+    assert L.optimal_risk(B, spec) == L.optimal_risk(B, named)
+
+
+@pytest.mark.parametrize("spec,same", [
+    ("tanh", np.tanh), ("x**2", lambda u: u**2), ("sigmoid(x)", lambda u: 1 / (1 + np.exp(-u))),
+    ("Heaviside(x - 0.3)", lambda u: (u > 0.3).astype(float)),
+])
+def test_limits_take_every_activation_the_model_takes(spec, same):
+    """Every other activation of the model goes to the quadrature of user activations."""
+    from odesolve import Autoencoder
+    B = np.random.default_rng(0).normal(size=(3, 5))
+    expected = L.optimal_risk(B, same)
+    assert L.optimal_risk(B, spec) == pytest.approx(expected, rel=1e-12)
+    assert L.optimal_risk(B, Autoencoder(K=2, activation=spec).activation) == pytest.approx(
+        expected, rel=1e-12)
+
+
+def test_limits_refuse_what_the_model_refuses():
+    with pytest.raises(ValueError, match="unknown activation 'sqrt.*not real-valued"):
+        L.optimal_risk(np.eye(2), "sqrt(x + 2.5)")
+
+
+@pytest.mark.parametrize("rate", [0.3, [0.25, 0.3], 0.1])
+def test_pca_risk_refuses_fractional_unit_counts(rate):
+    """pca_risk(0.3, 4 eigenvalues) used n = 1 for r·d = 1.2; tight_frame_encoder refuses
+    such a rate, and so does pca_risk now."""
+    with pytest.raises(ValueError, match=r"r·d must be a positive integer number of hidden "
+                                         r"units, got r = 0.(3|1), d = 4"):
+        L.pca_risk(rate, [3.0, 2.0, 1.0, 0.5])
+    assert L.pca_risk([0.25, 0.5, 2.0], [3.0, 2.0, 1.0, 0.5]) == pytest.approx([0.875, 0.375, 0])

@@ -229,3 +229,48 @@ def test_the_name_of_a_typed_expression_is_one_line():
     act = resolve_activation("(tanh(x)\n   + 0.1*x)")
     assert act.name == "(tanh(x) + 0.1*x)"
     assert act.expr == resolve_activation("tanh(x) + 0.1*x").expr
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("relu(x - 0.3)", sympy.Max(X - 0.3, 0)),
+    ("sigmoid(x)", 1 / (1 + sympy.exp(-X))),
+    ("softplus(2*x)", sympy.log(1 + sympy.exp(2 * X))),
+    ("E**x", sympy.exp(X)),
+    ("E^(-x**2/2)", sympy.exp(-X**2 / 2)),
+    ("2**x", sympy.exp(X * sympy.log(2))),
+])
+def test_common_spellings_are_read(text, expected):
+    """These were refused (undefined functions; 'exponent x must be a number')."""
+    assert resolve_activation(text).expr == normalize(expected)
+
+
+@pytest.mark.parametrize("text,words", [
+    ("swish(x)", "unknown function 'swish': the functions are Abs, abs, asinh"),
+    ("Relu(x)", "relu, sigmoid, sign"),
+    ("x**x", "exponent x must be a number"),
+    ("(-2)**x", "base a positive number"),
+    ("relu(x, 1)", "relu() takes 1 positional argument"),
+])
+def test_unknown_functions_list_the_known_ones(text, words):
+    with pytest.raises(ValueError, match="unknown activation") as info:
+        resolve_activation(text)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text,point", [
+    ("sqrt(x + 2.5)", "g(-3.7)"), ("log(x + 2.5)", "g(-3.7)"), ("sqrt(3 - x)", "g(3.7)"),
+    ("sqrt(x + 10)", "g(-31.3)"), ("log(x + 50)", "g(-98.3)"), ("x**0.5 + 0*x", "g(-2.3)"),
+])
+def test_activations_complex_far_out_are_refused_at_construction(text, point):
+    """√(x + 2.5) was real at the 4 probe points, so it was accepted and refused later by
+    the averages for a wrong reason (a non-integrable 1/(4x + 10))."""
+    with pytest.raises(ValueError, match="not real-valued") as info:
+        resolve_activation(text)
+    assert point in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["exp(x)", "x**20", "cosh(3*x)", "exp(x**2/4)", "sqrt(x**2 + 1)",
+                                  "log(1 + x**2)", "x*erfc(x)"])
+def test_fast_growing_real_activations_still_pass(text):
+    assert resolve_activation(text).expr.has(X)

@@ -876,7 +876,7 @@ def test_integer_like_arguments_still_work():
     (lambda: limits.pca_risk(0.5, eigenvalues=[1.0, -1.0]), "eigenvalues"),
     (lambda: limits.waterfilling_allocation([1.0, 1.0], 2.5), "n"),
     (lambda: limits.activation_kernels(np.zeros((2, 3)), "sign"), "zero"),
-    (lambda: limits.activation_kernels(np.eye(2), "Sign"), "activation"),
+    (lambda: limits.activation_kernels(np.eye(2), "Sgn"), "activation"),
     (lambda: limits.activation_kernels(np.eye(2), "sign", covariance=np.eye(3)), "covariance"),
     (lambda: limits.optimal_risk(np.full((2, 2), np.nan)), "NaN"),
     (lambda: limits.compare_image_data([0.5], np.random.default_rng(0), dataset="mnist"), "mnist"),
