@@ -23,8 +23,8 @@ import warnings
 import numpy as np
 
 __all__ = ["check_real", "check_positive", "check_non_negative", "check_integer", "check_rng",
-           "check_choice", "check_bool", "check_vector", "check_matrix", "check_psd", "check_tolerance",
-           "check_seed", "message_of", "check_cost", "memory_limit", "psd_tolerance", "MAX_SECONDS",
+           "check_choice", "check_type", "check_bool", "check_vector", "check_matrix", "check_psd", "check_tolerance",
+           "check_seed", "message_of", "check_cost", "memory_limit", "SECONDS_PER_FLOP", "psd_tolerance", "MAX_SECONDS",
            "ANNOUNCE_SECONDS"]
 
 
@@ -109,6 +109,16 @@ def check_rng(rng) -> np.random.Generator:
     return rng
 
 
+def check_type(name: str, value, cls, example: str):
+    """An instance of ``cls``; ``example`` shows how to make one (``"spiked_covariance(D,
+    spikes, bulk)"``), for a message that says what was expected instead of an
+    AttributeError from deep inside."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be an odesolve {cls.__name__} (e.g. {example}), got "
+                        f"{type(value).__name__}")
+    return value
+
+
 def check_choice(name: str, value, choices) -> str:
     """One of ``choices`` (compared exactly)."""
     if not isinstance(value, str) or value not in choices:
@@ -120,16 +130,22 @@ def _numeric(name: str, values) -> np.ndarray:
     """``values`` as a float array; strings and booleans are refused, not converted."""
     try:
         raw = np.asarray(values)
-        # complex numbers too: astype(float) would drop the imaginary part with a warning
-        if raw.dtype.kind in "USVbc" or (raw.dtype.kind == "O" and any(
-                isinstance(v, (str, bytes, bool, complex)) for v in raw.ravel())):
+        complex_values = raw.dtype.kind == "c" or (raw.dtype.kind == "O" and any(
+            isinstance(v, (complex, np.complexfloating)) for v in raw.ravel()))
+        if not complex_values and (raw.dtype.kind in "USVb" or (raw.dtype.kind == "O" and any(
+                isinstance(v, (str, bytes, bool)) for v in raw.ravel()))):
             raise TypeError
-        return raw.astype(float)
+        converted = None if complex_values else raw.astype(float)
     except OverflowError:       # Python integers beyond 1.8e308
         raise ValueError(f"{name} has entries beyond the range of floating point "
                          f"(±1.8e308)") from None
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be numbers, got {values!r}"[:200]) from None
+    if complex_values:
+        # astype(float) would drop the imaginary part with only numpy's warning; said
+        # apart from other non-numbers, since a complex array can look like a real one
+        raise TypeError(f"{name} must be real numbers, got complex values")
+    return converted
 
 
 def check_vector(name: str, values) -> np.ndarray:
@@ -193,6 +209,9 @@ def check_psd(name: str, X, dtype=None) -> np.ndarray:
 MAX_SECONDS = 86400.0
 #: Requests estimated above this many seconds are announced with their estimate.
 ANNOUNCE_SECONDS = 60.0
+#: Seconds per floating-point operation of a dense product or eigendecomposition (one
+#: BLAS thread, the 2-core CI machine), for the cost estimates made before a request.
+SECONDS_PER_FLOP = 1e-10
 
 
 def memory_limit() -> float:

@@ -30,12 +30,41 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._checks import (check_cost, check_integer, check_matrix, check_non_negative, check_real,
-                      check_rng, check_seed, psd_tolerance)
+from ._checks import (SECONDS_PER_FLOP, _numeric, check_cost, check_integer, check_matrix,
+                      check_non_negative, check_real, check_rng, check_seed, check_type,
+                      check_vector, psd_tolerance)
 from .spec.model import Autoencoder
 from .spec.spectra import Spectrum
 
-__all__ = ["initial_weights", "OrderParameters", "State", "order_parameters_of"]
+__all__ = ["initial_weights", "OrderParameters", "State", "order_parameters_of",
+           "state_variables", "check_state_cost"]
+
+
+def state_variables(K: int, tied: bool, n_tracked: int) -> int:
+    """Number of variables of a theory state of K units tracking ``n_tracked`` modes:
+    ``Y`` (P × n_tracked), ``G`` (P × P) and ``m`` (K), with P = K tied, 2K untied."""
+    P = K if tied else 2 * K
+    return P * n_tracked + P * P + K
+
+
+def check_state_cost(model: Autoencoder, D: int, n_tracked: int) -> None:
+    """Refuse, before any allocation, a state whose weights or theory variables are out of
+    reach: the estimates the command line makes of a configuration (``odesolve run``), so
+    that the Python API refuses the same requests with the same one-line message.
+
+    Raises
+    ------
+    ValueError
+        From :func:`odesolve._checks.check_cost`, with the estimate.
+    """
+    K = model.K
+    P = K if model.tied else 2 * K
+    n_state = state_variables(K, model.tied, n_tracked)
+    check_cost(f"weights of K = {K} units in D = {D}", nbytes=8.0 * 3 * K * D)
+    # the state, the ODE solver's copies of it, and the stacked weights whose bulk Gram
+    # matrix (a P × P × D product) it holds
+    check_cost(f"state of K = {K} units in D = {D} ({n_state} variables)", nbytes=8.0 * (4 * n_state + P * D),
+               seconds=SECONDS_PER_FLOP * 2.0 * P * P * D)
 
 
 def initial_weights(model: Autoencoder, D: int, scale: float, rng: np.random.Generator,
@@ -52,13 +81,24 @@ def initial_weights(model: Autoencoder, D: int, scale: float, rng: np.random.Gen
         Encoder and decoder in the eigenbasis of the data.
     m : ndarray, shape (K,)
         Encoder biases (all equal to ``bias``; zeros for a model without bias).
+
+    Raises
+    ------
+    TypeError
+        For a model that is not an Autoencoder, or arguments of the wrong type.
+    ValueError
+        For K ≥ D, a negative scale, a nonzero ``bias`` on a model without a bias, or
+        weights too large for memory.
     """
-    if not isinstance(model, Autoencoder):
-        raise TypeError(f"model must be an odesolve Autoencoder, got {type(model).__name__}")
+    check_type("model", model, Autoencoder, "Autoencoder(K=2)")
     D = check_integer("D", D, minimum=2)
     model.check_dimension(D)
     scale = check_non_negative("initial weight scale", scale)
     bias = check_real("initial bias", bias)
+    if bias != 0 and not model.has_bias:
+        # it would be dropped: the model's units have no bias to start from it
+        raise ValueError(f"initial bias = {bias:g} given, but the model has no bias (make it "
+                         "with bias='trained' or 'fixed')")
     check_rng(rng)
     check_cost(f"initial weights of K = {model.K} units in D = {D}", nbytes=8.0 * 3 * model.K * D)
     W = rng.normal(0.0, scale, (model.K, D))
@@ -87,11 +127,12 @@ class OrderParameters:
     @classmethod
     def from_weights(cls, spectrum: Spectrum, W, V, m=None) -> "OrderParameters":
         """Exact order parameters of finite-D weights written in the eigenbasis."""
+        check_type("spectrum", spectrum, Spectrum, "spiked_covariance(D, spikes, bulk)")
         W, V = _check_weights(spectrum, W, V)
         D = spectrum.D
         rho = spectrum.all_eigenvalues
         Wr, Vr = W * rho, V * rho
-        m = np.zeros(W.shape[0]) if m is None else np.asarray(m, dtype=float)
+        m = np.zeros(W.shape[0]) if m is None else _check_biases(m, W.shape[0])
         return cls(Q=Wr @ W.T / D, R=Vr @ W.T / D**1.5, T=Vr @ V.T / D**2,
                    T0=V @ V.T / D, m=m, trace=spectrum.trace / D)
 
@@ -156,23 +197,29 @@ class State:
         """State of given weights ``W, V`` (K×D, eigenbasis of the data).
 
         For tied weights ``V`` may be omitted (``V = √D W``).
+
+        Raises
+        ------
+        TypeError
+            For a model or spectrum of the wrong type, or weights that are not real numbers.
+        ValueError
+            For wrong shapes, NaN or inf, K ≥ D, nonzero biases ``m`` on a model without a
+            bias, or a state too large for memory.
         """
+        _check_model_spectrum(model, spectrum)
         D = spectrum.D
         if V is None:
             if not model.tied:
                 raise ValueError("untied models need both W and V")
-            V = np.sqrt(D) * np.asarray(W, dtype=float)
+            V = np.sqrt(D) * _numeric("W", W)
         W, V = _check_weights(spectrum, W, V)
         if W.shape[0] != model.K:
             raise ValueError(f"weights have {W.shape[0]} rows but the model has K = {model.K}")
         model.check_dimension(D)
-        Z = W if model.tied else np.vstack([W, V / np.sqrt(D)])
+        m = _model_biases(model, m)
         n = spectrum.n_tracked
-        m = np.zeros(model.K) if m is None else np.asarray(m, dtype=float).copy()
-        if m.shape != (model.K,):
-            raise ValueError(f"bias must have shape ({model.K},), got {m.shape}")
-        if not np.all(np.isfinite(m)):
-            raise ValueError("biases m contain NaN or inf")
+        check_state_cost(model, D, n)
+        Z = W if model.tied else np.vstack([W, V / np.sqrt(D)])
         return cls(model, spectrum, Z[:, :n].copy(), Z[:, n:] @ Z[:, n:].T, m)
 
     @classmethod
@@ -203,9 +250,12 @@ class State:
 
         Raises
         ------
+        TypeError
+            For a model or spectrum of the wrong type, or values that are not real numbers.
         ValueError
-            For wrong shapes, NaN, bulk aggregates without bulk modes, or aggregates that
-            no weights have (the bulk Gram matrix is not positive semi-definite).
+            For wrong shapes, NaN, nonzero biases ``m`` on a model without a bias, bulk
+            aggregates without bulk modes, aggregates that no weights have (the bulk Gram
+            matrix is not positive semi-definite), or a state too large for memory.
 
         Examples
         --------
@@ -223,8 +273,10 @@ class State:
         ...
         ValueError: inconsistent bulk aggregates: no weights have them (their bulk Gram matrix has the eigenvalue -476 < 0; s_b = σ²/D = 0.0002, e.g. R_bulk_kk² <= s_b·Q_bulk_kk·T0_bulk_kk)
         """
+        _check_model_spectrum(model, spectrum)
         K, n, D = model.K, spectrum.n_tracked, spectrum.D
         model.check_dimension(D)
+        check_state_cost(model, D, n)
         A = check_matrix("A", A, (K, n))
         if model.tied:
             if B is not None or R_bulk is not None or T0_bulk is not None:
@@ -264,18 +316,27 @@ class State:
         if np.linalg.matrix_rank(G) > spectrum.n_bulk:
             raise ValueError(f"inconsistent bulk aggregates: rank {np.linalg.matrix_rank(G)} "
                              f"exceeds the {spectrum.n_bulk} bulk modes")
-        m = np.zeros(K) if m is None else np.asarray(m, dtype=float).reshape(-1)
-        if m.shape != (K,) or not np.all(np.isfinite(m)):
-            raise ValueError(f"m must be {K} finite biases, got shape {m.shape}")
-        if not model.has_bias and np.any(m != 0):
-            raise ValueError("the model has no bias: m must be zero")
+        m = _model_biases(model, m)
         return cls(model, spectrum, np.vstack(blocks), G, m)
 
     @classmethod
     def random(cls, model: Autoencoder, spectrum: Spectrum, scale: float = 0.1,
                seed=0, bias: float = 0.0) -> "State":
-        """State of weights drawn by :func:`initial_weights` with ``default_rng(seed)``."""
+        """State of weights drawn by :func:`initial_weights` with ``default_rng(seed)``.
+
+        Raises
+        ------
+        TypeError
+            For a model or spectrum of the wrong type (``spectrum=None``), or arguments of
+            the wrong type.
+        ValueError
+            As :func:`initial_weights` (a nonzero ``bias`` on a model without a bias, …),
+            or for a state too large for memory, before anything is drawn.
+        """
+        _check_model_spectrum(model, spectrum)
         rng = np.random.default_rng(check_seed("seed", seed))
+        model.check_dimension(spectrum.D)
+        check_state_cost(model, spectrum.D, spectrum.n_tracked)
         W, V, m = initial_weights(model, spectrum.D, scale, rng, bias)
         return cls.from_weights(model, spectrum, W, V, m)
 
@@ -322,9 +383,33 @@ def order_parameters_of(Y, G, m, spectrum: Spectrum, K: int) -> OrderParameters:
                            m=np.array(m, dtype=float), trace=spectrum.trace / spectrum.D)
 
 
+def _check_model_spectrum(model, spectrum) -> None:
+    check_type("model", model, Autoencoder, "Autoencoder(K=2)")
+    check_type("spectrum", spectrum, Spectrum, "spiked_covariance(D, spikes, bulk)")
+
+
+def _check_biases(m, K: int) -> np.ndarray:
+    """K real, finite biases (a copy)."""
+    m = check_vector("biases m", m)
+    if m.shape != (K,):
+        raise ValueError(f"biases m must have shape ({K},), got {m.shape}")
+    return m.copy()
+
+
+def _model_biases(model: Autoencoder, m) -> np.ndarray:
+    """The biases of a state of ``model``: zeros by default; nonzero ones only for a model
+    with a bias (they would otherwise be carried but never used)."""
+    m = np.zeros(model.K) if m is None else _check_biases(m, model.K)
+    if not model.has_bias and np.any(m != 0):
+        raise ValueError("the model has no bias: m must be zero (or the model made with "
+                         "bias='trained' or 'fixed')")
+    return m
+
+
 def _check_weights(spectrum: Spectrum, W, V):
-    W = np.asarray(W, dtype=float)
-    V = np.asarray(V, dtype=float)
+    # as real numbers: complex weights would lose their imaginary part with only a warning
+    W = _numeric("W", W)
+    V = _numeric("V", V)
     if W.ndim != 2 or W.shape[1] != spectrum.D:
         raise ValueError(f"W must have shape (K, {spectrum.D}), got {W.shape}")
     if V.shape != W.shape:

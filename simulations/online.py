@@ -42,13 +42,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from odesolve._checks import check_cost
+from odesolve._checks import SECONDS_PER_FLOP, check_cost, check_type
 from odesolve._progress import progress_bar
 from odesolve.errors import DivergenceError
 from odesolve.protocols import Protocol, as_protocol
 from odesolve.spec.model import Autoencoder
 from odesolve.spec.spectra import Spectrum
-from odesolve.state import OrderParameters
+from odesolve.state import OrderParameters, check_state_cost, state_variables
 
 from ._setup import _as_dataset, _check_count, _check_run, _check_seed, _start_weights
 from .results import SimulationResult
@@ -130,8 +130,13 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
 
     Raises
     ------
+    TypeError
+        For a model or spectrum of the wrong type, or weights that are not real numbers.
     ValueError
-        For an invalid argument (K ≥ D, lr not finite and positive, shapes, times, …).
+        For an invalid argument (K ≥ D, lr not finite and positive, shapes, times, a
+        nonzero ``bias`` on a model without a bias, …), or a request whose estimated
+        memory or time is out of reach (:func:`odesolve.state.check_state_cost`, the
+        estimates of ``odesolve run``), before anything is allocated.
     odesolve.errors.DivergenceError
         When the loss of a sample stops being finite or exceeds ``LOSS_LIMIT·(1 + tr Ω/D)``;
         its ``step`` is the step at which that was detected.
@@ -153,10 +158,8 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
     >>> bool(run.theory_error()[-1] < run.theory_error()[0])      # exact error of the weights
     True
     """
-    if not isinstance(model, Autoencoder):
-        raise TypeError(f"model must be an odesolve Autoencoder, got {type(model).__name__}")
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be an odesolve Spectrum, got {type(spectrum).__name__}")
+    check_type("model", model, Autoencoder, "Autoencoder(K=2)")
+    check_type("spectrum", spectrum, Spectrum, "spiked_covariance(D, spikes, bulk)")
     D, K = spectrum.D, model.K
     model.check_dimension(D)
     lr, total, steps = _check_run(lr, t_max, times, n_times, D)
@@ -170,10 +173,19 @@ def simulate(model: Autoencoder, spectrum: Spectrum, lr: float, t_max: float, se
         steps = np.unique(np.minimum(np.round(steps / batch).astype(np.int64) * batch, total))
     seed = _check_seed(seed)
     _check_count(n_test, "n_test")
+    # the weights (drawn, initial copies, increments) are those of a theory state of the
+    # same model (odesolve.state.check_state_cost, the estimate `odesolve run` makes);
+    # each record holds Q, R, T, T0 and a state's variables (overlaps, bulk Gram matrix,
+    # biases), formed from the stacked weights by a P × P × D product
+    check_state_cost(model, D, spectrum.n_tracked)
+    P = K if model.tied else 2 * K
+    record_seconds = SECONDS_PER_FLOP * 2.0 * (P * P + n_test * K) * D
     check_cost(f"online SGD: {total:.3g} steps at K = {K}, D = {D}",
-               seconds=SECONDS_PER_STEP_KD * total * K * D,
-               nbytes=8.0 * (n_test * D + 3 * min(total, CHUNK_VALUES // D + 1) * D
-                             + len(steps) * (4 * K * K + 2 * K * spectrum.n_tracked)))
+               seconds=SECONDS_PER_STEP_KD * total * K * D + record_seconds * len(steps),
+               nbytes=8.0 * (2 * n_test * D + 3 * min(total, CHUNK_VALUES // D + 1) * D
+                             + 6 * K * D + P * D + n_test * K
+                             + len(steps) * (4 * K * K + state_variables(
+                                 K, model.tied, spectrum.n_tracked))))
     rule = _Rule.of(model, D, tied_normalisation)
     code = kernel(model.activation)         # refuses an activation without a theory
     start_time = time.perf_counter()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .._checks import check_bool, check_choice, check_integer
 from .activations import Activation, resolve_activation
 
-__all__ = ["Autoencoder", "RULES", "BIAS_MODES"]
+__all__ = ["Autoencoder", "RULES", "BIAS_MODES", "check_sanger_bias"]
 
 #: Learning rules: vanilla online SGD; truncated SGD, where unit k only sees the
 #: reconstruction of units 1..k (it learns the k-th principal component itself);
@@ -25,6 +25,15 @@ RULES = ("sgd", "truncated", "sanger")
 
 #: Encoder bias: none; trained by SGD at the encoder rate η/D; fixed at its initial value.
 BIAS_MODES = ("none", "trained", "fixed")
+
+
+def check_sanger_bias(rule: str, bias) -> None:
+    """Refuse Sanger's rule with a trained bias (``bias`` a mode or a bool, as the model
+    and the configuration take it): the rule is no gradient of a loss, so nothing defines
+    how a bias would learn (a fixed bias is defined: it never moves)."""
+    if rule == "sanger" and bias in (True, "trained"):
+        raise ValueError("Sanger's rule has no loss, so it does not define a bias update: "
+                         "use bias = 'fixed' or 'none'")
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,14 @@ class Autoencoder:
         Encoder bias ``m_k`` (``True`` means ``"trained"``).
     rule : {"sgd", "truncated", "sanger"}
         Learning rule.
+
+    Raises
+    ------
+    TypeError
+        For K, tied or activation of the wrong type.
+    ValueError
+        For K < 1, an unknown activation, bias mode or rule, Sanger's rule with untied
+        weights or with a trained bias.
     """
 
     K: int
@@ -65,6 +82,7 @@ class Autoencoder:
         check_choice("learning rule", self.rule, RULES)
         if self.rule == "sanger" and not self.tied:
             raise ValueError("Sanger's rule is defined for tied weights: set tied = true")
+        check_sanger_bias(self.rule, self.bias)
 
     @property
     def has_bias(self) -> bool:

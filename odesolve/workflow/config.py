@@ -51,11 +51,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 from simulations.online import SECONDS_PER_STEP_KD
 
-from .._checks import check_cost, check_seed, message_of
+from .._checks import SECONDS_PER_FLOP, check_cost, check_seed, message_of
 from ..derive.averages import check_sgd_averages
 from ..errors import ConfigError, CostWarning
 from ..integrator.euler import SECONDS_PER_EULER_VALUE
-from ..spec.model import Autoencoder
+from ..spec.model import Autoencoder, check_sanger_bias
+from ..state import state_variables
 from ..protocols import Protocol, constant, exponential, piecewise, power_law
 from .schema import (REQUIRED_SECTIONS, SECTIONS, DataConfig, InitConfig, ModelConfig,
                      ScheduleConfig, SimulationConfig, TheoryConfig, TrainConfig, plain_value,
@@ -105,6 +106,8 @@ class Config:
             section = getattr(self, name)
             out[name] = {f.name: plain_value(getattr(section, f.name))
                          for f in dataclasses.fields(section) if getattr(section, f.name) is not None}
+        if self.train.times is not None:   # n_times is unused then, and not to be given
+            del out["train"]["n_times"]
         return out
 
     def to_toml(self) -> str:
@@ -129,6 +132,10 @@ class Config:
         data = self.to_dict()
         for key, value in overrides.items():
             section, name = resolve_key(key, source or self.source)
+            if (section, name) == ("train", "times"):
+                # the recorded times replace the count this configuration had (given or by
+                # default); giving both in the overrides is refused below as in a file
+                data["train"].pop("n_times", None)
             data.setdefault(section, {})[name] = value
         return parse_config(data, source or self.source, base_dir=None)
 
@@ -217,6 +224,11 @@ def parse_config(data: dict, source: str = "<config>", base_dir=None) -> Config:
     for name in REQUIRED_SECTIONS:
         if name not in data:
             raise ConfigError(source, name, f"missing section [{name}]")
+    train = data.get("train", {})
+    if "times" in train and "n_times" in train:
+        # one of them would be dropped without a word (times wins)
+        raise ConfigError(source, "train.n_times", "is not used when train.times is given: "
+                          "give one of them")
     kind = data["data"].get("kind", DataConfig.kind)
     sections = {name: _parse_section(name, cls, data.get(name, {}), source, base_dir, kind)
                 for name, cls in SECTIONS.items()}
@@ -353,6 +365,12 @@ def _check_consistency(config: Config) -> None:
                           "a weights file gives one initial condition: use seeds = 0 or 1")
     if config.train.rule == "sanger" and not config.model.tied:
         raise ConfigError(src, "train.rule", "Sanger's rule needs tied weights (model.tied = true)")
+    with blame(src, "model.bias"):      # before the model is made, which blames its activation
+        check_sanger_bias(config.train.rule, config.model.bias)
+    if config.init.bias != 0 and config.model.bias in (False, "none"):
+        # it would be dropped: there is no bias to start from it
+        raise ConfigError(src, "init.bias", f"= {config.init.bias:g} is given but the model "
+                          "has no bias (model.bias = \"trained\" or \"fixed\")")
     with blame(src, "model.activation"):  # the other arguments are validated above
         model = autoencoder_of(config)
         check_sgd_averages(model.activation)   # milliseconds: tan(x), 1/x named here
@@ -362,11 +380,10 @@ def _check_consistency(config: Config) -> None:
     _check_cost(config)
 
 
-#: Cost model of the estimates made before a run (measured on the 2-core CI machine): the
-#: simulator's and the integrator's per-step costs, seconds per theory run, and per flop
-#: of a dense eigendecomposition.
+#: Cost model of the estimates made before a run (measured on the 2-core CI machine), with
+#: the simulator's and the integrator's per-step costs and the seconds per flop of
+#: :mod:`odesolve._checks`: seconds per theory run.
 _SECONDS_PER_THEORY_RUN = 0.1
-_SECONDS_PER_FLOP = 1e-10
 
 
 def estimated_seconds(config: Config) -> float:
@@ -389,13 +406,13 @@ def _check_cost(config: Config) -> float:
         with blame(config.source, "data.size"):
             check_cost(f"images of {d.size}×{d.size} pixels (D = {D}): covariance and its "
                        "eigenvectors", nbytes=8.0 * 3 * D * D,
-                       seconds=_SECONDS_PER_FLOP * 10.0 * D**3)
+                       seconds=SECONDS_PER_FLOP * 10.0 * D**3)
     if D is None:
         return 0.0  # known once the data file is read; the stages check their own sizes
     src, K, seeds = config.source, model.K, config.n_runs
-    P = K if model.tied else 2 * K
     all_modes = not config.theory.closure or d.kind in ("spectrum", "images")
-    n_state = P * (D if all_modes else (len(d.spikes) if d.spikes else d.M)) + P * P + K
+    n_state = state_variables(K, model.tied,
+                              D if all_modes else (len(d.spikes) if d.spikes else d.M))
     n_times = len(config.train.times) if config.train.times else config.train.n_times
     # bytes per recorded time of one run: theory states and order parameters, SGD records
     per_time = 8.0 * (3 * n_state + 4 * K * K + 4 * K * min(D, 2 * K + 8))

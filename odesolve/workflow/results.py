@@ -267,8 +267,11 @@ def load_results(path) -> xr.Dataset:
 
 def config_of(dataset: xr.Dataset):
     """The :class:`~odesolve.workflow.config.Config` stored in a results file."""
-    return parse_config(tomllib.loads(dataset.attrs["config"]),
-                        source=dataset.attrs.get("config_file", "<results file>"))
+    data = tomllib.loads(dataset.attrs["config"])
+    if "times" in data.get("train", {}):
+        # files written before the configuration refused both kept the unused count
+        data["train"].pop("n_times", None)
+    return parse_config(data, source=dataset.attrs.get("config_file", "<results file>"))
 
 
 def normalised_overlaps(dataset: xr.Dataset, kind: str = "theory") -> xr.DataArray:

@@ -510,6 +510,16 @@ def test_bad_inputs_raise_clear_value_errors():
         run(data=np.random.default_rng(0).standard_normal((30, 5)))
     with pytest.raises(TypeError, match="spectrum must be an odesolve Spectrum"):
         run(spectrum=np.eye(20))
+    # ignored without a word before: a bias for a model without one, complex weights
+    with pytest.raises(ValueError, match="initial bias = 0.5 given, but the model has no bias"):
+        run(bias=0.5)
+    with pytest.raises(TypeError, match="W must be real numbers, got complex values"):
+        run(weights=(W + 1j, V, None))
+    with pytest.raises(TypeError, match="V must be real numbers"):
+        run(weights=(W, V + 0j, None))
+    with pytest.raises(TypeError, match="m must be real numbers"):
+        run(model=Autoencoder(K=2, activation="relu", bias="trained"),
+            weights=(W, V, [1j, 0.0]))
     # given weights are used as they are
     W0 = np.random.default_rng(1).normal(0, 0.1, (2, 20))
     res = run(weights=(W0, 2 * W0, None), times=[0.0])
@@ -750,3 +760,14 @@ def test_online_training_on_a_dataset_reports_passes():
                                    atol=1e-11, err_msg=name)
     with pytest.raises(ValueError, match="n_test"):
         simulate(model, spec, 0.5, 1.0, seed=0, data=data, n_test=data.n)
+
+
+def test_huge_simulation_is_refused_before_allocating():
+    """K = 10000 at D = 20000 ended in numpy's MemoryError after many seconds; the estimate
+    of the command line (a state of the model: weights, bulk Gram matrix) refuses it now."""
+    import time
+    spec = spiked_covariance(D=20000, spikes=[2.0, 1.0, 0.5], bulk=0.05)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"K = 10000 units in D = 20000 .* GiB of memory"):
+        simulate(Autoencoder(K=10000), spec, lr=1.0, t_max=1.0, n_times=2)
+    assert time.perf_counter() - start < 1.0

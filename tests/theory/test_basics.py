@@ -22,7 +22,7 @@ from odesolve.testing.sgd_oracle import activation_and_derivative
 def test_generated_rhs_equals_reference(activation, tied, rule, bias):
     model = Autoencoder(K=3, activation=activation, tied=tied, rule=rule, bias=bias)
     spec = spiked_covariance(D=400, spikes=[1.5, 0.8, 0.3], bulk=0.2)
-    state = State.random(model, spec, scale=0.4, seed=3, bias=0.2)
+    state = State.random(model, spec, scale=0.4, seed=3, bias=0.2 if model.has_bias else 0.0)
     for bulk in ("limit", "finite"):
         generated = rhs_function(compile_model(model), state, 0.8, bulk)(0.0, state.to_vector())
         np.testing.assert_allclose(generated, reference_rhs(state, 0.8, bulk), rtol=1e-9, atol=1e-12)
@@ -138,6 +138,9 @@ def test_blow_up_is_reported_with_time_and_learning_rate():
     (lambda: Autoencoder(K=0), "K must be an integer >= 1"),
     (lambda: Autoencoder(K=2, rule="oja"), "unknown learning rule"),
     (lambda: Autoencoder(K=2, rule="sanger"), "tied weights"),
+    # refused at construction, not later by integrate
+    (lambda: Autoencoder(K=2, rule="sanger", tied=True, bias=True), "Sanger's rule has no loss"),
+    (lambda: Autoencoder(K=2, rule="sanger", tied=True, bias="trained"), "bias update"),
     (lambda: State.random(Autoencoder(K=5), spiked_covariance(5, [1.0])), "need K < D"),
     (lambda: State.from_weights(Autoencoder(K=2), spiked_covariance(10, [1.0]), np.ones((2, 9)),
                                 np.ones((2, 9))), "shape"),
@@ -153,8 +156,65 @@ def test_bad_input_raises_clear_value_error(call, match):
 
 def test_complex_eigenvalues_are_refused():
     """Their imaginary part was dropped, with only numpy's ComplexWarning."""
-    with pytest.raises(TypeError, match="eigenvalues must be numbers"):
+    with pytest.raises(TypeError, match="eigenvalues must be real numbers"):
         given_spectrum(np.r_[np.ones(10), 1j])
+
+
+_SPEC = spiked_covariance(D=50, spikes=[2.0, 1.0], bulk=0.1)
+_W = np.full((2, 50), 0.1)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    # arguments that were ignored without a word
+    (lambda: State.random(Autoencoder(K=2), _SPEC, seed=0, bias=0.5), ValueError,
+     "initial bias = 0.5 given, but the model has no bias"),
+    (lambda: State.from_weights(Autoencoder(K=2), _SPEC, _W, _W, m=[0.1, 0.0]), ValueError,
+     "the model has no bias: m must be zero"),
+    # complex weights lost their imaginary part with only numpy's ComplexWarning
+    (lambda: State.from_weights(Autoencoder(K=2), _SPEC, _W + 1j, _W), TypeError,
+     "W must be real numbers, got complex values"),
+    (lambda: State.from_weights(Autoencoder(K=2, tied=True), _SPEC, _W + 0j), TypeError,
+     "W must be real numbers"),
+    (lambda: State.from_weights(Autoencoder(K=2), _SPEC, _W, _W - 1j), TypeError,
+     "V must be real numbers"),
+    (lambda: State.from_weights(Autoencoder(K=2, bias="fixed"), _SPEC, _W, _W, m=[1j, 0]),
+     TypeError, "biases m must be real numbers"),
+    (lambda: OrderParameters.from_weights(_SPEC, _W, _W, m=np.zeros(2) + 1j), TypeError,
+     "biases m must be real numbers"),
+    (lambda: OrderParameters.from_weights(_SPEC, _W, _W, m=np.zeros(3)), ValueError,
+     r"biases m must have shape \(2,\)"),
+    # a missing or wrong spectrum or model was an AttributeError from inside
+    (lambda: State.random(Autoencoder(K=2), None, seed=0), TypeError,
+     "spectrum must be an odesolve Spectrum .*got NoneType"),
+    (lambda: State.random(Autoencoder(K=2), [2.0, 1.0], seed=0), TypeError,
+     "spectrum must be an odesolve Spectrum .*got list"),
+    (lambda: State.from_weights(Autoencoder(K=2), None, _W, _W), TypeError,
+     "spectrum must be an odesolve Spectrum"),
+    (lambda: State.from_order_parameters(Autoencoder(K=2), "spiked", np.zeros((2, 2))),
+     TypeError, "spectrum must be an odesolve Spectrum"),
+    (lambda: State.random("erf", _SPEC, seed=0), TypeError,
+     "model must be an odesolve Autoencoder .*got str"),
+    (lambda: OrderParameters.from_weights(None, _W, _W), TypeError,
+     "spectrum must be an odesolve Spectrum"),
+])
+def test_state_arguments_are_checked_not_ignored(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_huge_state_is_refused_before_allocating():
+    """K = 10000 at D = 20000 ended in numpy's MemoryError after many seconds (the command
+    line refused it up front): the same estimate now refuses it at once."""
+    import time
+    spec = spiked_covariance(D=20000, spikes=[2.0, 1.0, 0.5], bulk=0.05)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"state of K = 10000 units in D = 20000 .* GiB of "
+                                         r"memory, more than"):
+        State.random(Autoencoder(K=10000), spec, seed=0)
+    with pytest.raises(ValueError, match="GiB of memory"):
+        State.from_order_parameters(Autoencoder(K=10000), spec, np.zeros((10000, 3)),
+                                    np.zeros((10000, 3)))
+    assert time.perf_counter() - start < 1.0
 
 
 @pytest.mark.parametrize("lr", [-1.0, 0.0, float("nan"), "fast"])

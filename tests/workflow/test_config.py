@@ -100,6 +100,12 @@ def test_main_example_matches_the_contract():
     (MINIMAL + "[theory]\nsolver = \"rk4\"\n", "theory.solver", "must be one of"),
     (MINIMAL + "[init]\nweights = \"missing.npz\"\n", "init.weights", "no such file"),
     (MINIMAL.replace("K = 2", "K = = 2"), None, "invalid TOML"),
+    # arguments that were dropped without a word, or refused later without the key
+    (MINIMAL.replace("lr = 1.0", "lr = 1.0\ntimes = [0.0, 5.0]\nn_times = 10"),
+     "train.n_times", "not used when train.times is given"),
+    (MINIMAL + "[init]\nbias = 0.5\n", "init.bias", "the model has no bias"),
+    (MINIMAL.replace("K = 2", "K = 2\ntied = true\nbias = true").replace(
+        "lr = 1.0", 'lr = 1.0\nrule = "sanger"'), "model.bias", "Sanger's rule has no loss"),
 ])
 def test_invalid_configs_name_the_file_and_the_key(tmp_path, text, key, words):
     error = error_for(tmp_path, text)
@@ -225,3 +231,15 @@ def test_documentation_lists_every_key(document):
         key = line.split("`")[1]
         section, name = key.split(".")
         assert resolve_key(key) == (section, name)
+
+
+def test_times_override_replaces_the_count(tmp_path):
+    """A configuration stores n_times (its default) and a --set of times replaces it; the
+    two given together are refused (one of them was dropped without a word)."""
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.with_overrides({"times": [0.0, 5.0, 20.0]}).train.times == (0.0, 5.0, 20.0)
+    timed = config.with_overrides({"times": [0.0, 20.0]})
+    assert "n_times" not in timed.to_toml()
+    assert parse_config(tomllib.loads(timed.to_toml())).train.times == (0.0, 20.0)
+    with pytest.raises(ConfigError, match="train.n_times: is not used"):
+        timed.with_overrides({"n_times": 5})
