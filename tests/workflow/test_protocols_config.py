@@ -64,7 +64,9 @@ def test_times_are_whole_batches():
     problem = build_problem(config)
     steps = problem.times * 60 / 3
     np.testing.assert_allclose(steps, np.round(steps), atol=1e-9)
-    bad = _config("batch_size = 7\ntimes = [0.0, 1.0]\n")      # 60 samples: not whole batches
+    # 60 samples: not whole batches (times replace the base configuration's n_times)
+    bad = parse_config(tomllib.loads(TINY.replace("n_times = 12\n", "batch_size = 7\ntimes = [0.0, 1.0]\n")),
+                       "p.toml")
     with pytest.raises(ConfigError, match="multiples of B/D = 7/60"):
         build_problem(bad)
 
