@@ -166,11 +166,14 @@ def _is_linear_in_x(u):
 
 def _trig_as_exponentials(expr):
     """sin, cos, sinh and cosh of ``a x + b`` as exponentials (complex for sin and cos),
-    products distributed, so each term is ``x^k exp(αx² + βx + γ) …`` with complex β, γ."""
+    products and integer powers distributed (sin² is E[g²] of sin), so each term is
+    ``x^k exp(αx² + βx + γ) …`` with complex β, γ.  Exponentials are not split
+    (``power_exp=False``): exp(a − b) as exp(a)·exp(−b) can overflow."""
     trig = lambda u: isinstance(u, _TRIG) and _is_linear_in_x(u.args[0])  # noqa: E731
     if not expr.has(*_TRIG) or not any(trig(u) for u in sympy.preorder_traversal(expr)):
         return expr
-    return sympy.expand_mul(expr.replace(trig, lambda u: u.rewrite(sympy.exp)))
+    return sympy.expand(expr.replace(trig, lambda u: u.rewrite(sympy.exp)),
+                        power_exp=False, power_base=False, log=False)
 
 
 def _real_part(part):

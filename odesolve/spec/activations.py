@@ -110,7 +110,10 @@ def _canonical_heaviside(u):
         return sympy.Heaviside(u)
     lin = _linear_coeffs(u)
     if lin is None or not lin[0].is_number:
-        raise ValueError(f"Heaviside/DiracDelta argument {u} is not linear in x")
+        # Max(x, 0) + Min(0, exp(x) - 1) (ELU as PyTorch writes it) steps where exp(x) = 1
+        raise ValueError(f"Heaviside/DiracDelta argument {u} is not linear in x (a step, Max "
+                         "or Min must switch where a linear function of x changes sign; write "
+                         "the pieces out, as in Piecewise((x, x > 0), (exp(x) - 1, True)))")
     a, b = lin
     h = sympy.Heaviside(X + b / a)
     return h if a > 0 else 1 - h
@@ -380,10 +383,11 @@ def _problem(expr):
 #: Points at which an activation must have a finite real value.
 _PROBES = (-2.3, -0.7, 0.4, 1.9)
 #: Points out to |x| ≈ 1000 (a pre-activation of that size is rare, but g must still be
-#: real there: Gaussian averages see the whole line); none is round, so that an
-#: activation with a pole at an integer or a root at ±10 is not judged at that point.
-_FAR_PROBES = (-3.7, 3.7, -5.3, 5.3, -9.7, 9.7, -31.3, 31.3, -98.3, 98.3, -317.3, 317.3,
-               -1013.7, 1013.7)
+#: real there: Gaussian averages see the whole line), and near 0 (√(x² − 10⁻⁶) is
+#: imaginary only within 10⁻³ of it); none is round, so that an activation with a pole at
+#: an integer or a root at ±10 is not judged at that point.
+_FAR_PROBES = (-0.00071, 0.00093, -0.031, 0.029, -3.7, 3.7, -5.3, 5.3, -9.7, 9.7, -31.3, 31.3,
+               -98.3, 98.3, -317.3, 317.3, -1013.7, 1013.7)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -521,6 +525,8 @@ def softplus(u):
 
 
 _FUNCTIONS.update({f.__name__: f for f in (relu, sigmoid, softplus)})
+#: Spelled-out functions that also name an activation alone (relu is a built-in already).
+_SPELLED = ("sigmoid", "softplus")
 _CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "x": X, "True": sympy.true, "False": sympy.false}
 _NUMBER_TYPES = {"Integer": sympy.Integer, "Rational": sympy.Rational, "Float": sympy.Float}
 _BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
@@ -742,18 +748,20 @@ def resolve_activation(spec):
     0.1*x**3 + x
     >>> resolve_activation("foo")
     Traceback (most recent call last):
-    ValueError: unknown activation 'foo': expected one of linear, erf, relu, sign, tanh or a sympy expression in x (free symbols other than x: foo)
+    ValueError: unknown activation 'foo': expected one of linear, erf, relu, sign, tanh, sigmoid, softplus or a sympy expression in x (free symbols other than x: foo)
     """
     if isinstance(spec, Activation):
         return spec
-    expected = "expected one of " + ", ".join(BUILTIN_ACTIVATIONS) + " or a sympy expression in x"
+    expected = ("expected one of " + ", ".join([*BUILTIN_ACTIVATIONS, *_SPELLED])
+                + " or a sympy expression in x")
     if isinstance(spec, str):
         text = spec.strip()
         if text.lower() in BUILTIN_ACTIVATIONS:
             return BUILTIN_ACTIVATIONS[text.lower()]
         name = " ".join(text.split())     # one line (log lines, titles), as typed otherwise
         try:
-            expr = parse_expression(text)
+            # a spelled-out function named alone ("sigmoid") is that function of x
+            expr = parse_expression(f"{text.lower()}(x)" if text.lower() in _SPELLED else text)
         except ValueError as err:
             raise ValueError(f"unknown activation {_shown(spec)}: {expected} ({err})") from None
     elif isinstance(spec, sympy.Basic):
@@ -767,4 +775,8 @@ def resolve_activation(spec):
         return Activation(name, expr)
     except ValueError as err:
         reason = str(err).split(": ", 1)[-1]
-        raise ValueError(f"unknown activation {_shown(spec)}: {expected} ({reason})") from None
+        if isinstance(expr, sympy.Basic) and expr.free_symbols - {X}:
+            # a name that is not x: a misspelt or unknown activation
+            raise ValueError(f"unknown activation {_shown(spec)}: {expected} ({reason})") from None
+        # read, but not a function of x that can be an activation: the reason alone
+        raise ValueError(f"invalid activation {_shown(spec)}: {reason}") from None

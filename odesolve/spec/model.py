@@ -3,14 +3,16 @@
 >>> model = Autoencoder(K=2, activation="erf")
 >>> model.activation.name, model.tied, model.rule
 ('erf', False, 'sgd')
->>> Autoencoder(K=2, activation="softplus")
+>>> Autoencoder(K=2, activation="softplux")
 Traceback (most recent call last):
 ...
-ValueError: unknown activation 'softplus': ...
+ValueError: unknown activation 'softplux': ...
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .._checks import check_bool, check_choice, check_integer
 from .activations import Activation, resolve_activation
@@ -77,7 +79,7 @@ class Autoencoder:
         object.__setattr__(self, "tied", check_bool("tied", self.tied))
         object.__setattr__(self, "activation", resolve_activation(self.activation))
         bias = {True: "trained", False: "none"}.get(self.bias, self.bias) \
-            if isinstance(self.bias, (bool, str)) else self.bias
+            if isinstance(self.bias, (bool, np.bool_, str)) else self.bias
         object.__setattr__(self, "bias", check_choice("bias mode", bias, BIAS_MODES))
         check_choice("learning rule", self.rule, RULES)
         if self.rule == "sanger" and not self.tied:

@@ -156,8 +156,10 @@ class ModelConfig:
 
     K: int = _key(types="int", check=_at_least(1), doc="Number of hidden units (K < D).")
     activation: str = _key("erf", types="string",
-                           doc="`linear`, `erf` (g(x) = erf(x/√2)), `relu`, `sign`, `tanh`, or a "
-                               "sympy expression in `x`, e.g. `\"tanh(2*x)\"`.")
+                           doc="`linear`, `erf` (g(x) = erf(x/√2)), `relu`, `sign`, `tanh`, `sigmoid`, "
+                               "`softplus`, or a sympy expression in `x`, e.g. `\"tanh(2*x)\"` "
+                               "or `\"relu(x - 0.3)\"` (functions also `sigmoid(u)`, "
+                               "`softplus(u)`; `E**x` is exp(x)).")
     tied: bool = _key(False, types="bool",
                       doc="Tied weights v_k = √D w_k (the normalisation in which the D → ∞ "
                           "equations are O(1)).")

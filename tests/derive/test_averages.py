@@ -216,6 +216,17 @@ def test_trigonometric_averages_are_exact_at_large_variances():
         damp = math.exp(-9 * qv / 2)
         exact = 3 * qv * damp * math.cos(3 * mv + 1) + mv * damp * math.sin(3 * mv + 1)
         assert float(one.subs({q: qv, m: mv})) == pytest.approx(exact, rel=1e-12, abs=1e-300)
+    # powers: sin² (E[g²] of sin) = (1 − e^{−2q} cos 2m)/2, sin³ = (3 sin λ − sin 3λ)/4
+    for qv, mv in ((0.5, 0.2), (3e3, 1.3)):
+        values = {q: qv, m: mv}
+        assert float(gaussian_average_1(sin**2, q, m).subs(values)) == pytest.approx(
+            (1 - math.exp(-2 * qv) * math.cos(2 * mv)) / 2, rel=1e-14)
+        assert float(gaussian_average_1(sin**3, q, m).subs(values)) == pytest.approx(
+            (3 * math.exp(-qv / 2) * math.sin(mv) - math.exp(-9 * qv / 2) * math.sin(3 * mv)) / 4,
+            rel=1e-12, abs=1e-300)
+    # so a sin network's averages are all closed forms: no quadrature routine in its module
+    from odesolve import Autoencoder, compile_model
+    assert "gauss_" not in str(compile_model(Autoencoder(K=2, activation="sin(x)"), jit=False))
     # a factor on a half line needs erfc of a complex argument: left to quadrature
     assert gaussian_average_1(sin * H(X), q) is None
 

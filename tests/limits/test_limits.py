@@ -386,7 +386,7 @@ def test_comparisons_return_consistent_curves():
     (lambda: L.optimal_risk(np.eye(2), covariance=np.array([[1.0, 0.5], [0.0, 1.0]])),
      "symmetric"),
     (lambda: L.optimal_risk(np.eye(2), covariance=np.eye(3)), r"shape \(2, 2\)"),
-    (lambda: L.optimal_risk(np.eye(2), "softplus"), "unknown activation"),
+    (lambda: L.optimal_risk(np.eye(2), "softplux"), "unknown activation"),
     (lambda: L.train_sgd(10, 1.0, 5, 0.1, np.random.default_rng(), method="adam"),
      "unknown method"),
     (lambda: L.waterfilling_risk([1.0, -2.0], 1), "non-negative"),
@@ -495,7 +495,7 @@ def test_limits_take_every_activation_the_model_takes(spec, same):
 
 
 def test_limits_refuse_what_the_model_refuses():
-    with pytest.raises(ValueError, match="unknown activation 'sqrt.*not real-valued"):
+    with pytest.raises(ValueError, match="invalid activation 'sqrt.*not real-valued"):
         L.optimal_risk(np.eye(2), "sqrt(x + 2.5)")
 
 

@@ -237,7 +237,7 @@ def _entry_points(B, activation):
     (B0, lambda u: None, "returned non-numeric values"),
     (B0, lambda u: [u, 1], "ragged"),
     (B0, sympy.Symbol("x") * sympy.Symbol("y"), "one symbol"),
-    (B0, "softplus", "unknown activation"),
+    (B0, "softplux", "unknown activation"),
 ])
 def test_user_activations_fail_with_one_clear_line(B, activation, message):
     for call in _entry_points(B, activation):

@@ -80,7 +80,7 @@ def test_sympy_expression_with_any_symbol_named_x():
                                   "x.evalf()", "__import__('os')", "x +", "lambda: 1", "[x]",
                                   "x if x > 0 else 0", "Max(0, x**2 - 1)"])
 def test_invalid_specifications_name_the_spec(spec):
-    with pytest.raises(ValueError, match="unknown activation") as err:
+    with pytest.raises(ValueError, match="(unknown|invalid) activation") as err:
         resolve_activation(spec)
     assert repr(spec) in str(err.value)
 
@@ -261,6 +261,7 @@ def test_unknown_functions_list_the_known_ones(text, words):
 @pytest.mark.parametrize("text,point", [
     ("sqrt(x + 2.5)", "g(-3.7)"), ("log(x + 2.5)", "g(-3.7)"), ("sqrt(3 - x)", "g(3.7)"),
     ("sqrt(x + 10)", "g(-31.3)"), ("log(x + 50)", "g(-98.3)"), ("x**0.5 + 0*x", "g(-2.3)"),
+    ("sqrt(x**2 - 1e-6)", "g(-0.00071)"),      # imaginary within 1e-3 of 0 only
 ])
 def test_activations_complex_far_out_are_refused_at_construction(text, point):
     """√(x + 2.5) was real at the 4 probe points, so it was accepted and refused later by
@@ -274,3 +275,29 @@ def test_activations_complex_far_out_are_refused_at_construction(text, point):
                                   "log(1 + x**2)", "x*erfc(x)"])
 def test_fast_growing_real_activations_still_pass(text):
     assert resolve_activation(text).expr.has(X)
+
+
+@pytest.mark.parametrize("name,expected", [("sigmoid", 1 / (1 + sympy.exp(-X))),
+                                           ("Softplus", sympy.log(1 + sympy.exp(X)))])
+def test_spelled_functions_name_activations_alone(name, expected):
+    """'sigmoid' alone was refused ("is a function: call it") while sigmoid(x) was read."""
+    assert resolve_activation(name).expr == normalize(expected)
+
+
+def test_a_readable_but_invalid_expression_is_not_called_unknown():
+    """√(x + 2.5) was 'unknown activation …: expected one of linear, …' though its name was
+    fine: the message is now its reason; a name other than x is still unknown."""
+    with pytest.raises(ValueError, match=r"^invalid activation 'sqrt\(x \+ 2.5\)': not real-valued"):
+        resolve_activation("sqrt(x + 2.5)")
+    with pytest.raises(ValueError, match="unknown activation 'softplux': expected one of .*softplus"):
+        resolve_activation("softplux")
+    # ELU as PyTorch writes it steps where exp(x) = 1: refused with the way to write it
+    with pytest.raises(ValueError, match=r"not linear in x .*Piecewise\(\(x, x > 0\)"):
+        resolve_activation("max(x, 0) + min(0, exp(x) - 1)")
+
+
+def test_numpy_booleans_choose_the_bias_mode():
+    """bias=np.bool_(True) was 'unknown bias mode np.True_' while tied=np.bool_(True) worked."""
+    from odesolve import Autoencoder
+    assert Autoencoder(K=2, bias=np.bool_(True)).bias == "trained"
+    assert Autoencoder(K=2, bias=np.bool_(False)).bias == "none"
