@@ -229,7 +229,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.2g} s"
 
 
-def check_cost(what: str, *, seconds: float = 0.0, nbytes: float = 0.0) -> None:
+def check_cost(what: str, *, seconds: float = 0.0, nbytes: float = 0.0,
+               announce: bool = True) -> None:
     """Refuse a request whose estimated cost is out of reach, announce a long one.
 
     Parameters
@@ -239,6 +240,9 @@ def check_cost(what: str, *, seconds: float = 0.0, nbytes: float = 0.0) -> None:
         K = 3, D = 1000"``).
     seconds, nbytes : float
         Estimated run time and memory.
+    announce : bool
+        Whether a long request is announced here (False where the work announces itself
+        when it starts).
 
     Raises
     ------
@@ -261,6 +265,6 @@ def check_cost(what: str, *, seconds: float = 0.0, nbytes: float = 0.0) -> None:
     if seconds > MAX_SECONDS:
         raise ValueError(f"{what}: estimated {_duration(seconds)} of computation, more than "
                          f"the {_duration(MAX_SECONDS)} allowed")
-    if seconds > ANNOUNCE_SECONDS:
+    if announce and seconds > ANNOUNCE_SECONDS:
         warnings.warn(CostWarning(f"{what}: estimated {_duration(seconds)} of computation"),
                       stacklevel=3)

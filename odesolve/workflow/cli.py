@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always", RegimeWarning)
             warnings.simplefilter("always", CostWarning)
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _warning_printer()
             status = handler(args)
     except (DivergenceError, SweepError) as exc:
         print(f"odesolve: error: {exc}", file=sys.stderr)
@@ -167,12 +167,21 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    if issubclass(category, (RegimeWarning, CostWarning)):
-        print(f"odesolve: warning: {message}", file=sys.stderr)
-    else:
-        print(warnings.formatwarning(message, category, filename, lineno, line),
-              end="", file=sys.stderr)
+def _warning_printer():
+    """``warnings.showwarning`` of one command: package warnings as ``odesolve: warning:``
+    lines, each text once (an Euler run's cost was announced by the configuration's check
+    and again by ``integrate``, and a warning of one seed's run would repeat per seed)."""
+    printed = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, (RegimeWarning, CostWarning)):
+            if str(message) not in printed:
+                printed.add(str(message))
+                print(f"odesolve: warning: {message}", file=sys.stderr)
+        else:
+            print(warnings.formatwarning(message, category, filename, lineno, line),
+                  end="", file=sys.stderr)
+    return show
 
 
 def _load(args):

@@ -429,7 +429,10 @@ def _check_cost(config: Config) -> float:
         steps = config.train.t_max / (config.theory.dt or 1.0 / D)
         per_seed = SECONDS_PER_EULER_VALUE * steps * n_state
         with blame(src, "theory.dt"):
-            check_cost(f"Euler: {steps:.3g} steps of {n_state} variables", seconds=per_seed)
+            # refused here, before any work; announced by integrate as each run starts
+            # (the same estimate twice on stderr otherwise)
+            check_cost(f"Euler: {steps:.3g} steps of {n_state} variables", seconds=per_seed,
+                       announce=False)
     if config.simulated:
         steps = round(config.train.t_max * D)
         per_seed += SECONDS_PER_STEP_KD * steps * K * D

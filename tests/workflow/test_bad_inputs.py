@@ -686,6 +686,18 @@ def test_integrate_refuses_a_trajectory_beyond_memory(state):
         odesolve.integrate(state, 1.0, 10.0, n_points=10**10)
 
 
+def test_each_warning_is_printed_once(tmp_path, capsys, monkeypatch):
+    """An Euler run's cost was announced twice (the configuration's estimate, then
+    integrate's), and a run's warning would repeat per seed: with every cost announced, no
+    warning line repeats."""
+    monkeypatch.setattr("odesolve._checks.ANNOUNCE_SECONDS", 0.0)
+    status, out, err = cli(capsys, "run", config_file(tmp_path), "--set", 'solver="euler"',
+                           "--set", "seeds=2", "--out", tmp_path / "o", "--no-plot", seconds=120)
+    warned = [line for line in err.splitlines() if line.startswith("odesolve: warning:")]
+    assert status == 0 and any("Euler" in line for line in warned), err
+    assert len(warned) == len(set(warned)), err
+
+
 def test_euler_beyond_stability_warns_in_the_api(state):
     with pytest.warns(odesolve.RegimeWarning, match=r"dt.*\d"), contextlib.suppress(
             odesolve.DivergenceError):
@@ -966,10 +978,8 @@ def test_ctrl_c_stops_a_long_euler_run_within_a_second(tmp_path, subprocess_env)
          "--set", "solver=\"euler\"", "--set", "theory.dt=1e-7", "--set", "t_max=100"],
         stderr=subprocess.PIPE, text=True, env=subprocess_env)
     # the integrator announces its cost once the equations are compiled: Euler is running
-    announced = 0
     for line in process.stderr:
-        announced += line.startswith("odesolve: warning: Euler")
-        if announced == 2:
+        if line.startswith("odesolve: warning: Euler"):
             break
     time.sleep(2.0)
     assert process.poll() is None
