@@ -165,7 +165,9 @@ def resolve_key(key: str, source: str = "<overrides>") -> tuple[str, str]:
 
 
 def _suggest(word, options) -> str:
-    close = (difflib.get_close_matches(word, list(options), n=1)
+    # the same key in another case first: difflib finds no match for "k" against "K"
+    close = ([o for o in options if o.lower() == word.lower()]
+             or difflib.get_close_matches(word, list(options), n=1)
              or [o for o in options if o.startswith(word) or word.startswith(o)])
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -451,6 +451,7 @@ def test_bad_spectrum_files(make, fragment, tmp_path, capsys):
     (["run"], "config"),
     (["run", "{cfg}", "--set", "lr"], "KEY=VALUE"),
     (["run", "{cfg}", "--set", "lrr=1"], "did you mean"),
+    (["run", "{cfg}", "--set", "model.k=3"], "did you mean 'K'"),
     (["run", "{cfg}", "--set", "bias=1"], "ambiguous"),
     (["run", "{cfg}", "--bogus"], "--bogus"),
     (["sweep", "{cfg}"], "--grid"),

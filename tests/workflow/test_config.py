@@ -71,6 +71,7 @@ def test_main_example_matches_the_contract():
 
 @pytest.mark.parametrize("text, key, words", [
     (MINIMAL.replace("bulk", "blk"), "data.blk", "unknown key (did you mean 'bulk'?)"),
+    (MINIMAL.replace("K = 2", "k = 2"), "model.k", "unknown key (did you mean 'K'?)"),  # had no hint
     (MINIMAL + "[sim]\nseeds = 2\n", "sim", "unknown section [sim] (did you mean 'simulation'?)"),
     (MINIMAL.replace("lr = 1.0\n", ""), "train.lr", "missing required key"),
     (MINIMAL.replace("[model]\nK = 2\n", ""), "model", "missing section [model]"),
