@@ -321,16 +321,22 @@ def _frequency(expr):
     return frequency
 
 
+def _shown(what):
+    """The average named in an error message, at most 120 characters (an expanded
+    integrand can be thousands), so that the message's reason stays whole."""
+    return what if len(what) <= 120 else what[:117] + "..."
+
+
 def _emit_period(src, ind, rate, what):
     """Emit the panel length cap of an oscillation of ``rate`` radians per standard
     deviation (a code expression; see _MAX_PERIODS); returns its name."""
     step = src.name("step")
-    message = (f"the quadrature of the Gaussian average {what} is not accurate here: its "
+    message = (f"the quadrature of the Gaussian average {_shown(what)} is not accurate here: its "
                f"integrand oscillates through more than {_MAX_PERIODS} periods within "
                f"{_L:g} standard deviations (a variance too large for this activation)")
     src.emit(ind, f"{step} = {2 * math.pi!r} / max({rate}, 1e-300)")
     src.emit(ind, f"if {step} * {_MAX_PERIODS} < {2 * _L!r}:")
-    src.emit(ind + 1, f"raise QuadratureRangeError({message[:300]!r})")
+    src.emit(ind + 1, f"raise QuadratureRangeError({message!r})")
     return step
 
 
@@ -422,7 +428,7 @@ class _Tail:
         emit(ind + 1, f"{self.edge} += abs({self.term})")
 
     def check(self, ind, acc):
-        what = self.what if len(self.what) <= 120 else self.what[:117] + "..."
+        what = _shown(self.what)
         message = (f"the quadrature of the Gaussian average {what} is not accurate here: its "
                    f"integrand is not negligible at {_L:g} standard deviations (the "
                    "activation grows too fast for this variance)")
