@@ -9,9 +9,9 @@ init 0.1, seed 0, unless stated):
 * cold start, K = 2, 8, 24, 64: a fresh process with an empty cache folder: imports,
   derivation, code generation, compilation and the first integration to t = 10³;
 * warm K = 24 to t = 10³ (integration only, cache on disk);
-* K = 100, 5 spikes + bulk, to t = 10⁴ (warm), with ``method="RKC"`` (stabilised
-  explicit, odesolve.integrator.rkc); the baseline column is this engine's default method
-  at this size (RK45), in the same run;
+* K = 100, 5 spikes + bulk, to t = 10⁴ (warm), with the default method (CVODE at this
+  size, odesolve.integrator.cvode); the baseline column is RK45 in this engine (the
+  default at this size before CVODE), in the same run;
 * all modes, D = 1024 (spiked spectrum, every mode tracked), K = 32, to t = 10³ (warm),
   the same comparison;
 * warm K = 2 curve to t = 10⁴ (median of 5);
@@ -136,11 +136,11 @@ def rows(baseline: Path, quick: bool = False):
              with_baseline=K <= 24)
     both("warm K = 24 to t = 10³", (24, 24, 1000, 1e3, False, 3, True), False)
     # the previous engine's code took minutes to compile these two; the baseline column
-    # is this engine's default method for states of this size
-    both("K = 100, 5 spikes + bulk, to t = 10⁴: RKC (baseline: RK45, this engine)",
-         (100, 5, 1000, 1e4, False, 1, True), False, method="RKC", against="RK45")
-    both("all modes D = 1024, K = 32, to t = 10³: RKC (baseline: RK45, this engine)",
-         (32, 5, 1024, 1e3, True, 1, True), False, method="RKC", against="RK45")
+    # is RK45 in this engine, the default for states of this size until CVODE
+    both("K = 100, 5 spikes + bulk, to t = 10⁴: auto = CVODE (baseline: RK45, this engine)",
+         (100, 5, 1000, 1e4, False, 1, True), False, against="RK45")
+    both("all modes D = 1024, K = 32, to t = 10³: auto = CVODE (baseline: RK45, this engine)",
+         (32, 5, 1024, 1e3, True, 1, True), False, against="RK45")
     both("warm K = 2 curve to t = 10⁴", (2, 2, 1000, 1e4, False, 5, True), False)
     both("warm K = 3 tanh (averages by quadrature), 3 spikes, to t = 10²",
          (3, 3, 1000, 1e2, False, 1, True), False, with_baseline=False, activation="tanh")

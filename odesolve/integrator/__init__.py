@@ -8,10 +8,12 @@ every order parameter and of the generalisation error on a log-spaced grid
 ``method="LSODA"`` (the default for small states) runs ODEPACK's LSODA through
 :func:`scipy.integrate.odeint`, whose stepping loop is compiled: the algorithm of
 ``solve_ivp(method="LSODA")`` without its Python work per step (several times faster on
-small states, benchmarks/bench_engine.py); every other :func:`scipy.integrate.solve_ivp`
-method stays available by name, and ``method="RKC"`` runs the stabilised explicit
-Runge–Kutta–Chebyshev method of :mod:`.rkc` (long runs of large states, where the flow's
-stiffness holds RK45 to small steps: docs/theory.md §10).
+small states, benchmarks/bench_engine.py).  ``method="CVODE"`` (the default for larger
+states) runs SUNDIALS' BDF with matrix-free GMRES (:mod:`.cvode`): implicit, so the flow's
+stiffness does not hold it to small steps, and without a Jacobian, so it takes any size
+(docs/theory.md §10).  Every other :func:`scipy.integrate.solve_ivp` method stays
+available by name, and ``method="RKC"`` runs the stabilised explicit
+Runge–Kutta–Chebyshev method of :mod:`.rkc`.
 
 Two bulk treatments (``bulk=``): ``"limit"`` is the strict D → ∞ theory (the bulk modes'
 eigenvalue ``σ²/D → 0`` is dropped from their dynamics, so e.g. the bulk encoder Gram
@@ -27,6 +29,7 @@ The modules, in the order a call passes through them:
 * :mod:`.flow`: the compiled flow's right-hand side for one state, model and protocol
   (:func:`rhs_function`), the checks of every solver call, the error of a state;
 * :mod:`.events`: plateau exits, located to the solver's tolerance;
+* :mod:`.cvode`: SUNDIALS' CVODE (BDF, matrix-free GMRES) through scikit-sundae;
 * :mod:`.rkc`: the Runge–Kutta–Chebyshev solver (a :class:`scipy.integrate.OdeSolver`);
 * :mod:`.euler`: the fixed-step Euler scheme (the published reference scheme);
 * :mod:`.grid`: the one time grid of theory and simulation, default tolerances.

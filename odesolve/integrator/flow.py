@@ -180,6 +180,21 @@ _START_CAUSE = ("initial weights or biases too large for the averages to be fini
                 "smaller init.scale or init.bias)")
 
 
+#: From this time on a solver's stop for a step below the spacing of floats (scipy: "...
+#: spacing ...", CVODE: "... min step size") is blamed on the spacing (1.5e-8 at 1e8, 2e-3
+#: at 1e13), not on a runaway flow
+FAR_TIME = 1e8
+
+
+def _failure_cause(lr, t, message):
+    """The cause named when a solver stopped at ``t`` with ``message``."""
+    if abs(t) >= FAR_TIME and ("spacing" in message or "min step" in message):
+        return (f"at t = {t:.3g} floating-point times are {np.spacing(t):.2g} apart, coarser "
+                "than the steps the tolerance needs; without a schedule the flow depends only "
+                "on the time elapsed, so start at a smaller t0 (or loosen rtol and atol)")
+    return _runaway_cause(lr, t)
+
+
 def _runaway_cause(lr, t):
     return (f"the flow itself runs away from this initial state (η·t = {lr * t:.3g}); the "
             "learning rate only rescales the ODE's time, so a smaller one does not prevent it")

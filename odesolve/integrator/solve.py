@@ -19,28 +19,29 @@ from ..trajectory import Trajectory, plateau_levels
 from .euler import SECONDS_PER_EULER_VALUE, _euler
 from .events import (NEWTON_STEPS, _error_slope, _first_crossings, _first_times, _hermite_root,
                      _level_crossings)
-from .flow import (NORM_LIMIT, _check_start, _error_function, _FlowArguments, _NotFinite, _rhs,
-                   _Runaway, _runaway_cause, _solver_callback)
+from .cvode import _cvode
+from .flow import (NORM_LIMIT, _check_start, _error_function, _failure_cause, _FlowArguments,
+                   _NotFinite, _rhs, _Runaway, _runaway_cause, _solver_callback)
 from .grid import _check_span, _check_t_eval, default_atol, time_grid
 from .regime import regime_notes
 from .rkc import RKC
 
-METHODS = ("auto", "LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF", "RKC", "euler")
+METHODS = ("auto", "LSODA", "CVODE", "RK45", "RK23", "DOP853", "Radau", "BDF", "RKC", "euler")
 #: the methods that are not scipy's, by name (solve_ivp takes an OdeSolver class)
 _SOLVER_CLASSES = {"RKC": RKC}
-#: ``method="auto"``: LSODA up to this many state variables, RK45 above.  LSODA turns
-#: stiff near fixed points (where RK45 needs ~100× more steps), but its stiff mode builds
-#: dense finite-difference Jacobians: hopeless for the ~10⁴ variables of all-modes runs
-#: on real spectra, which RK45 integrates in seconds.  A linearly implicit (W-)method
+#: ``method="auto"``: LSODA up to this many state variables, CVODE (BDF with matrix-free
+#: GMRES, :mod:`.cvode`) above.  LSODA turns stiff near fixed points (where RK45 needs
+#: ~100× more steps), but its stiff mode builds dense finite-difference Jacobians:
+#: hopeless for thousands of variables (K = 24: 17 s).  CVODE needs no Jacobian and was
+#: 4–11× faster than RK45 (the previous choice above this size) at K = 10–100 and on all
+#: modes, with a global error of the same order (README § Performance); below this size
+#: LSODA is as fast and more accurate at the same rtol.  A linearly implicit (W-)method
 #: whose matrix is the frozen linear flow (per mode s_τ S + N, cheap block solves) was
 #: measured and rejected: that matrix is not close to the Jacobian (erf, K = 8: ‖J − A‖₂ ≈
 #: 2.5, and A has eigenvalues up to +1.1 where J's are ≤ 0): the spectral radius of
 #: h (I − hA)⁻¹ (J − A) was 13–700 for steps h = 3–30 once t ≥ 3, so the method is not
 #: stable at steps beyond RK45's (scratch measurement of 2026-11-30, not a test).
 AUTO_LSODA_MAX_SIZE = 400
-#: From this time on a solver's "step below the spacing of floats" is blamed on the
-#: spacing (1.5e-8 at 1e8, 2e-3 at 1e13), not on a runaway flow
-FAR_TIME = 1e8
 BULK_MODES = ("limit", "finite")
 
 
@@ -60,13 +61,15 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         Final time, or ``(t0, t1)``.
     method : str
         ``"auto"`` (default): LSODA, which switches to a stiff scheme near fixed points,
-        for states of up to :data:`AUTO_LSODA_MAX_SIZE` variables, RK45 for larger
-        all-modes states (``Trajectory.method`` says which ran); or any
-        :func:`scipy.integrate.solve_ivp` method (``"LSODA"``, ``"RK45"``, ``"DOP853"``,
-        ...); or ``"RKC"``, a stabilised explicit Runge–Kutta–Chebyshev method for long
-        runs of large states (:mod:`odesolve.integrator.rkc`; second order, so at a given
-        ``rtol`` its global error is larger than RK45's: README § Performance); or
-        ``"euler"`` (fixed step ``dt``, default ``1/D``: the published reference scheme).
+        for states of up to :data:`AUTO_LSODA_MAX_SIZE` variables, ``"CVODE"`` for larger
+        ones (``Trajectory.method`` says which ran); ``"CVODE"``: SUNDIALS' variable-order
+        BDF with matrix-free GMRES (:mod:`odesolve.integrator.cvode`: no Jacobian is
+        formed, so it takes stiff flows of any size); any :func:`scipy.integrate.solve_ivp`
+        method (``"LSODA"``, ``"RK45"``, ``"DOP853"``, ...); ``"RKC"``, a stabilised
+        explicit Runge–Kutta–Chebyshev method (:mod:`odesolve.integrator.rkc`; second
+        order, so at a given ``rtol`` its global error is larger than RK45's: README §
+        Performance); or ``"euler"`` (fixed step ``dt``, default ``1/D``: the published
+        reference scheme).
     t_eval : array_like, optional
         Output times; default ``n_points`` log-spaced times (plus ``t0``).
     rtol : float
@@ -128,7 +131,8 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     ----------
     The equations are derived here (docs/theory.md); for untied erf autoencoders they are
     those of Refinetti & Goldt, ICML 2022 (arXiv 2201.02115).  LSODA: Petzold, SIAM J. Sci.
-    Stat. Comput. 4, 136 (1983), through ODEPACK (:func:`scipy.integrate.odeint`).  RKC:
+    Stat. Comput. 4, 136 (1983), through ODEPACK (:func:`scipy.integrate.odeint`).  CVODE:
+    Hindmarsh et al., ACM Trans. Math. Softw. 31, 363 (2005), through scikit-sundae.  RKC:
     Sommeijer, Shampine & Verwer, J. Comput. Appl. Math. 88, 315 (1998).
     """
     lr, t0, t1, t_eval, rtol, atol, protocol = _checked(
@@ -137,7 +141,7 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         warnings.warn(RegimeWarning(note), stacklevel=2)
     compiled = compile_model(state.model)
     if method == "auto":
-        method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "RK45"
+        method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "CVODE"
     arguments = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
     f = _rhs(compiled, arguments)
     try:
@@ -149,6 +153,10 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         elif method == "LSODA":
             fun = _solver_callback(compiled, arguments, f, _pace(state, method, t0, t1))
             ys, nfev, crossings = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
+        elif method == "CVODE":
+            fun = _solver_callback(compiled, arguments, f, _pace(state, method, t0, t1))
+            ys, nfev, crossings = _cvode(compiled, fun, state, lr, t0, t_eval, rtol, atol,
+                                         progress)
         else:
             ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method,
                                             rtol, atol, progress, _pace(state, method, t0, t1))
@@ -300,12 +308,10 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
 def _pace(state, method, t0, t1):
     """The notice of a slow integration (:class:`~odesolve._progress.PaceNotice`): an
     adaptive solver's cost is set by the flow's stiffness, unknown before the run."""
-    lsoda = ("LSODA switches to an implicit method (states of up to a few thousand "
-             "variables: its Jacobians are dense)")
-    rkc = ("RKC takes steps whose cost grows as the square root of the stiffness (any "
-           "size, long runs; method='RKC' or theory.solver = \"RKC\" in a configuration)")
-    stiff = {"LSODA": "", "Radau": "", "BDF": "", "RKC": f"; {lsoda}"}.get(
-        method, f"; {rkc}; {lsoda}")
+    implicit = ("CVODE steps over the fast modes at any size (method='CVODE' or "
+                "theory.solver = \"CVODE\" in a configuration); so does LSODA up to a few "
+                "thousand variables (its Jacobians are dense)")
+    stiff = "" if method in ("LSODA", "CVODE", "Radau", "BDF") else f"; {implicit}"
     return PaceNotice(f"integrating the ODE with {method} ({state.to_vector().size:,} "
                       "variables)", t0, t1,
                       hint=" (small steps: a stiff flow, e.g. a large eigenvalue times the "
@@ -347,14 +353,8 @@ def _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progre
     if sol.status == -1 or not np.all(np.isfinite(sol.y)):
         # solve_ivp's t is a list, not an array, when it stopped before its first output
         t_fail = float(sol.t[-1]) if len(sol.t) else t0
-        cause = _runaway_cause(lr, t_fail)
-        if "spacing" in sol.message and abs(t_fail) >= FAR_TIME:
-            cause = (f"at t = {t_fail:.3g} floating-point times are {np.spacing(t_fail):.2g} "
-                     "apart, coarser than the steps the tolerance needs; without a schedule "
-                     "the flow depends only on the time elapsed, so start at a smaller t0 (or "
-                     "loosen rtol and atol)")
         raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: {sol.message}",
-                              cause=cause)
+                              cause=_failure_cause(lr, t_fail, sol.message))
     return sol.y.T, sol.nfev, _first_times(levels, error(state.to_vector()), t0,
                                            [te[0] if te.size else np.nan
                                             for te in sol.t_events[1:]])

@@ -247,9 +247,10 @@ class TheoryConfig:
 
     solver: str = _key("auto", types="string", choices=METHODS,
                        doc="Integrator: `auto` (LSODA, stiff-aware, for up to 400 state variables; "
-                           "RK45 for larger states), scipy's `LSODA`, `RK45`, `DOP853`, `Radau`, "
-                           "`BDF`, `RKC` (stabilised explicit Runge–Kutta–Chebyshev: long runs of "
-                           "wide networks, README § Performance), or fixed-step `euler` (dt = "
+                           "CVODE for larger states), `CVODE` (SUNDIALS' BDF with matrix-free "
+                           "GMRES: stiff flows of any size, README § Performance), scipy's "
+                           "`LSODA`, `RK45`, `DOP853`, `Radau`, `BDF`, `RKC` (stabilised "
+                           "explicit Runge–Kutta–Chebyshev), or fixed-step `euler` (dt = "
                            "`theory.dt`, the published scheme).")
     closure: bool = _key(True, types="bool",
                          doc="`true`: spikes + K×K bulk aggregates (the strict D → ∞ closure); "

@@ -77,7 +77,7 @@ def test_euler_parity_with_adaptive_solvers():
     state = State.random(model, spec, seed=2)
     times = np.linspace(0, 30, 31)
     ref = integrate(state, 1.0, 30.0, t_eval=times, method="DOP853", rtol=1e-11, atol=1e-13)
-    for method in ("RK45", "LSODA"):
+    for method in ("RK45", "LSODA", "CVODE"):
         other = integrate(state, 1.0, 30.0, t_eval=times, method=method, rtol=1e-9, atol=1e-11)
         np.testing.assert_allclose(other.error, ref.error, rtol=1e-5)
     euler = integrate(state, 1.0, 30.0, t_eval=times, method="euler", dt=1e-3)
@@ -85,7 +85,7 @@ def test_euler_parity_with_adaptive_solvers():
     assert np.max(np.abs(euler.error - ref.error) / ref.error) > 1e-8  # Euler really ran
 
 
-def test_auto_method_picks_lsoda_for_small_states_and_rk45_for_all_modes():
+def test_auto_method_picks_lsoda_for_small_states_and_cvode_for_large_ones():
     from odesolve.integrator import AUTO_LSODA_MAX_SIZE
     model = Autoencoder(K=2, activation="erf")
     small = State.random(model, spiked_covariance(D=200, spikes=[2.0, 1.0], bulk=0.05), seed=0)
@@ -93,9 +93,10 @@ def test_auto_method_picks_lsoda_for_small_states_and_rk45_for_all_modes():
     large = State.random(model, given_spectrum(eigenvalues), seed=0)
     assert small.to_vector().size <= AUTO_LSODA_MAX_SIZE < large.to_vector().size
     assert integrate(small, 1.0, 5.0).method == "LSODA"
-    assert integrate(large, 1.0, 5.0).method == "RK45"
-    ref = integrate(small, 1.0, 5.0, method="DOP853", rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(integrate(small, 1.0, 5.0).error, ref.error, rtol=1e-5)
+    assert integrate(large, 1.0, 5.0).method == "CVODE"
+    for state in (small, large):
+        ref = integrate(state, 1.0, 5.0, method="DOP853", rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(integrate(state, 1.0, 5.0).error, ref.error, rtol=1e-5)
 
 
 def test_state_roundtrip_and_order_parameters_from_weights():

@@ -257,15 +257,18 @@ def test_euler_applies_rates_decay_and_batch():
                                       Protocol(schedule=lambda t: 1e150),
                                       Protocol(decoder_decay=1e50)],
                          ids=["rate 1e300", "rate 1e150", "decay 1e50"])
-def test_a_solver_failure_reports_a_time_of_the_run(protocol, recwarn):
-    """LSODA gives up on these: the report names a time within the run (it was a
-    denormal such as 6.9e-310 from odeint's unset record, or an OverflowError of η²),
-    and no numpy or odeint warning leaks."""
+@pytest.mark.parametrize("method", ["LSODA", "CVODE"])
+def test_a_solver_failure_reports_a_time_of_the_run(protocol, method, recwarn, capfd):
+    """LSODA and CVODE give up on these: the report names a time within the run (it was
+    a denormal such as 6.9e-310 from odeint's unset record, or an OverflowError of η²),
+    and no numpy or odeint warning leaks, nor SUNDIALS' text on stdout or stderr."""
     from odesolve import DivergenceError
     state = State.random(Autoencoder(K=2), spiked_covariance(D=500, spikes=[2.0, 1.0], bulk=0.05),
                          seed=0)
     with pytest.raises(DivergenceError) as info:
-        integrate(state, 1.0, 50.0, protocol=protocol, method="LSODA")
+        integrate(state, 1.0, 50.0, protocol=protocol, method=method)
+    out, err = capfd.readouterr()
+    assert out == "" and "WARNING" not in err and "Error" not in err
     # the solver may really have got stuck at t ~ 1e-29 (decay 1e50 sets steps of 1e-50)
     assert info.value.time == 0.0 or np.finfo(float).tiny < info.value.time <= 50.0
     assert not [w for w in recwarn if "odeint" in str(w.message).lower()

@@ -148,7 +148,7 @@ def test_the_flow_is_stiff_with_a_real_spectrum_late_in_learning(variant):
     assert np.min(np.abs(eigenvalues)) < 1e-2
 
 
-@pytest.mark.parametrize("method, t0", [("RKC", 1e13), ("RK45", 1e14)])
+@pytest.mark.parametrize("method, t0", [("RKC", 1e13), ("RK45", 1e14), ("CVODE", 1e14)])
 def test_a_start_where_floats_are_too_coarse_is_explained(method, t0):
     """It was an AttributeError from inside the solver wrapper (solve_ivp returns its
     times as a list when it stops before the first output), blamed on a runaway flow."""

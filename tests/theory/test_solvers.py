@@ -127,20 +127,23 @@ def test_a_slow_pace_is_announced_once(monkeypatch, method):
     assert notices[0].startswith(f"integrating the ODE with {method} (")
     assert "no progress yet" in notices[0] and "stiff" in notices[0]   # at the first call
     # an explicit method's notice names the methods made for stiff flows
-    assert ("RKC takes steps" in notices[0]) == (method == "RK45")
+    assert ("CVODE steps over the fast modes" in notices[0]) == (method == "RK45")
     with warnings.catch_warnings():
         warnings.simplefilter("error", CostWarning)     # default thresholds: silent
         monkeypatch.undo()
         integrate(_state(), 1.0, 50.0, method=method)
 
 
-def test_lsoda_integrates_what_the_pace_notice_calls_stiff():
-    """The notice of a slow explicit run points to LSODA: on all modes of a spectrum with
+def test_lsoda_and_cvode_integrate_what_the_pace_notice_calls_stiff():
+    """The notice of a slow explicit run points to CVODE and LSODA: on all modes of a spectrum with
     a top eigenvalue of 1e6, RK45 projected 1.8 days for t = 10³; LSODA takes seconds
-    (here to t = 20), and agrees with RK45 where that one is affordable (t = 0.01)."""
+    (here to t = 20), and so does CVODE; both agree with RK45 where that one is affordable (t = 0.01)."""
     spec = spiked_covariance(D=100, spikes=[1e6, 1.0], bulk=0.2).all_modes()
     state = State.random(Autoencoder(K=2, activation="erf"), spec, scale=0.1, seed=0)
-    stiff = integrate(state, 1.0, 20.0, method="LSODA")
-    assert np.all(np.isfinite(stiff.error)) and stiff.error[-1] < stiff.error[0]
-    short = [integrate(state, 1.0, 0.01, method=m, n_points=5, rtol=1e-9) for m in ("LSODA", "RK45")]
+    for method in ("LSODA", "CVODE"):
+        stiff = integrate(state, 1.0, 20.0, method=method)
+        assert np.all(np.isfinite(stiff.error)) and stiff.error[-1] < stiff.error[0]
+    short = [integrate(state, 1.0, 0.01, method=m, n_points=5, rtol=1e-9)
+             for m in ("LSODA", "RK45", "CVODE")]
     np.testing.assert_allclose(short[0].error, short[1].error, rtol=1e-6)
+    np.testing.assert_allclose(short[2].error, short[1].error, rtol=1e-6)

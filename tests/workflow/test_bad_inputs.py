@@ -718,7 +718,7 @@ def test_t_max_not_a_multiple_of_one_over_D(t_max, seeds, tmp_path, capsys):
 
 
 # ===================================================================== 12. learning times
-@pytest.mark.parametrize("method", ["LSODA", "RK45", "DOP853", "euler"])
+@pytest.mark.parametrize("method", ["LSODA", "CVODE", "RK45", "DOP853", "euler"])
 def test_learning_times_from_below_every_level_are_the_start(method):
     """Started at the PCA solution the error is below every plateau level at t0:
     every learning time is t0, for every method."""
@@ -733,8 +733,9 @@ def test_learning_times_from_below_every_level_are_the_start(method):
 def test_learning_times_agree_across_methods():
     start = odesolve.State.random(LINEAR, SPEC, scale=0.1, seed=0)
     times = [odesolve.integrate(start, 1.0, 60.0, method=m, dt=1e-3 if m == "euler" else None)
-             .learning_times for m in ("LSODA", "RK45", "euler")]
+             .learning_times for m in ("LSODA", "RK45", "euler", "CVODE")]
     assert np.allclose(times[0], times[1], rtol=1e-4) and np.allclose(times[0], times[2], rtol=1e-2)
+    assert np.allclose(times[0], times[3], rtol=1e-4)
 
 
 # ===================================================================== 13. tolerances vs scale

@@ -1,0 +1,108 @@
+"""CVODE (BDF with matrix-free GMRES, odesolve.integrator.cvode): the method ``auto`` takes
+for large states.  Its curves and plateau exits against tight DOP853, every way of asking
+for output times, the protocols and the wide (BLAS) right-hand side, and its failures:
+runaway, Ctrl-C, and what its C library prints."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from odesolve import Autoencoder, DivergenceError, State, integrate, spiked_covariance
+from odesolve.protocols import Protocol, power_law
+
+
+def _state(K=6, spikes=6, D=1000, tied=False, scale=0.1):
+    spec = spiked_covariance(D=D, spikes=[1.5 * 0.7**k for k in range(spikes)], bulk=0.05)
+    return State.random(Autoencoder(K=K, activation="erf", tied=tied), spec, scale, seed=0)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_cvode_follows_tight_dop853_and_finds_the_plateau_exits(tied):
+    """K = 6 through six plateaus to t = 300: the curve to the accuracy rtol = 1e-9 sets,
+    every learning time found (CVODE's own root finding) and equal to DOP853's."""
+    state = _state(tied=tied)
+    ref = integrate(state, 1.0, 300.0, method="DOP853", rtol=1e-12, atol=1e-14)
+    got = integrate(state, 1.0, 300.0, method="CVODE", rtol=1e-9, atol=1e-11)
+    assert got.method == "CVODE" and got.nfev > 0
+    np.testing.assert_allclose(got.error, ref.error, rtol=1e-6)
+    np.testing.assert_allclose(got.Q, ref.Q, rtol=0, atol=1e-6)
+    found = np.isfinite(ref.learning_times)
+    assert found.sum() >= 3
+    np.testing.assert_array_equal(np.isfinite(got.learning_times), found)
+    np.testing.assert_allclose(got.learning_times[found], ref.learning_times[found], rtol=1e-6)
+
+
+def test_cvode_error_shrinks_with_the_tolerance():
+    state = _state(K=3, spikes=3)
+    ref = integrate(state, 1.0, 200.0, method="DOP853", rtol=1e-12, atol=1e-14)
+    errors = [np.max(np.abs(integrate(state, 1.0, 200.0, method="CVODE", rtol=r).error
+                            - ref.error)) for r in (1e-5, 1e-7, 1e-9)]
+    assert errors[0] > 10 * errors[1] > 100 * errors[2]
+
+
+def test_cvode_output_times_of_every_kind():
+    """An output grid that starts after t0, a single time, and t0 alone."""
+    state = _state(K=2, spikes=2, D=500)
+    full = integrate(state, 1.0, (1.0, 50.0), method="CVODE", t_eval=[1.0, 10.0, 30.0, 50.0],
+                     rtol=1e-10, atol=1e-12)
+    later = integrate(state, 1.0, (1.0, 50.0), method="CVODE", t_eval=[10.0, 30.0, 50.0],
+                      rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(later.error, full.error[1:], rtol=1e-8)
+    one = integrate(state, 1.0, (1.0, 50.0), method="CVODE", t_eval=[50.0], rtol=1e-10,
+                    atol=1e-12)
+    np.testing.assert_allclose(one.error, full.error[-1:], rtol=1e-8)
+    start = integrate(state, 1.0, (1.0, 50.0), method="CVODE", t_eval=[1.0])
+    assert start.error[0] == full.error[0]
+
+
+def test_cvode_with_a_schedule_rates_and_decay_matches_dop853():
+    """The protocol's time-dependent rate (the right-hand side outside the compiled
+    guard) gives the curve DOP853 gives."""
+    state = _state(K=3, spikes=3, D=500)
+    protocol = Protocol(schedule=power_law(tau=10.0, beta=0.5), decoder_rate=0.5,
+                        encoder_decay=0.01)
+    ref = integrate(state, 1.0, 100.0, method="DOP853", protocol=protocol, rtol=1e-11,
+                    atol=1e-13)
+    got = integrate(state, 1.0, 100.0, method="CVODE", protocol=protocol, rtol=1e-9,
+                    atol=1e-11)
+    np.testing.assert_allclose(got.error, ref.error, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_cvode_on_the_wide_right_hand_side():
+    """K = 64 untied (P = 128 rows: the BLAS right-hand side), to t = 20, against RK45."""
+    state = _state(K=64, spikes=3, D=1000)
+    ref = integrate(state, 1.0, 20.0, method="RK45", rtol=1e-10, atol=1e-12, n_points=20)
+    got = integrate(state, 1.0, 20.0, n_points=20)
+    assert got.method == "CVODE"
+    np.testing.assert_allclose(got.error, ref.error, rtol=1e-5)
+
+
+def test_ctrl_c_stops_cvode(monkeypatch):
+    """KeyboardInterrupt raised in a callback (the pace notice runs in every right-hand
+    side) leaves the C solver and reaches the caller."""
+    from odesolve.integrator import solve
+
+    class Interrupt:
+        def __init__(self, *args, **kwargs):
+            self.calls = 0
+
+        def __call__(self, t):
+            self.calls += 1
+            if self.calls == 50:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(solve, "PaceNotice", Interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        integrate(_state(K=2, spikes=2, D=500), 1.0, 1e3, method="CVODE")
+
+
+@pytest.mark.filterwarnings("ignore::odesolve.RegimeWarning")
+def test_cvode_failure_message_is_one_exception_and_nothing_on_stdout(capfd):
+    """SUNDIALS' own error text (printed by the wrapper) goes into the exception."""
+    state = _state(K=2, spikes=2, D=500)
+    with pytest.raises(DivergenceError, match="floating-point times are .* apart") as info:
+        integrate(state, 1.0, (1e14, 1e14 + 10.0), method="CVODE")
+    out, err = capfd.readouterr()
+    assert out == "" and "WARNING" not in err
+    assert "min step" in str(info.value)
