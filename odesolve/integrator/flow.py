@@ -27,16 +27,15 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
 
 def _rhs(compiled, a):
     """:func:`rhs_function` of the flow arguments ``a``."""
-    if a.wide:
-        return _wide_rhs(compiled.module.flow_matrices, a.s, a.s_bulk, a.s_dyn, a.rate,
-                         a.rates, a.decay, a.floor, a.K, a.nb)
     # the entry point compiled for every run (rhs alone would be a second compilation);
     # without a limit on the state it checks nothing (the solvers check dy themselves)
-    guarded = compiled.module.rhs_guarded
+    guarded, work = compiled.module.rhs_guarded, a.work_arrays()
+    if a.wide:
+        return _wide_rhs(guarded, a, work)
 
     def f(t, y):
         dy = np.empty_like(y)
-        guarded(y, *a.at_rate(a.rate(t)), np.inf, dy)
+        guarded(y, *a.at_rate(a.rate(t)), np.inf, dy, *work, False)
         return dy
 
     return f
@@ -55,8 +54,15 @@ class _FlowArguments:
         self.rates, self.decay = protocol.flow_multipliers(state.model)
         self.constant = protocol.schedule.is_constant
         self.floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
-        self.wide = self.nb * self.K >= BLAS_MIN_ROWS
+        P = self.nb * self.K
+        self.wide = BLAS_MIN_ROWS <= P and self.s.shape[0] < BLAS_MAX_MODES_PER_ROW * P
         self._lr, self._protocol = lr, protocol
+
+    def work_arrays(self):
+        """``(S, N, drift, hebbian)``: the work arrays of the template's ``rhs`` (P × P,
+        P × P, K, K × K), allocated once per right-hand side instead of once per call."""
+        P = self.nb * self.K
+        return np.empty((P, P)), np.empty((P, P)), np.empty(self.K), np.empty((self.K, self.K))
 
     def rate(self, t):
         """The SGD rate per sample at time t (η/B for a constant schedule)."""
@@ -96,12 +102,13 @@ def _solver_callback(compiled, a, f, pace):
             return dy
     else:
         guarded, args = compiled.module.rhs_guarded, a.at_rate(a.rate(0.0)) + (NORM_LIMIT,)
+        work = a.work_arrays() + (False,)
 
         def fun(y, t):
             reached[0] = t
             pace(t)
             dy = np.empty_like(y)
-            code = guarded(y, *args, dy)
+            code = guarded(y, *args, dy, *work)
             if code:
                 raise (_Runaway if code == 1 else _NotFinite)(t)
             return dy
@@ -110,30 +117,36 @@ def _solver_callback(compiled, a, f, pace):
 
 
 #: From this many rows P of the flow (2K untied, K tied) the right-hand side takes its
-#: products (s_τ S + N) Y and M G, O(P² n + P³), with BLAS instead of the compiled loops.
-#: Measured per call (erf, 5 spikes + bulk, one BLAS thread): K = 24: loops 146 µs, BLAS
-#: 181 µs; K = 64: 3.6 vs 3.3 ms; K = 100: 8.3 vs 4.4 ms (the K² Gaussian averages of
-#: the coefficients are the rest).
-BLAS_MIN_ROWS = 128
+#: products (s_τ S + N) Y and M G, O(P² n + P³), with BLAS instead of the compiled loops,
+#: unless the modes outnumber the rows :data:`BLAS_MAX_MODES_PER_ROW` times (all-modes
+#: runs, where the loops over modes vectorise).  Both go through the one compiled entry
+#: point.  Measured per call, median of 5×200 (erf, one BLAS thread, 2026-12-01): P = 48
+#: (K = 24, 24 spikes): loops 33 µs, BLAS 43 µs; P = 64 (K = 32, 5 spikes): 52 vs 48 µs;
+#: tied K = 64: 168 vs 87 µs; P = 128 (K = 64): 284 vs 162 µs; K = 100: 937 vs 358 µs;
+#: all modes D = 1024, P = 64: 673 vs 855 µs, P = 128: 3.1 vs 3.2 ms.
+BLAS_MIN_ROWS = 64
+BLAS_MAX_MODES_PER_ROW = 8
 
 
-def _wide_rhs(flow_matrices, s, s_bulk, s_dyn, rate, rates, decay, floor, K, nb):
-    """The compiled template's ``rhs`` with its products as matrix products (same flow)."""
-    P, n = nb * K, s.shape[0]
+def _wide_rhs(guarded, a, work):
+    """The compiled template's ``rhs`` with its products as matrix products (same flow):
+    the compiled entry point ``guarded`` fills the flow matrices only."""
+    P, n, K = a.nb * a.K, a.s.shape[0], a.K
     off, b0 = P * n, P - K
+    S, N, drift, hebbian = work
+    unused = np.empty(0)
 
     def f(t, y):
-        S, N = np.zeros((P, P)), np.zeros((P, P))
-        drift, hebbian = np.zeros(K), np.empty((K, K))
-        flow_matrices(y, s, s_bulk, rates, decay, K, nb, S, N, drift, hebbian)
-        eta = rate(t)
+        eta = a.rate(t)
+        guarded(y, *a.at_rate(eta), np.inf, unused, *work, True)
         Y = y[:off].reshape(P, n)
-        MG = _block_product(s_dyn * S + N, y[off:off + P * P].reshape(P, P))
+        MG = _block_product(a.s_dyn * S + N, y[off:off + P * P].reshape(P, P))
         dG = MG + MG.T
         dG *= eta
-        if floor:
-            dG[b0:, b0:] += floor * eta**2 * hebbian
-        return np.concatenate([(eta * (S @ (Y * s) + N @ Y)).ravel(), dG.ravel(), eta * drift])
+        if a.floor:
+            dG[b0:, b0:] += a.floor * eta**2 * hebbian
+        return np.concatenate([(eta * (S @ (Y * a.s) + N @ Y)).ravel(), dG.ravel(),
+                               eta * drift])
 
     return f
 

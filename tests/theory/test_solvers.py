@@ -80,10 +80,14 @@ def test_wide_networks_take_the_same_flow_with_blas(monkeypatch):
     compiled, y = compile_model(state.model), state.to_vector()
     protocol = Protocol(encoder_rate=1.3, decoder_rate=0.7, encoder_decay=0.2, decoder_decay=0.1)
     out = {}
+    other = State.random(state.model, spec, scale=0.2, seed=4).to_vector()
     for rows in (10**6, 1):
         monkeypatch.setattr(flow, "BLAS_MIN_ROWS", rows)
         f = flow.rhs_function(compiled, state, 0.8, "finite", protocol, finite_size=True)
         out[rows] = f(0.0, y)
+        # the work arrays kept between calls carry nothing from one call to the next
+        assert not np.allclose(f(0.0, other), out[rows])
+        np.testing.assert_array_equal(f(0.0, y), out[rows])
     np.testing.assert_allclose(out[1], out[10**6], rtol=1e-12, atol=1e-15)
 
 
