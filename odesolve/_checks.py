@@ -25,7 +25,7 @@ import numpy as np
 __all__ = ["check_real", "check_positive", "check_non_negative", "check_integer", "check_rng",
            "check_choice", "check_type", "check_bool", "check_vector", "check_matrix", "check_psd", "check_tolerance",
            "check_seed", "message_of", "check_cost", "memory_limit", "SECONDS_PER_FLOP", "psd_tolerance", "MAX_SECONDS",
-           "ANNOUNCE_SECONDS"]
+           "ANNOUNCE_SECONDS", "as_real_array"]
 
 
 def _real(name: str, value) -> float:
@@ -126,7 +126,7 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def _numeric(name: str, values) -> np.ndarray:
+def as_real_array(name: str, values) -> np.ndarray:
     """``values`` as a float array; strings and booleans are refused, not converted."""
     try:
         raw = np.asarray(values)
@@ -150,7 +150,7 @@ def _numeric(name: str, values) -> np.ndarray:
 
 def check_vector(name: str, values) -> np.ndarray:
     """A finite 1-d float array (a list of numbers)."""
-    v = _numeric(name, values)
+    v = as_real_array(name, values)
     if v.ndim != 1:
         raise ValueError(f"{name} must be a 1-d list of numbers, got shape {v.shape}")
     if not np.all(np.isfinite(v)):
@@ -168,7 +168,7 @@ def _not_finite(name: str, values: np.ndarray) -> str:
 
 def check_matrix(name: str, X, shape: tuple | None = None) -> np.ndarray:
     """A finite 2-D float array, of ``shape`` if given."""
-    X = _numeric(name, X)
+    X = as_real_array(name, X)
     if X.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {X.shape}")
     if shape is not None and X.shape != shape:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._checks import (SECONDS_PER_FLOP, _numeric, check_cost, check_integer, check_matrix,
+from ._checks import (SECONDS_PER_FLOP, as_real_array, check_cost, check_integer, check_matrix,
                       check_non_negative, check_real, check_rng, check_seed, check_type,
                       check_vector, psd_tolerance)
 from .spec.model import Autoencoder
@@ -211,7 +211,7 @@ class State:
         if V is None:
             if not model.tied:
                 raise ValueError("untied models need both W and V")
-            V = np.sqrt(D) * _numeric("W", W)
+            V = np.sqrt(D) * as_real_array("W", W)
         W, V = _check_weights(spectrum, W, V)
         if W.shape[0] != model.K:
             raise ValueError(f"weights have {W.shape[0]} rows but the model has K = {model.K}")
@@ -408,8 +408,8 @@ def _model_biases(model: Autoencoder, m) -> np.ndarray:
 
 def _check_weights(spectrum: Spectrum, W, V):
     # as real numbers: complex weights would lose their imaginary part with only a warning
-    W = _numeric("W", W)
-    V = _numeric("V", V)
+    W = as_real_array("W", W)
+    V = as_real_array("V", V)
     if W.ndim != 2 or W.shape[1] != spectrum.D:
         raise ValueError(f"W must have shape (K, {spectrum.D}), got {W.shape}")
     if V.shape != W.shape:

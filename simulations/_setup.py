@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from odesolve._checks import _numeric, check_integer, check_positive, check_seed
+from odesolve._checks import as_real_array, check_integer, check_positive, check_seed
 from odesolve.integrator import time_grid
 from odesolve.spec.images import Dataset
 from odesolve.state import initial_weights
@@ -38,19 +38,19 @@ def _given_weights(model, D, rule, weights):
         raise ValueError("weights must be a tuple (W, V, m)") from None
     K = model.K
     # as real numbers: complex weights would lose their imaginary part with only a warning
-    W = _numeric("W", W).copy()
+    W = as_real_array("W", W).copy()
     if W.shape != (K, D):
         raise ValueError(f"W must have shape ({K}, {D}), got {W.shape}")
     if rule.tie:
-        if V is not None and not np.allclose(_numeric("V", V), rule.tie * W, rtol=1e-10, atol=1e-12):
+        if V is not None and not np.allclose(as_real_array("V", V), rule.tie * W, rtol=1e-10, atol=1e-12):
             raise ValueError(f"tied weights need V = {rule.tie:g}·W (or V = None)")
         V = np.zeros_like(W)
     elif V is None:
         raise ValueError("untied models need a decoder V")
-    V = _numeric("V", V).copy()
+    V = as_real_array("V", V).copy()
     if V.shape != (K, D):
         raise ValueError(f"V must have shape ({K}, {D}), got {V.shape}")
-    m = np.zeros(K) if m is None else _numeric("m", m).reshape(-1).copy()
+    m = np.zeros(K) if m is None else as_real_array("m", m).reshape(-1).copy()
     if m.shape != (K,):
         raise ValueError(f"m must have shape ({K},), got {m.shape}")
     if not model.has_bias and np.any(m != 0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from .._checks import _numeric, psd_tolerance
+from .._checks import as_real_array, psd_tolerance
 from .._checks import check_matrix as _check_matrix
 
 #: ``c = π/2 − 1``: diagonal of ``arcsin(M) − M`` for a unit-diagonal ``M``, the variance
@@ -27,7 +27,7 @@ _OVERLAP_CLIP = 1e-12
 # --------------------------------------------------------------------------- validation
 def _check_rate(r) -> np.ndarray:
     try:
-        rate = _numeric("the rate r = n/d", r)
+        rate = as_real_array("the rate r = n/d", r)
     except TypeError:
         raise ValueError(f"the rate r = n/d must be positive and finite, got {r!r}") from None
     if not np.all(np.isfinite(rate)) or np.any(rate <= 0):
