@@ -17,7 +17,7 @@ NAMED_ACTIVATIONS = ("sign", "erf", "relu", "linear")
 #: Sample-based encoder gradients offered by :func:`train_sgd`.
 SGD_METHODS = ("kernel", "tanh", "straight_through")
 
-#: Gauss–Hermite nodes per dimension for user-supplied activations.
+#: Gauss–Hermite nodes per dimension for smooth user-supplied activations and callables.
 _QUADRATURE_ORDER = 48
 #: Largest number of (pair, node, node) evaluations held in memory at once.
 _QUADRATURE_CHUNK = 2_000_000

@@ -182,14 +182,17 @@ class _UserActivation:
                 raise ValueError(f"the sympy activation {activation} has no numeric code "
                                  f"({type(error).__name__}: {error})") from None
             self.name = f"sympy expression {activation}"
+            self.kinks = _kinks_of(activation, symbols)
         elif isinstance(activation, Activation):
             # its numpy code evaluates steps region by region (no cancellation, no warning
             # from a piece outside its region): the simulator's own evaluation of g
             self.function = activation.numpy
             self.name = repr(activation.name)
+            self.kinks = activation.kinks
         elif callable(activation):
             self.function = activation
             self.name = getattr(activation, "__name__", None) or repr(activation)
+            self.kinks = ()         # unknown: the smooth rule (its accuracy is documented)
         else:
             raise ValueError(f"unknown activation {activation!r}: expected a name or an "
                              "expression in x as the model takes (e.g. 'relu', 'tanh', "
@@ -235,6 +238,38 @@ class _UserActivation:
         return values, flags
 
 
+def _kinks_of(expr, symbols) -> tuple:
+    """The kinks and jumps of a sympy activation in one symbol (:attr:`Activation.kinks`),
+    () where the model's reader does not take it (it is then integrated as smooth)."""
+    try:
+        x = symbols[0] if symbols else sympy.Symbol("x")
+        return Activation("user", expr.xreplace({x: sympy.Symbol("x", real=True)})).kinks
+    except (TypeError, ValueError):
+        return ()
+
+
+#: Gauss–Legendre panels of the rule for activations with kinks or jumps: [−L, L] of the
+#: standardised pre-activation cut into _PANELS uniform panels and at every kink, with
+#: _PANEL_NODES nodes each (exact for a Gaussian times a polynomial of degree < 32 on
+#: each piece; Gauss–Hermite nodes straddling a jump had left sign-like kernels 0.1 off).
+_L, _PANELS, _PANEL_NODES = 10.0, 8, 16
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(_PANEL_NODES)
+
+
+def _panel_rule(breaks: np.ndarray):
+    """Nodes and weights (density φ included) of the piecewise Gauss–Legendre rule on
+    [−L, L] cut at ``breaks`` (shape (..., m), clipped to the range; inf and nan allowed):
+    arrays of shape (..., (_PANELS + m)·_PANEL_NODES)."""
+    uniform = np.broadcast_to(np.linspace(-_L, _L, _PANELS + 1), breaks.shape[:-1] + (_PANELS + 1,))
+    inner = np.clip(np.nan_to_num(breaks, nan=0.0, posinf=_L, neginf=-_L), -_L, _L)
+    edges = np.sort(np.concatenate([uniform, inner], axis=-1), axis=-1)
+    half = (edges[..., 1:] - edges[..., :-1]) / 2
+    middle = (edges[..., 1:] + edges[..., :-1]) / 2
+    t = (middle[..., None] + half[..., None] * _GL_NODES).reshape(breaks.shape[:-1] + (-1,))
+    w = (half[..., None] * _GL_WEIGHTS).reshape(t.shape) * np.exp(-t * t / 2) / np.sqrt(2 * np.pi)
+    return t, w
+
+
 def _pre_activation_scales(scale: float, norms: np.ndarray, unit_variances: np.ndarray):
     """``σ_i = √s·‖b_i‖_max·√ṽ_i`` (zero where ``ṽ_i = 0``) and its ``log10``: mantissas and
     exponents multiplied apart (frexp), so σ is formed with a few roundings wherever it is
@@ -260,7 +295,7 @@ def _units(mask: np.ndarray) -> str:
 
 def _quadrature_factors(g: _UserActivation, BS: np.ndarray, C: np.ndarray,
                         unit_variances: np.ndarray, scale: float, norms: np.ndarray):
-    """Gauss–Hermite kernels of a user-supplied activation ``g``, its scales factored out.
+    """Quadrature kernels of a user-supplied activation ``g``, its scales factored out.
 
     With ``λ_i = σ_i z_i`` (``z ~ N(0, ρ)``, ``σ_i = √s‖b_i‖_max√ṽ_i``, ``ṽ = diag C̃``)
     and ``f_i`` the largest ``|g|`` at the nodes ``σ_i t_a``, the features
@@ -270,13 +305,16 @@ def _quadrature_factors(g: _UserActivation, BS: np.ndarray, C: np.ndarray,
     η²/κ = s).  Only g itself meets the true scale, at ``σ_i t_a``, and it is normalised
     by ``f_i`` before anything is squared or multiplied.
 
-    ``(z_i, z_j) = (t_a, ρ t_a + √(1−ρ²) t_b)``; the product rule with
-    ``_QUADRATURE_ORDER`` nodes per axis is exact for polynomials of degree below
-    ``2·_QUADRATURE_ORDER``: about 1e-8 for smooth ``g`` at pre-activation variances of
-    order one, but the error of a kink off the axes decays only like 1/order (3e-3 for
-    ReLU), a jump's like the node spacing, 1/√order (0.1 in the kernel of sign), and
-    functions steep on that spacing (erf at variance 10, tanh at σ = 1e3) converge as
-    slowly: use the named closed forms there.
+    ``(z_i, z_j) = (t_a, ρ t_a + √(1−ρ²) t_b)``.  Where g has kinks or jumps
+    (``g.kinks``, an expression's), each axis has Gauss–Legendre panels cut where σ z = k
+    (:func:`_panel_rule`; the inner axis's cuts move with t_a): exact to ~1e-10.
+    Otherwise the Gauss–Hermite product rule with ``_QUADRATURE_ORDER`` nodes per axis
+    is exact for polynomials of degree below ``2·_QUADRATURE_ORDER``: about 1e-8 for
+    smooth ``g`` at pre-activation variances of order one, but for a callable's unknown
+    kinks the error decays only like 1/order (3e-3 for ReLU), a jump's like the node
+    spacing, 1/√order (0.1 in the kernel of sign), and functions steep on that spacing
+    (erf at variance 10, tanh at σ = 1e3) converge as slowly: use the named closed forms
+    there.
 
     Parameters
     ----------
@@ -309,10 +347,16 @@ def _quadrature_factors(g: _UserActivation, BS: np.ndarray, C: np.ndarray,
         relu(x − 1)·exp(−x²) at 1e-200, from a lost one, and refuses both); the errors of
         :class:`_UserActivation`.
     """
-    nodes, weights = np.polynomial.hermite_e.hermegauss(_QUADRATURE_ORDER)
-    weights = weights / weights.sum()
     sigma, log10 = _pre_activation_scales(scale, norms, unit_variances)
     live = unit_variances > 0
+    kinks = np.asarray(g.kinks, dtype=float)
+    if kinks.size:        # panels cut at each unit's kinks σ_i t = k (none for a dead unit)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            nodes, weights = _panel_rule(kinks[None, :] / sigma[:, None])      # (n, q)
+    else:
+        nodes, weights = np.polynomial.hermite_e.hermegauss(_QUADRATURE_ORDER)
+        nodes = np.broadcast_to(nodes, (len(sigma), len(nodes)))
+        weights = np.broadcast_to(weights / weights.sum(), nodes.shape)
     reach = np.sqrt(2.0) * np.max(np.abs(nodes))        # |ρ t_a + √(1−ρ²) t_b| ≤ √2 max|t|
     # a normal σ keeps every node σ t_a to within an ulp of σ, even where σ t_a is subnormal
     with np.errstate(over="ignore"):
@@ -324,7 +368,7 @@ def _quadrature_factors(g: _UserActivation, BS: np.ndarray, C: np.ndarray,
                          "user-supplied activation, which is evaluated at them (named "
                          "activations take any scale)")
     with np.errstate(under="ignore"):
-        values, flags = g(sigma[:, None] * nodes[None, :])       # (n, q)
+        values, flags = g(sigma[:, None] * nodes)                 # (n, q)
     _check_finite(g, values, flags, np.arange(len(sigma)), log10)
     f = np.max(np.abs(values), axis=1)
     # f ≥ the smallest normal number bounds what underflow can take from any value by an
@@ -334,7 +378,7 @@ def _quadrature_factors(g: _UserActivation, BS: np.ndarray, C: np.ndarray,
     underflowed = live & (f > 0) & (f < _TINY)
     if "underflow" in flags:
         for i in np.flatnonzero(live & (f == 0)):
-            underflowed[i] = "underflow" in g(sigma[i] * nodes[None, :])[1]
+            underflowed[i] = "underflow" in g(sigma[i] * nodes[i:i + 1])[1]
     if np.any(underflowed):
         raise ValueError(f"the activation {g.name} underflows at the scale of units "
                          f"{_units(underflowed)} (pre-activations of order "
@@ -345,26 +389,34 @@ def _quadrature_factors(g: _UserActivation, BS: np.ndarray, C: np.ndarray,
     f = np.where(alive, f, 1.0)
     with np.errstate(under="ignore"):                 # the far nodes' negligible terms
         unit = values / f[:, None]
-        e = (unit * nodes[None, :]) @ weights                      # E[z g̃(σz)]
-        K = np.diag((unit**2) @ weights)
+        e = np.sum(unit * nodes * weights, axis=1)                # E[z g̃(σz)]
+        K = np.diag(np.sum(unit**2 * weights, axis=1))
     rho = _unit_correlations(C, unit_variances)
     rows, cols = np.triu_indices(C.shape[0], k=1)
-    w2 = np.outer(weights, weights)
-    chunk = max(1, _QUADRATURE_CHUNK // len(nodes) ** 2)
+    q = nodes.shape[1]
+    chunk = max(1, _QUADRATURE_CHUNK // (q * (q if not kinks.size else q + 16)))
     for start in range(0, len(rows), chunk):
         i, j = rows[start:start + chunk], cols[start:start + chunk]
         p, scale_j = rho[i, j], sigma[j]
+        slope = np.sqrt(1 - p**2)
+        # z_j given z_i = t: ρ t + √(1−ρ²) u, u ~ N(0, 1), its rule cut where σ_j z_j = k
+        t, outer = nodes[i], weights[i]
+        if kinks.size:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                u, inner = _panel_rule((kinks[None, None, :] / scale_j[:, None, None]
+                                        - p[:, None, None] * t[:, :, None]) / slope[:, None, None])
+        else:
+            u, inner = nodes[:1, None, :], weights[:1, None, :]
         with np.errstate(under="ignore"):         # σ_j p t_a, each within an ulp of σ_j
-            second, flags = g((scale_j * p)[:, None, None] * nodes[None, :, None]
-                              + (scale_j * np.sqrt(1 - p**2))[:, None, None]
-                              * nodes[None, None, :])
+            second, flags = g((scale_j * p)[:, None, None] * t[:, :, None]
+                              + (scale_j * slope)[:, None, None] * u)
         _check_finite(g, second, flags, j, log10)
         # a feature zero at every node has K̃_jj = 0, hence a zero row (Cauchy–Schwarz),
         # though g may not vanish at the farther two-dimensional nodes; an overflow (g far
         # larger there than at the nodes) is caught below
         with np.errstate(under="ignore", over="ignore"):
             second = second * (alive[j] / f[j])[:, None, None]
-            K[i, j] = np.einsum("pa,pab,ab->p", unit[i], second, w2)
+            K[i, j] = np.einsum("pa,pa,pa->p", unit[i], outer, np.sum(second * inner, axis=2))
     K = np.triu(K) + np.triu(K, 1).T
     if not np.all(np.isfinite(K)):
         raise ValueError(f"the activation {g.name} grows too fast for quadrature at this "
@@ -410,8 +462,10 @@ def activation_kernels(B, activation="sign", covariance=None) -> tuple[np.ndarra
         vectorised callable or a sympy expression in one symbol.  ``"erf"`` is
         ``erf(x/√2)``.  Sign, erf, relu and linear (by name or as an expression of the
         same function, ``"Max(0, x)"``) use closed forms (arcsine kernel, arc-cosine
-        kernel) and take any scale; every other activation is integrated by Gauss–Hermite quadrature (48 nodes per
-        axis) and takes any scale at which its pre-activations, and its values there,
+        kernel) and take any scale; every other activation is integrated by quadrature
+        (Gauss–Hermite, 48 nodes per axis, for a smooth one or a callable; Gauss–Legendre
+        panels cut at the kinks and jumps of an expression that has them, exact to
+        ~1e-10) and takes any scale at which its pre-activations, and its values there,
         are representable.
     covariance : array_like, shape (d, d), optional
         Input covariance ``Σ`` (positive semi-definite); identity by default.

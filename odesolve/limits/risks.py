@@ -154,7 +154,7 @@ def optimal_risk(B, activation="sign", covariance=None) -> float:
     feature ``erf(a λ'/√2)`` is divided by ``u = a/√(1 + a² v')``, which leaves
     ``K̃ = (2/π) C' arcsin(z)/z`` with ``z = u_k u_l C'_kl`` (derived here).  A
     user-supplied activation ``g`` must be evaluated at the true pre-activations
-    ``σ_i t`` (Gauss–Hermite nodes ``t``), so it takes any scale at which those are
+    ``σ_i t`` (quadrature nodes ``t``), so it takes any scale at which those are
     representable: each feature is divided by its largest value at the nodes before
     anything is squared (tanh at rows of 1e-200 is the linear risk, at 1e200 the
     quadrature of sign).
