@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
+import threading
 
 import numpy as np
 
@@ -30,7 +32,8 @@ from .._threads import one_blas_thread
 from ..errors import DivergenceError
 from ..trajectory import plateau_levels
 from .events import _first_times
-from .flow import _error_function, _failure_cause, _NotFinite, _Runaway, _runaway_cause
+from .flow import (FAR_TIME, NORM_LIMIT, _error_function, _failure_cause, _NotFinite,
+                   _runaway_cause)
 
 #: Krylov basis vectors per GMRES solve (SUNDIALS' default is 5): 10 took 15–40 % fewer
 #: right-hand sides on the flows of benchmarks/bench_solvers.py (K = 6–16, erf).
@@ -42,46 +45,97 @@ MAX_STEPS = 10**9
 _AT_EVENT = 2
 
 
-def _cvode(compiled, fun, state, lr, t0, t_eval, rtol, atol, progress):
+class _ThreadRoutedStdout:
+    """Stands for ``sys.stdout`` while CVODE runs: what a thread inside a run writes goes to
+    that run's buffer, everything else to the stream it replaced.  scikit-sundae prints
+    SUNDIALS' error messages with ``print``; swapping ``sys.stdout`` for a buffer
+    (contextlib.redirect_stdout) would swallow every other thread's output and, with
+    overlapping runs in threads, could leave the buffer in place for good."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.buffers = {}
+
+    def write(self, text):
+        return self.buffers.get(threading.get_ident(), self.stream).write(text)
+
+    def __getattr__(self, name):            # flush, fileno, encoding, isatty, ...
+        return getattr(self.stream, name)
+
+
+_ROUTING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _stdout_of_this_thread():
+    """The text this thread prints meanwhile, in a buffer; other threads' go through."""
+    buffer = io.StringIO()
+    with _ROUTING:
+        if not isinstance(sys.stdout, _ThreadRoutedStdout):
+            sys.stdout = _ThreadRoutedStdout(sys.stdout)
+        router = sys.stdout
+        router.buffers[threading.get_ident()] = buffer
+    try:
+        yield buffer
+    finally:
+        with _ROUTING:
+            router.buffers.pop(threading.get_ident(), None)
+            if not router.buffers and sys.stdout is router:
+                sys.stdout = router.stream
+
+
+def _cvode(compiled, f, pace, state, lr, t0, t_eval, rtol, atol, progress):
     """Integrate with CVODE (BDF, matrix-free GMRES), recording ``t_eval``.
 
-    ``fun(y, t)`` is the checked right-hand side (:func:`.flow._solver_callback`); the
-    plateau exits are CVODE's own roots of ε(y) − level (direction: falling).  Returns
-    ``(ys, nfev, learning_times)``; ``nfev`` counts every call of the right-hand side,
-    the GMRES products included (CVODE's own count leaves those out).
+    ``f(t, y)`` is the right-hand side (:func:`.flow._rhs`), ``pace`` the notice of a slow
+    run.  CVODE evaluates f at trial vectors too (Newton iterates, GMRES differences), so
+    the checks are on its solution: a terminal root where the largest entry reaches
+    ``NORM_LIMIT`` (a runaway), and non-finite records; a non-finite f at a state within
+    that limit stops the run at once.  The plateau exits are CVODE's own roots of
+    ε(y) − level (direction: falling).  Returns ``(ys, nfev, learning_times)``; ``nfev``
+    counts every call of f, the GMRES products included (CVODE's own count leaves those
+    out).
     """
-    from sksundae.cvode import CVODE     # 0.3 s to import: only for the runs that use it
-
+    y0 = state.to_vector()
     error = _error_function(compiled, state)
     levels = plateau_levels(state.spectrum, state.model.K)
-    calls = [0]
+    t1 = float(t_eval[-1])
+    if t1 <= t0:                                     # the initial state is every record
+        return np.tile(y0, (len(t_eval), 1)), 0, _first_times(levels, error(y0), t0,
+                                                                [np.nan] * len(levels))
+    from sksundae.cvode import CVODE     # 0.3 s to import: only for the runs that use it
+
+    calls, reached = [0], [t0]
 
     def rhs(t, y, yp):
         calls[0] += 1
-        yp[:] = fun(np.array(y), t)      # y is a read-only view of CVODE's memory
+        reached[0] = t
+        pace(t)
+        y = np.array(y)                  # y is a read-only view of CVODE's memory
+        yp[:] = f(t, y)
+        if not np.isfinite(yp.dot(yp)) and np.max(np.abs(y)) <= NORM_LIMIT:
+            raise _NotFinite(t)
 
-    def falling_through(t, y, out):
-        out[:] = error(np.array(y)) - levels
+    def events(t, y, out):
+        y = np.array(y)
+        out[0] = NORM_LIMIT - np.max(np.abs(y))
+        out[1:] = error(y) - levels
 
-    falling_through.terminal = [False] * len(levels)
-    falling_through.direction = [-1] * len(levels)
-    t1 = float(t_eval[-1])
-    # steps below the spacing of floats at t1 would leave t unchanged (SUNDIALS warns on
-    # stderr and continues); with this floor CVODE fails instead, and the error says why
-    min_step = 4.0 * float(np.spacing(max(abs(t0), abs(t1))))
+    events.terminal = [True] + [False] * len(levels)
+    events.direction = [-1] * (1 + len(levels))
+    # steps below the spacing of floats would leave t unchanged (SUNDIALS warns on stderr
+    # and goes on): CVODE's step is floored at four spacings of t0, and of t1 for runs
+    # that reach far times, so that it fails instead, and the error says why
+    min_step = 4.0 * float(np.spacing(max(abs(t0), abs(t1) if abs(t1) >= FAR_TIME else 0.0)))
     options = dict(method="BDF", linsolver="gmres", krylov_dim=KRYLOV_DIM, rtol=rtol,
                    atol=atol, max_num_steps=MAX_STEPS, min_step=min_step,
-                   max_step=max(t1 - t0, min_step))
-    if len(levels):
-        options.update(eventsfn=falling_through, num_events=len(levels))
-    y0 = state.to_vector()
+                   max_step=max(t1 - t0, min_step), eventsfn=events, num_events=1 + len(levels))
     ys = np.empty((len(t_eval), y0.size))
     bar = progress_bar(total=t1 - t0, desc="integrating", disable=not progress, unit="t")
     # scikit-sundae prints SUNDIALS' error messages on stdout; they go into the exception.
-    # The checks of every call report a blow-up (numpy's overflow warnings would repeat it)
-    said = io.StringIO()
+    # f at far trial vectors may overflow, which the checks above judge
     try:
-        with bar, one_blas_thread(), contextlib.redirect_stdout(said), \
+        with bar, one_blas_thread(), _stdout_of_this_thread() as said, \
                 np.errstate(over="ignore", invalid="ignore"):
             solver = CVODE(rhs, **options)
             solver.init_step(t0, y0)
@@ -91,23 +145,35 @@ def _cvode(compiled, fun, state, lr, t0, t_eval, rtol, atol, progress):
                     ys[i] = y0
                     continue
                 result = solver.step(t)
-                while result.success and result.status == _AT_EVENT and result.t < t:
+                while (result.success and result.status == _AT_EVENT and result.t < t
+                       and not result.i_events[-1][0]):
                     result = solver.step(t)
-                if not result.success:
+                if not result.success or result.i_events is not None and result.i_events[-1][0]:
                     break
+                if not np.all(np.isfinite(result.y)):
+                    raise _NotFinite(result.t)
                 ys[i] = result.y
                 bar.update(t - t0 - bar.n)
-    except (_Runaway, _NotFinite) as stop:
-        t_fail = float(stop.args[0] if isinstance(stop, _Runaway) else stop.t)
-        raise DivergenceError("the ODE", t_fail, lr, detail="the state ran away",
-                              cause=_runaway_cause(lr, t_fail)) from None
-    if result is not None and not result.success:
-        t_fail = float(fun.reached[0])
+    except _NotFinite as stop:
+        raise DivergenceError("the ODE", stop.t, lr, detail="first non-finite right-hand side",
+                              cause=_runaway_cause(lr, stop.t)) from None
+    if result.i_events is not None and result.i_events[-1][0]:
+        t_fail = float(result.t)
+        raise DivergenceError("the ODE", t_fail, lr, detail=f"an overlap exceeded {NORM_LIMIT:g}",
+                              cause=_runaway_cause(lr, t_fail))
+    if not result.success:
+        t_fail = float(reached[0])
         message = " ".join([result.message] + said.getvalue().split())
+        cause = _failure_cause(lr, t_fail, message)
+        if "min step" in message and abs(t_fail) < FAR_TIME < abs(t1):
+            cause = (f"CVODE's steps are floored at {min_step:.2g} (four float spacings at "
+                     f"t = {t1:g}) and this flow needs smaller ones near t = {t_fail:.3g}: "
+                     "integrate up to a nearer time first, or use method='LSODA'")
         raise DivergenceError("the ODE", t_fail, lr, detail=f"the solver stopped: {message}",
-                              cause=_failure_cause(lr, t_fail, message))
+                              cause=cause)
     crossings = np.full(len(levels), np.nan)
-    if result is not None and result.i_events is not None:
+    if result.i_events is not None:
         for time, row in zip(np.atleast_1d(result.t_events), np.atleast_2d(result.i_events)):
-            crossings[row != 0] = np.fmin(crossings[row != 0], time)
+            crossed = row[1:] != 0
+            crossings[crossed] = np.fmin(crossings[crossed], time)
     return ys, calls[0], _first_times(levels, error(y0), t0, crossings)

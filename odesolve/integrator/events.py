@@ -15,7 +15,15 @@ def _hermite_root(error, f, ys, t_eval, i, level):
     """Time in [t_{i−1}, t_i] where the error of the cubic Hermite interpolant of the
     records ys[i − 1], ys[i] (with derivatives f) falls through ``level``."""
     ta, tb = t_eval[i - 1], t_eval[i]
-    spline = CubicHermiteSpline([ta, tb], ys[i - 1:i + 1], [f(ta, ys[i - 1]), f(tb, ys[i])])
+    with np.errstate(over="ignore", invalid="ignore"):
+        spline = CubicHermiteSpline([ta, tb], ys[i - 1:i + 1], [f(ta, ys[i - 1]), f(tb, ys[i])])
+        ends = [error(spline(t)) - level for t in (ta, tb)]
+    if not (np.all(np.isfinite(ends)) and ends[0] * ends[1] <= 0):
+        # derivatives that overflow (a huge state) leave the spline NaN: the records'
+        # secant instead (the caller's Newton steps refine it)
+        above, below = error(ys[i - 1]) - level, error(ys[i]) - level
+        share = above / (above - below)
+        return ta + (tb - ta) * share if np.isfinite(share) else tb
     return brentq(lambda t: error(spline(t)) - level, ta, tb, xtol=1e-12 * tb, rtol=1e-12)
 
 

@@ -154,9 +154,8 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
             fun = _solver_callback(compiled, arguments, f, _pace(state, method, t0, t1))
             ys, nfev, crossings = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
         elif method == "CVODE":
-            fun = _solver_callback(compiled, arguments, f, _pace(state, method, t0, t1))
-            ys, nfev, crossings = _cvode(compiled, fun, state, lr, t0, t_eval, rtol, atol,
-                                         progress)
+            ys, nfev, crossings = _cvode(compiled, f, _pace(state, method, t0, t1), state, lr,
+                                         t0, t_eval, rtol, atol, progress)
         else:
             ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method,
                                             rtol, atol, progress, _pace(state, method, t0, t1))

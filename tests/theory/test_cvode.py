@@ -106,3 +106,82 @@ def test_cvode_failure_message_is_one_exception_and_nothing_on_stdout(capfd):
     out, err = capfd.readouterr()
     assert out == "" and "WARNING" not in err
     assert "min step" in str(info.value)
+
+
+def test_cvode_output_at_t0_only_from_t0_zero():
+    """t_eval = [0] with t0 = 0 was a RuntimeError from SUNDIALS (a step floor of
+    4·spacing(0) refused); the initial state is the record, as for every method."""
+    state = _state(K=2, spikes=2, D=500)
+    traj = integrate(state, 1.0, 50.0, method="CVODE", t_eval=[0.0])
+    assert traj.t.tolist() == [0.0] and traj.error[0] == integrate(
+        state, 1.0, 50.0, method="LSODA", t_eval=[0.0]).error[0]
+
+
+@pytest.mark.parametrize("activation, factor", [("relu", 1e6), ("x**3", 1e4)])
+def test_cvode_follows_a_violent_start(activation, factor):
+    """Huge initial weights: the decoder collapses on a time scale of ~1/E[g²] (1e-24
+    for x³ at ×1e4).  The step floor came from the final time (4·spacing(50) = 2.8e-14),
+    so the first step failed, and the runaway check fired on CVODE's trial vectors, not
+    on its solution.  Now the run goes through and, after the transient, agrees with a
+    run split at t = 1e-6 (where the second piece starts with fresh step sizes; within
+    the transient a record interpolated inside one long step is not resolved, as with
+    any implicit method)."""
+    spec = spiked_covariance(D=500, spikes=[1.5, 1.0, 0.6], bulk=0.05)
+    state = State.random(Autoencoder(K=3, activation=activation), spec, 0.1, seed=0)
+    state = state.with_vector(state.to_vector() * factor)
+    whole = integrate(state, 1.0, 50.0, method="CVODE", t_eval=[0.0, 1e-6, 25.0, 50.0],
+                      rtol=1e-9)
+    first = integrate(state, 1.0, 1e-6, method="CVODE", t_eval=[0.0, 1e-6], rtol=1e-9)
+    second = integrate(first.states[-1], 1.0, (1e-6, 50.0), method="CVODE",
+                       t_eval=[1e-6, 25.0, 50.0], rtol=1e-9)
+    assert np.all(np.isfinite(whole.error)) and whole.error[-1] < 1.0 < whole.error[0]
+    np.testing.assert_allclose(whole.error[2:], second.error[1:], rtol=1e-5)
+
+
+def test_lsoda_plateau_exit_after_a_violent_start():
+    """The first plateau exit between t = 0 and the first record of a huge initial state:
+    the Hermite interpolant's derivatives overflowed and brentq raised 'f(a) and f(b) must
+    have different signs' from inside integrate; now the records' secant is refined."""
+    spec = spiked_covariance(D=500, spikes=[1.5, 1.0, 0.6], bulk=0.05)
+    state = State.random(Autoencoder(K=3, activation="x**3"), spec, 0.1, seed=0)
+    state = state.with_vector(state.to_vector() * 100)
+    traj = integrate(state, 1.0, 50.0)
+    assert traj.method == "LSODA" and np.all(np.isfinite(traj.error))
+    assert 0.0 < traj.learning_times[0] <= traj.t[1]
+
+
+def test_cvode_stops_where_the_solution_exceeds_the_norm_limit(monkeypatch):
+    """The runaway check is a root of the solution's largest entry (trial vectors may
+    exceed it harmlessly); here the limit is lowered so that an ordinary run reaches it."""
+    from odesolve.integrator import cvode
+    state = _state(K=2, spikes=2, D=500, scale=0.01)      # the decoder grows 10×
+    start = np.max(np.abs(state.to_vector()))
+    records = integrate(state, 1.0, 1e3, method="LSODA").states
+    peak, when = max((np.max(np.abs(s.to_vector())), i) for i, s in enumerate(records))
+    assert peak > 2 * start
+    limit = (start + peak) / 2
+    monkeypatch.setattr(cvode, "NORM_LIMIT", limit)
+    with pytest.raises(DivergenceError, match=f"an overlap exceeded {limit:g}") as info:
+        integrate(state, 1.0, 1e3, method="CVODE")
+    assert 0.0 < info.value.time < 1e3
+
+
+def test_cvode_in_threads_leaves_other_output_and_stdout_alone(capsys):
+    """SUNDIALS' messages are caught per thread: contextlib.redirect_stdout had swallowed
+    other threads' prints during a run, and overlapping runs could leave sys.stdout a
+    buffer for good."""
+    import sys
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    state = _state(K=3, spikes=3, D=500)
+    integrate(state, 1.0, 1.0, method="CVODE")
+    before = sys.stdout
+    running = threading.Thread(target=lambda: integrate(state, 1.0, 1e5, method="CVODE"))
+    running.start()
+    print("printed during a run")
+    running.join()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda t: integrate(state, 1.0, t, method="CVODE"), [1e2, 1e3, 1e4] * 3))
+    assert sys.stdout is before
+    print("printed after")
+    assert capsys.readouterr().out == "printed during a run\nprinted after\n"
