@@ -6,19 +6,22 @@ Rows (every ratio is between two timings of the same run):
   *cold*: derivation + code generation + numba compilation + integration (LSODA) in a fresh
   process with an empty cache folder (includes Python start-up and imports);
   *warm*: integration time of the same curve in a fresh process whose generated module is
-  cached on disk (includes loading the cached machine code at the first call), LSODA and
-  the default RK45 (the long-time erf regime is stiff: RK45 needs many more steps there);
+  cached on disk (includes loading the cached machine code at the first call), LSODA (the
+  default at this size) and RK45 (the long-time erf regime is stiff: the explicit RK45
+  needs many more steps there);
   *published scheme*: Euler steps dt = 1/D with a plain numpy right-hand side
   (``odesolve/testing/published_scheme.py``), timed over a slice of its 10⁷ steps and extrapolated;
 * all modes of a real spectrum: the covariance of 32×32 grayscale patches of natural
   photographs (``odesolve.spec.images.photo_patches``, CIFAR-like, offline), D = 1024
-  eigenvalues, each its own mode, K = 5, t = 10³, warm RK45 and the published scheme
-  (extrapolated); LSODA is left out there: it switches to its stiff mode and builds
-  finite-difference Jacobians of the 2·K·D-dimensional state, which takes minutes;
-* scaling with K (1…10, five spikes, t = 10⁴): cold and warm time, right-hand-side
-  evaluations and the cost of one evaluation;
-* scaling with the number of tracked modes (K = 3, t = 10³, RK45, synthetic decaying
-  spectrum normalised to tr Ω = D).
+  eigenvalues, each its own mode, K = 5, t = 10³, warm with the default method (CVODE at
+  this size) and the published scheme (extrapolated); LSODA is left out there: it switches
+  to its stiff mode and builds finite-difference Jacobians of the 2·K·D-dimensional
+  state, which takes minutes;
+* scaling with K (1…10, five spikes, t = 10⁴): cold and warm time with the default method
+  (LSODA up to 400 variables, CVODE above), right-hand-side evaluations and the cost of
+  one evaluation;
+* scaling with the number of tracked modes (K = 3, t = 10³, the default method,
+  synthetic decaying spectrum normalised to tr Ω = D).
 
 :func:`rows` returns the rows ``(group, case, seconds, compared with, ratio)`` for
 ``run_all.py``; :func:`main` prints them as a table.
@@ -91,7 +94,8 @@ def reference_time(K, s, t_max, D, timed_steps=20_000, seed=0, bulk=True):
 
 
 def warm_run(model_kwargs, spec, t_max, repeats=1, method="LSODA"):
-    """(best seconds, RHS evaluations) of repeated integrations after a first call."""
+    """(best seconds, RHS evaluations, method run) of repeated integrations after a first
+    call."""
     from odesolve import Autoencoder, State, integrate
     state = State.random(Autoencoder(**model_kwargs), spec, seed=0)
     integrate(state, 1.0, t_max, method=method)       # compile / load
@@ -100,7 +104,7 @@ def warm_run(model_kwargs, spec, t_max, repeats=1, method="LSODA"):
         start = time.perf_counter()
         traj = integrate(state, 1.0, t_max, method=method)
         best, nfev = min(best, time.perf_counter() - start), traj.nfev
-    return best, nfev
+    return best, nfev, traj.method
 
 
 def real_like_spectrum(n, seed=0):
@@ -159,17 +163,18 @@ def rows(quick: bool = False, log=None):
     n_all = 256 if quick else 1024
     spec, spec_name = image_spectrum(int(round(np.sqrt(n_all))))
     t_all = 1e2 if quick else 1e3
-    # RK45 only: LSODA switches to its stiff mode here and builds finite-difference
-    # Jacobians of the 2·K·D-dimensional state (measured once: ~450 s, 2·10⁵ evaluations)
-    rk, nfev_rk = warm_run(dict(K=5, activation="erf"), spec, t_all, method="RK45")
+    # the default method (CVODE at this size): LSODA switches to its stiff mode here and
+    # builds finite-difference Jacobians of the 2·K·D-dimensional state (measured once:
+    # ~450 s, 2·10⁵ evaluations)
+    rk, nfev_rk, used = warm_run(dict(K=5, activation="erf"), spec, t_all, method="auto")
     ref, steps = reference_time(5, spec.s, t_all, spec.D, timed_steps=500 if quick else 2_000,
                                 bulk=False)
     g = f"all modes, {spec_name}: D={n_all} eigenvalues, K=5, t={t_all:g}"
     out += [
-        (g, f"warm, RK45 ({nfev_rk} RHS evaluations, "
+        (g, f"warm, {used} ({nfev_rk} RHS evaluations, "
             f"{1e6 * rk / max(nfev_rk, 1):.0f} µs each)", rk, "", None),
         (g, f"published scheme: Euler dt=1/D, numpy RHS, {steps:.1e} steps (extrapolated)",
-         ref, "published / warm RK45", ref / rk),
+         ref, f"published / warm {used}", ref / rk),
     ]
     spec = spiked_covariance(D_SPIKED, SPIKES, 0.05)
     base = None
@@ -178,22 +183,22 @@ def rows(quick: bool = False, log=None):
         log(f"K scaling K={K}")
         with tempfile.TemporaryDirectory() as cache:
             cold, _, _, _ = curve_in_subprocess(K, cache, t_max=1.0)
-        warm, nfev = warm_run(dict(K=K, activation="erf"), spec, T_CURVE)
+        warm, nfev, used = warm_run(dict(K=K, activation="erf"), spec, T_CURVE, method="auto")
         base = base or warm
         g = f"scaling with K ({curve})"
         out += [(g, f"K={K}: cold start (fresh process, empty cache, t=1)", cold, "", None),
-                (g, f"K={K}: warm LSODA, {nfev} RHS evaluations, "
+                (g, f"K={K}: warm {used}, {nfev} RHS evaluations, "
                     f"{1e6 * warm / max(nfev, 1):.0f} µs per evaluation", warm,
                  "vs K=1 (warm)", warm / base)]
     base = None
     rng_modes = (16, 256) if quick else (16, 64, 256, 1024, 4096)
     for n in rng_modes:
         log(f"modes scaling n={n}")
-        warm, nfev = warm_run(dict(K=3, activation="erf"), real_like_spectrum(n), 1e3,
-                              method="RK45")
+        warm, nfev, used = warm_run(dict(K=3, activation="erf"), real_like_spectrum(n), 1e3,
+                                    method="auto")
         base = base or warm
         out.append(("scaling with tracked modes (erf, K=3, t=1e3, synthetic spectrum)",
-                    f"{n} modes: warm RK45, {nfev} RHS evaluations, "
+                    f"{n} modes: warm {used}, {nfev} RHS evaluations, "
                     f"{1e6 * warm / max(nfev, 1):.0f} µs per evaluation", warm,
                     f"vs {rng_modes[0]} modes", warm / base))
     return out
