@@ -185,3 +185,20 @@ def test_cvode_in_threads_leaves_other_output_and_stdout_alone(capsys):
     assert sys.stdout is before
     print("printed after")
     assert capsys.readouterr().out == "printed during a run\nprinted after\n"
+
+
+def test_cvode_finds_a_plateau_exit_crossed_very_slowly():
+    """4,096 tracked modes of a decaying spectrum, K = 3: ε falls through the first level
+    at dε/dt ≈ −8·10⁻⁶ (t ≈ 163), so ε − level is zero to rounding at the root and just
+    after it, and CVODE stopped with 'root found at and very near t'.  A level's root
+    function is now a constant once found; the exit agrees with RK45's."""
+    from odesolve import given_spectrum
+    eigenvalues = np.sort(np.random.default_rng(0).exponential(1.0, 4096) ** 2)[::-1]
+    spec = given_spectrum(eigenvalues * 4096 / eigenvalues.sum())
+    state = State.random(Autoencoder(K=3, activation="erf"), spec, seed=0)
+    got = integrate(state, 1.0, 300.0)
+    assert got.method == "CVODE"
+    ref = integrate(state, 1.0, 300.0, method="RK45", rtol=1e-9)
+    assert np.isfinite(ref.learning_times[0]) and np.isnan(ref.learning_times[1:]).all()
+    np.testing.assert_allclose(got.learning_times[0], ref.learning_times[0], rtol=1e-5)
+    assert np.isnan(got.learning_times[1:]).all()
