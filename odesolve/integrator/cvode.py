@@ -145,19 +145,24 @@ def _cvode(compiled, f, pace, state, lr, t0, t_eval, rtol, atol, progress):
                 np.errstate(over="ignore", invalid="ignore"):
             solver = CVODE(rhs, **options)
             solver.init_step(t0, y0)
-            result = None
+
+            def advance(t):
+                """CVODE's step towards t; it stops at each root, recorded in ``found``."""
+                result = solver.step(t)
+                if result.success and result.status == _AT_EVENT:
+                    found[result.i_events[-1][1:] != 0] = True
+                return result
+
             for i, t in enumerate(t_eval):
                 if t == t0:
                     ys[i] = y0
                     continue
-                result = solver.step(t)
+                result = advance(t)
                 while (result.success and result.status == _AT_EVENT and result.t < t
                        and not result.i_events[-1][0]):
-                    found[result.i_events[-1][1:] != 0] = True
-                    result = solver.step(t)
-                if result.success and result.status == _AT_EVENT:
-                    found[result.i_events[-1][1:] != 0] = True
-                if not result.success or result.i_events is not None and result.i_events[-1][0]:
+                    result = advance(t)
+                if not result.success or (result.i_events is not None
+                                          and result.i_events[-1][0]):
                     break
                 if not np.all(np.isfinite(result.y)):
                     raise _NotFinite(result.t)

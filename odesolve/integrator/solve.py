@@ -33,9 +33,9 @@ _SOLVER_CLASSES = {"RKC": RKC}
 #: GMRES, :mod:`.cvode`) above.  LSODA turns stiff near fixed points (where RK45 needs
 #: ~100× more steps), but its stiff mode builds dense finite-difference Jacobians:
 #: hopeless for thousands of variables (K = 24: 17 s).  CVODE needs no Jacobian and was
-#: 4–11× faster than RK45 (the previous choice above this size) at K = 10–100 and on all
-#: modes, with a global error of the same order (README § Performance); below this size
-#: LSODA is as fast and more accurate at the same rtol.  A linearly implicit (W-)method
+#: 2.8–24× faster than RK45 (the previous choice above this size) on the large states of
+#: benchmarks/bench_solvers.py, with a global error at the same rtol between 0.1× and 12×
+#: RK45's (README § Performance); below this size LSODA is as fast and more accurate.  A linearly implicit (W-)method
 #: whose matrix is the frozen linear flow (per mode s_τ S + N, cheap block solves) was
 #: measured and rejected: that matrix is not close to the Jacobian (erf, K = 8: ‖J − A‖₂ ≈
 #: 2.5, and A has eigenvalues up to +1.1 where J's are ≤ 0): the spectral radius of
