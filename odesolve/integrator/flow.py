@@ -21,8 +21,30 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
     ``protocol`` (:class:`~odesolve.protocols.Protocol`) makes the rate a function of
     ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
     ``finite_size`` adds SGD's O(η²/D) noise floor of the bulk decoder (docs/theory.md §8).
+    A state where a unit's pre-activation variance Q_kk is 0 (a zero encoder row) raises a
+    ValueError naming the units, where the activation's averages divide by it.
     """
-    return _rhs(compiled, _FlowArguments(compiled, state, lr, bulk, protocol, finite_size))
+    f = _rhs(compiled, _FlowArguments(compiled, state, lr, bulk, protocol, finite_size))
+
+    def checked(t, y):
+        try:
+            return f(t, y)
+        except ZeroDivisionError:
+            raise _zero_variance_error(state.with_vector(y)) from None
+
+    return checked
+
+
+def _zero_variance_error(state):
+    """The ValueError of a right-hand side that divided by zero at ``state``: an average
+    over λ ~ N(m, 0), since quadratures standardise by √Q_kk and closed forms with a kink
+    (ReLU) divide by it (erf's are smooth there)."""
+    flat = np.flatnonzero(np.diag(state.order_parameters().Q) <= 0).tolist()
+    where = (f"units {flat} have zero pre-activation variance Q_kk (zero encoder rows)"
+             if flat else "a unit's pre-activation variance Q_kk reached 0")
+    return ValueError(f"the right-hand side of {state.model.activation.name} divides by zero: "
+                      f"{where}, where its Gaussian averages are not defined in the form "
+                      "derived; start every unit from a nonzero weight")
 
 
 def _rhs(compiled, a):

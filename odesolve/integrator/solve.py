@@ -21,7 +21,8 @@ from .events import (NEWTON_STEPS, _error_slope, _first_crossings, _first_times,
                      _level_crossings)
 from .cvode import _cvode
 from .flow import (NORM_LIMIT, _check_start, _error_function, _failure_cause, _FlowArguments,
-                   _NotFinite, _rhs, _Runaway, _runaway_cause, _solver_callback)
+                   _NotFinite, _rhs, _Runaway, _runaway_cause, _solver_callback,
+                   _zero_variance_error)
 from .grid import _check_span, _check_t_eval, default_atol, time_grid
 from .regime import regime_notes
 from .rkc import RKC
@@ -171,14 +172,7 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         # raised inside a compiled average, under the solver's frames: shown from here
         raise QuadratureRangeError(f"the ODE stopped: {err}") from None
     except ZeroDivisionError:
-        # an average over λ ~ N(m, 0): quadratures standardise by √Q_kk, and closed forms
-        # with a kink (ReLU) divide by it; erf's are smooth there
-        flat = np.flatnonzero(np.diag(state.order_parameters().Q) <= 0).tolist()
-        where = (f"units {flat} have zero pre-activation variance Q_kk (zero encoder rows)"
-                 if flat else "a unit's pre-activation variance Q_kk reached 0")
-        raise ValueError(f"the right-hand side of {state.model.activation.name} divides by "
-                         f"zero: {where}, where its Gaussian averages are not defined in the "
-                         "form derived; start every unit from a nonzero weight") from None
+        raise _zero_variance_error(state) from None
     return traj
 
 

@@ -92,8 +92,10 @@ def test_make_report_writes_the_file_atomically(tmp_path):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_a_zero_encoder_row_is_a_clear_error_where_its_averages_divide_by_zero(activation):
     """λ_k ~ N(0, 0) for a zero row: the quadratures standardise by √Q_kk and ReLU's closed
-    forms divide by it (a ZeroDivisionError from numba before); erf's are smooth there."""
-    from odesolve import Autoencoder, State, integrate, spiked_covariance
+    forms divide by it (a ZeroDivisionError from numba before, from integrate, and from
+    rhs_function until later); erf's are smooth there."""
+    from odesolve import Autoencoder, State, compile_model, integrate, spiked_covariance
+    from odesolve.integrator import rhs_function
     spec = spiked_covariance(100, [1.5, 1.0], 0.05)
     W = np.random.default_rng(0).normal(size=(2, 100))
     W[1] = 0.0
@@ -103,5 +105,8 @@ def test_a_zero_encoder_row_is_a_clear_error_where_its_averages_divide_by_zero(a
         if fails:
             with pytest.raises(ValueError, match=r"units \[1\] have zero pre-activation variance"):
                 integrate(state, 0.5, 1.0)
+            f = rhs_function(compile_model(state.model), state, 0.5)
+            with pytest.raises(ValueError, match=r"units \[1\] have zero pre-activation variance"):
+                f(0.0, state.to_vector())
         else:
             assert np.isfinite(integrate(state, 0.5, 1.0).error[-1])
