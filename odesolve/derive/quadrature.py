@@ -8,6 +8,7 @@ scale (an integrand not negligible at the edge is an error, not a truncated numb
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from math import comb
 
@@ -320,7 +321,7 @@ def _frequency(expr):
             if not all(c.is_number for c in slope.all_coeffs()):
                 return None
             d = [abs(float(c)) for c in reversed(slope.all_coeffs())]
-            bound = [max(a, b) for a, b in zip(d + [0.0] * len(bound), bound + [0.0] * len(d))]
+            bound = [max(a, b) for a, b in itertools.zip_longest(d, bound, fillvalue=0.0)]
     return tuple(bound)
 
 

@@ -36,9 +36,9 @@ _SOLVER_CLASSES = {"RKC": RKC}
 #: hopeless for thousands of variables (K = 24: 17 s).  CVODE needs no Jacobian and was
 #: 2.8–24× faster than RK45 (the previous choice above this size) on the large states of
 #: benchmarks/bench_solvers.py, with a global error at the same rtol between 0.1× and 12×
-#: RK45's (README § Performance); below this size LSODA is as fast and more accurate.  A linearly implicit (W-)method
-#: whose matrix is the frozen linear flow (per mode s_τ S + N, cheap block solves) was
-#: measured and rejected: that matrix is not close to the Jacobian (erf, K = 8: ‖J − A‖₂ ≈
+#: RK45's (README § Performance); below this size LSODA is as fast and more accurate.
+#: A linearly implicit (W-)method whose matrix is the frozen linear flow (per mode
+#: s_τ S + N, cheap block solves) was measured and rejected: that matrix is not close to the Jacobian (erf, K = 8: ‖J − A‖₂ ≈
 #: 2.5, and A has eigenvalues up to +1.1 where J's are ≤ 0): the spectral radius of
 #: h (I − hA)⁻¹ (J − A) was 13–700 for steps h = 3–30 once t ≥ 3, so the method is not
 #: stable at steps beyond RK45's (scratch measurement of 2026-11-30, not a test).
