@@ -39,6 +39,12 @@ class PaceNotice:
     hint : str
         What makes such a run slow, appended to the message.
 
+    Attributes
+    ----------
+    due : float
+        The ``time.perf_counter()`` reading before which a call does nothing: a caller in
+        a hot loop (a solver's callback) compares the clock with it instead of calling.
+
     >>> notice = PaceNotice("a run", 0.0, 100.0, after=0.0, beyond=-1.0)
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as caught:
@@ -54,6 +60,7 @@ class PaceNotice:
         self.after = after
         self.beyond = ANNOUNCE_SECONDS if beyond is None else beyond
         self.began = time.perf_counter()
+        self.due = self.began + after
         self.done = False
 
     def __call__(self, position: float) -> None:

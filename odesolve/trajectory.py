@@ -15,6 +15,8 @@ True
 """
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +26,34 @@ from .spec.model import Autoencoder
 from .spec.spectra import Spectrum
 from .state import OrderParameters, State
 
-__all__ = ["Trajectory", "generalisation_error", "plateau_levels", "LEVEL_OFFSET"]
+__all__ = ["Trajectory", "StateRecords", "generalisation_error", "plateau_levels",
+           "LEVEL_OFFSET"]
+
+
+class StateRecords(Sequence):
+    """The :class:`State` at each record of a trajectory, made when first read.
+
+    A sequence (index, slice, iterate, ``len``) over the rows of the flat state vectors
+    ``ys`` (shape (n, size)); record ``i`` is ``state.with_vector(ys[i])``.  A warm K = 2
+    curve spent a tenth of its time making 200 State objects nobody read.
+    """
+
+    def __init__(self, state: State, ys: np.ndarray):
+        self._state, self._ys, self._made = state, ys, {}
+
+    def __len__(self) -> int:
+        return len(self._ys)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        j = operator.index(i)
+        j += len(self) if j < 0 else 0
+        if not 0 <= j < len(self):
+            raise IndexError(f"record {i} of a trajectory of {len(self)} records")
+        if j not in self._made:
+            self._made[j] = self._state.with_vector(self._ys[j])
+        return self._made[j]
 
 
 @dataclass
@@ -67,6 +96,9 @@ class Trajectory:
         correction (docs/theory.md §9).
     wall_time : float
         Seconds spent integrating (after compilation).
+    states : StateRecords
+        The :class:`State` at each record (``states[i]``, also :meth:`state`), made
+        when read.
 
     References
     ----------
@@ -92,7 +124,7 @@ class Trajectory:
     mode: str
     nfev: int = 0
     wall_time: float = 0.0
-    states: list = field(default_factory=list, repr=False)
+    states: Sequence = field(default_factory=list, repr=False)
     protocol: object = None
     finite_size: bool = False
     fluctuations: object = None
@@ -164,8 +196,8 @@ LEVEL_OFFSET = 1e-4
 
 def plateau_levels(spec: Spectrum, K: int) -> np.ndarray:
     """Mid-levels between the PCA errors of ranks k−1 and k, k = 1..min(K, n_tracked)."""
-    return np.array([0.5 * (spec.pca_error(k - 1) + spec.pca_error(k))
-                     - LEVEL_OFFSET * (spec.pca_error(k - 1) - spec.pca_error(k))
-                     for k in range(1, min(K, spec.n_tracked) + 1)])
+    errors = spec.pca_errors(min(K, spec.n_tracked))
+    above, below = errors[:-1], errors[1:]
+    return 0.5 * (above + below) - LEVEL_OFFSET * (above - below)
 
 

@@ -201,7 +201,7 @@ def _compile(module, nb):
     # rhs_guarded compiles rhs as its callee (and registers it with rhs's dispatcher)
     module.rhs_guarded(y, np.ones(1), 0.01, 0.0, 1.0, np.ones(nb + 1), np.zeros(nb), 0.0, 1,
                        nb, 1e8, np.empty_like(y), np.empty((nb, nb)), np.empty((nb, nb)),
-                       np.empty(1), np.empty((1, 1)), False)
+                       np.empty(1), np.empty((1, 1)), False, np.empty((y.size, y.size)))
     module.error_of_state(y, np.ones(1), 0.01, 1, nb)
 
 

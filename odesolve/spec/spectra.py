@@ -111,8 +111,15 @@ class Spectrum:
         """Error of the best rank-k reconstruction, ``(tr Ω − Σ_{m≤k} ρ_m) / (2D)``."""
         if k < 0:
             raise ValueError(f"rank must be >= 0, got {k}")
-        top = np.sort(self.all_eigenvalues)[::-1][:k]
-        return float((self.trace - top.sum()) / (2 * self.D))
+        return float(self.pca_errors(k)[k])
+
+    def pca_errors(self, k_max: int) -> np.ndarray:
+        """:meth:`pca_error` of every rank 0…k_max (one sort of the eigenvalues), shape
+        (k_max + 1,); ranks beyond D keep the error of rank D (zero)."""
+        top = np.sort(self.all_eigenvalues)[::-1][:k_max]
+        kept = np.concatenate([[0.0], np.cumsum(top)])
+        kept = np.concatenate([kept, np.full(k_max + 1 - kept.size, kept[-1])])
+        return (self.trace - kept) / (2 * self.D)
 
     def all_modes(self) -> "Spectrum":
         """The same covariance with every bulk mode tracked (the finite-D, all-modes ODE)."""

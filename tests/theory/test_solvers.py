@@ -151,3 +151,105 @@ def test_lsoda_and_cvode_integrate_what_the_pace_notice_calls_stiff():
              for m in ("LSODA", "RK45", "CVODE")]
     np.testing.assert_allclose(short[0].error, short[1].error, rtol=1e-6)
     np.testing.assert_allclose(short[2].error, short[1].error, rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation,tied,bias", [("erf", False, "none"), ("erf", True, "none"),
+                                                  ("relu", False, "trained")])
+def test_compiled_jacobian_is_the_derivative_of_the_right_hand_side(activation, tied, bias):
+    """rhs_guarded's forward-difference Jacobian (odeint's Dfun, col_deriv layout: row j is
+    ∂f/∂y_j) against central differences of the same right-hand side, taken in Python at
+    ten times the step; dy is the plain right-hand side whether or not it is asked for."""
+    from odesolve import compile_model
+    from odesolve._progress import PaceNotice
+    from odesolve.integrator.flow import _FlowArguments, _solver_callback, rhs_function
+    from odesolve.protocols import as_protocol
+    spec = spiked_covariance(D=500, spikes=[1.5, 0.6], bulk=0.05)
+    model = Autoencoder(K=2, activation=activation, tied=tied, bias=bias)
+    state = State.random(model, spec, scale=0.5, seed=3)
+    compiled = compile_model(model)
+    args = _FlowArguments(compiled, state, 0.8, "limit", as_protocol(None), False)
+    fun = _solver_callback(compiled, args, None, PaceNotice("a test", 0.0, 1.0))
+    f = rhs_function(compiled, state, 0.8)
+    y = state.to_vector()
+    dy = fun(y, 0.0).copy()
+    jac = fun.jacobian(y, 0.0).copy()
+    np.testing.assert_array_equal(y, state.to_vector())      # moved and put back exactly
+    np.testing.assert_array_equal(fun(y, 0.0), f(0.0, y))
+    np.testing.assert_array_equal(dy, f(0.0, y))
+    assert jac.shape == (y.size, y.size)
+    central = np.empty_like(jac)
+    for j in range(y.size):
+        h = 1e-6 * max(abs(y[j]), 1e-3 * np.max(np.abs(y)))
+        up, down = y.copy(), y.copy()
+        up[j] += h
+        down[j] -= h
+        central[j] = (f(0.0, up) - f(0.0, down)) / (2 * h)
+    scale = np.max(np.abs(central))
+    assert scale > 0.1
+    np.testing.assert_allclose(jac, central, rtol=0, atol=1e-6 * scale)
+
+
+def test_lsoda_with_the_compiled_jacobian_equals_lsoda_forming_its_own(monkeypatch):
+    """odeint with the compiled Jacobian solves the same ODE as odeint forming the
+    Jacobian itself (Newton matrices differ, solutions agree to the tolerance); the
+    Jacobian's right-hand sides are counted in nfev."""
+    from odesolve.integrator import solve as solve_module
+    state = _state()
+    called = []
+    real = solve_module.odeint
+
+    def spy(*a, **kw):
+        called.append(kw["Dfun"] is not None)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(solve_module, "odeint", spy)
+    ours = integrate(state, 1.0, 2000.0, method="LSODA", rtol=1e-10, atol=1e-12)
+    assert called and all(called)
+
+    def without_jacobian(*a, **kw):
+        kw["Dfun"] = None
+        return real(*a, **kw)
+
+    monkeypatch.setattr(solve_module, "odeint", without_jacobian)
+    own = integrate(state, 1.0, 2000.0, method="LSODA", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.error, own.error, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.Q, own.Q, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(ours.learning_times, own.learning_times, rtol=1e-7)
+    assert ours.nfev > 0 and own.nfev > 0
+
+
+def test_state_records_are_made_when_read():
+    state = _state()
+    traj = integrate(state, 1.0, 50.0, n_points=11)
+    records = traj.states
+    assert len(records) == 11
+    assert records._made == {}
+    last = records[-1]
+    assert records[10] is last and traj.state() is last
+    np.testing.assert_array_equal(last.to_vector(), state.with_vector(
+        np.concatenate([traj.A[-1].ravel(), traj.B[-1].ravel(), last.G.ravel(),
+                        last.m])).to_vector())
+    np.testing.assert_allclose(last.order_parameters().Q, traj.Q[-1], rtol=1e-12)
+    assert [r.Y.shape for r in records[2:5]] == [state.Y.shape] * 3
+    assert len(list(records)) == 11
+    with pytest.raises(IndexError, match="record 11 of a trajectory of 11 records"):
+        records[11]
+    with pytest.raises(TypeError):
+        records[1.5]
+
+
+def test_plateau_exits_do_not_depend_on_the_records_between_outputs(monkeypatch):
+    """LSODA records REFINE times per output interval to start the exits' Newton steps;
+    under a memory cap it records the outputs only.  The exits agree to the tolerance,
+    and with DOP853's events."""
+    from odesolve.integrator import solve as solve_module
+    state = _state()
+    kwargs = dict(method="LSODA", rtol=1e-10, atol=1e-12, n_points=40)
+    refined = integrate(state, 1.0, 400.0, **kwargs)
+    monkeypatch.setattr(solve_module, "REFINED_VALUES", 0)
+    outputs_only = integrate(state, 1.0, 400.0, **kwargs)
+    assert np.all(np.isfinite(refined.learning_times))
+    np.testing.assert_allclose(outputs_only.learning_times, refined.learning_times, rtol=1e-8)
+    np.testing.assert_allclose(outputs_only.error, refined.error, rtol=0, atol=1e-9)
+    events = integrate(state, 1.0, 400.0, method="DOP853", rtol=1e-11, atol=1e-13, n_points=40)
+    np.testing.assert_allclose(refined.learning_times, events.learning_times, rtol=1e-7)
