@@ -318,7 +318,7 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
         # latest state integrated at or before it, make it the solver's to ~1e-10.  (The
         # interpolant between the output records themselves was ~40 % off at K = 2, and
         # restarts from the output record before took 724 of the curve's 3,282
-        # evaluations; now 128.)
+        # evaluations; now 115.)
         ta, tb = t_eval[i - 1], t_eval[i]
         times, states, errors_fine = records_between(i)
         below = np.flatnonzero(errors_fine <= level)
