@@ -254,8 +254,8 @@ def _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
     checked right-hand side (:func:`_solver_callback`) and ``fun.jacobian`` its compiled
     Jacobian.  Plateau exits are located on the output grid, then between the REFINE
     records per output interval of the same run, then to the tolerance by Newton steps on
-    short restarts (docs/theory.md § 10).  Returns ``(ys, nfev, learning_times, errors)``, the
-    last ε at the records."""
+    short restarts (docs/theory.md § 10).  Returns ``(ys, nfev, learning_times,
+    errors)``, the last ε at the records."""
     # one BLAS-thread limit for the run and its restarts
     with one_blas_thread():
         return _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
@@ -299,7 +299,7 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
     grid = np.append((t_eval[:-1, None] + np.diff(t_eval)[:, None]
                       * (np.arange(refine) / refine)).ravel(), t_eval[-1])
     ys_fine = run(y0, t0, grid)
-    ys = ys_fine[::refine]
+    ys = np.ascontiguousarray(ys_fine[::refine])     # the finer records are not kept
     error = _error_function(compiled, state)
     levels = plateau_levels(state.spectrum, state.model.K)
     errors = np.array([error(y) for y in ys])
