@@ -76,9 +76,9 @@ class Trajectory:
         Exit from the k-th plateau: the first time t ≥ t0 at which the error is at or
         below the level between the PCA errors of rank k−1 and k (:func:`plateau_levels`);
         ``t0`` when it already is at the start, NaN if never reached.  One definition for
-        every method: LSODA locates the crossing by restarting from the record before it
-        and finding the root, the other adaptive solvers with integrator events (a root of
-        their dense output), Euler to within one step.
+        every method: LSODA locates the crossing by Newton steps on short integrations
+        inside a bracket of it (docs/theory.md § 10), the other adaptive solvers with
+        integrator events (a root of their dense output), Euler to within one step.
     model, spectrum, lr, method, bulk : the problem that was solved.
     mode : str
         ``"all-modes"`` when every mode is tracked, else ``"closure-limit"`` or

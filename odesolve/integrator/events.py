@@ -7,8 +7,10 @@ import numpy as np
 from scipy.interpolate import CubicHermiteSpline
 from scipy.optimize import brentq
 
-#: Newton steps that refine a plateau exit located on the Hermite interpolant (LSODA).
-NEWTON_STEPS = 3
+#: At most this many steps (each a short integration) refine a plateau exit located on
+#: the Hermite interpolant (LSODA): Newton steps kept inside a bracket of the crossing,
+#: bisections where a step would leave it; 2–3 are the rule
+ROOT_STEPS = 100
 
 
 def _hermite_root(error, f, ys, t_eval, i, level):

@@ -253,3 +253,34 @@ def test_plateau_exits_do_not_depend_on_the_records_between_outputs(monkeypatch)
     np.testing.assert_allclose(outputs_only.error, refined.error, rtol=0, atol=1e-9)
     events = integrate(state, 1.0, 400.0, method="DOP853", rtol=1e-11, atol=1e-13, n_points=40)
     np.testing.assert_allclose(refined.learning_times, events.learning_times, rtol=1e-7)
+
+
+@pytest.mark.parametrize("t_span,t_eval", [
+    (1000.0, [0.0, 1000.0]),                          # one output interval, exits at 2.4, 11
+    (1000.0, [0.0, 1.0, 1.0 + 1e-12, 1.0 + 2e-12, 1000.0]),
+    ((1.0, 1000.0), [1.0, 2.0, 1000.0]),
+    ((1.0, 1000.0), [5.0, 1000.0]),                   # an exit before the first output time
+])
+def test_lsoda_finds_plateau_exits_on_any_output_grid(t_span, t_eval):
+    """Exits far inside a long output interval, or before the first output time, are
+    LSODA's own crossings (Newton steps kept inside a bracket), as DOP853's events find
+    them: a clamped Newton search had returned t0, or the first output time."""
+    state = _state()
+    lsoda = integrate(state, 1.0, t_span, t_eval=t_eval, method="LSODA", rtol=1e-10,
+                      atol=1e-12)
+    events = integrate(state, 1.0, t_span, t_eval=t_eval, method="DOP853", rtol=1e-11,
+                       atol=1e-13)
+    assert np.all(np.isfinite(events.learning_times))
+    np.testing.assert_allclose(lsoda.learning_times, events.learning_times, rtol=1e-7)
+
+
+def test_lsoda_finds_an_exit_in_the_collapse_of_a_huge_start():
+    """ReLU weights 10⁴ times too large: the first exit comes at t ≈ 1.3e-3, inside the
+    first output interval [0, 0.1]; LSODA had reported 7.6e-7."""
+    spec = spiked_covariance(D=500, spikes=[1.5, 0.6], bulk=0.05)
+    state = State.random(Autoencoder(K=2, activation="relu"), spec, scale=0.1, seed=0)
+    big = state.with_vector(state.to_vector() * 1e4)
+    lsoda = integrate(big, 1.0, 100.0, method="LSODA")
+    radau = integrate(big, 1.0, 100.0, method="Radau", rtol=1e-10, atol=1e-12)
+    assert 1e-3 < radau.learning_times[0] < 2e-3
+    np.testing.assert_allclose(lsoda.learning_times, radau.learning_times, rtol=1e-5)
