@@ -10,7 +10,7 @@ import numpy as np
 from ..codegen import CompiledModel
 from ..errors import DivergenceError
 from ..protocols import Protocol, as_protocol, noise_floor
-from ..state import State
+from ..state import State, state_variables
 
 #: a state entry beyond this is a blow-up, not learning (weights are O(1) in these units)
 NORM_LIMIT = 1e8
@@ -83,7 +83,7 @@ class _FlowArguments:
         self.floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
         P = self.nb * self.K
         self.wide = BLAS_MIN_ROWS <= P and self.s.shape[0] < BLAS_MAX_MODES_PER_ROW * P
-        self.size = P * self.s.shape[0] + P * P + self.K      # the state vector's length
+        self.size = state_variables(self.K, state.model.tied, self.s.shape[0])
         self._lr, self._protocol = lr, protocol
 
     def work_arrays(self):

@@ -417,14 +417,13 @@ def _trajectory(compiled, state, ys, t, lr, method, bulk, nfev, wall, learning_t
     if errors is None:
         error_of_state = _error_function(compiled, state)
         errors = np.array([error_of_state(y) for y in np.ascontiguousarray(ys)])
-    error = errors
-    if not np.all(np.isfinite(error)):
-        bad = int(np.argmin(np.isfinite(error)))
+    if not np.all(np.isfinite(errors)):
+        bad = int(np.argmin(np.isfinite(errors)))
         raise DivergenceError("the ODE", t[bad], lr, detail="first non-finite error",
                               cause=_runaway_cause(lr, t[bad]))
     mode = "all-modes" if spec.n_bulk == 0 else f"closure-{bulk}"
     return Trajectory(
-        t=t, error=error, Q=o.Q, R=o.R, T=o.T, T0=o.T0, m=o.m,
+        t=t, error=errors, Q=o.Q, R=o.R, T=o.T, T0=o.T0, m=o.m,
         A=Ys[:, :model.K].copy(), B=Ys[:, -model.K:].copy(),
         learning_times=learning_times,
         model=model, spectrum=spec, lr=lr, method=method, bulk=bulk, mode=mode,
