@@ -38,10 +38,11 @@ _SOLVER_CLASSES = {"RKC": RKC}
 #: benchmarks/bench_solvers.py, with a global error at the same rtol between 0.1× and 12×
 #: RK45's (README § Performance); below this size LSODA is as fast and more accurate.
 #: A linearly implicit (W-)method whose matrix is the frozen linear flow (per mode
-#: s_τ S + N, cheap block solves) was measured and rejected: that matrix is not close to the Jacobian (erf, K = 8: ‖J − A‖₂ ≈
-#: 2.5, and A has eigenvalues up to +1.1 where J's are ≤ 0): the spectral radius of
-#: h (I − hA)⁻¹ (J − A) was 13–700 for steps h = 3–30 once t ≥ 3, so the method is not
-#: stable at steps beyond RK45's (scratch measurement of 2026-11-30, not a test).
+#: s_τ S + N, cheap block solves) was measured and rejected: that matrix is not close to
+#: the Jacobian (erf, K = 8: ‖J − A‖₂ ≈ 2.5, and A has eigenvalues up to +1.1 where J's
+#: are ≤ 0): the spectral radius of h (I − hA)⁻¹ (J − A) was 13–700 for steps h = 3–30
+#: once t ≥ 3, so the method is not stable at steps beyond RK45's (scratch measurement of
+#: 2026-11-30, not a test).
 AUTO_LSODA_MAX_SIZE = 400
 BULK_MODES = ("limit", "finite")
 
@@ -254,8 +255,8 @@ def _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
     checked right-hand side (:func:`_solver_callback`) and ``fun.jacobian`` its compiled
     Jacobian.  Plateau exits are located on the output grid (and t0), then between the
     REFINE records per output interval of the same run, then to the tolerance by Newton
-    steps on short restarts, kept inside a bracket of the crossing (docs/theory.md § 10).  Returns ``(ys, nfev, learning_times,
-    errors)``, the last ε at the records."""
+    steps on short restarts, kept inside a bracket of the crossing (docs/theory.md § 10).
+    Returns ``(ys, nfev, learning_times, errors)``, the last ε at the records."""
     # one BLAS-thread limit for the run and its restarts
     with one_blas_thread():
         return _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)

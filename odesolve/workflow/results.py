@@ -105,7 +105,7 @@ def assemble_dataset(problem, trajectories, simulations=(), *, theory_wall_time=
     data = {
         "eigenvalue": (("spike",), spectrum.eigenvalues[modes] / spectrum.D,
                        {"long_name": "eigenvalue / D of the mode"}),
-        "pca_error": (("rank",), np.array([spectrum.pca_error(k) for k in range(K + 1)]),
+        "pca_error": (("rank",), spectrum.pca_errors(K),
                       {"long_name": "error of the best rank-k reconstruction"}),
     }
     data.update(_theory_variables(trajectories, times, modes, K, n_plateau, model.has_bias))
