@@ -24,6 +24,7 @@ import contextlib
 import io
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -84,11 +85,11 @@ def _stdout_of_this_thread():
                 sys.stdout = router.stream
 
 
-def _cvode(compiled, f, pace, state, lr, t0, t_eval, rtol, atol, progress):
+def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
     """Integrate with CVODE (BDF, matrix-free GMRES), recording ``t_eval``.
 
-    ``f(t, y)`` is the right-hand side (:func:`.flow._rhs`), ``pace`` the notice of a slow
-    run.  CVODE evaluates f at trial vectors too (Newton iterates, GMRES differences), so
+    ``fill(t, y, out)`` writes the right-hand side into ``out`` (:func:`.flow._rhs_into`),
+    ``pace`` is the notice of a slow run.  CVODE evaluates f at trial vectors too (Newton iterates, GMRES differences), so
     the checks are on its solution: a terminal root where the largest entry reaches
     ``NORM_LIMIT`` (a runaway), and non-finite records; a non-finite f at a state within
     that limit stops the run at once.  The plateau exits are CVODE's own roots of
@@ -106,21 +107,24 @@ def _cvode(compiled, f, pace, state, lr, t0, t_eval, rtol, atol, progress):
     from sksundae.cvode import CVODE     # 0.3 s to import: only for the runs that use it
 
     calls, reached = [0], [t0]
+    clock, due = time.perf_counter, pace.due
 
     def rhs(t, y, yp):
         calls[0] += 1
         reached[0] = t
-        pace(t)
-        y = np.array(y)                  # y is a read-only view of CVODE's memory
-        yp[:] = f(t, y)
+        if clock() >= due:
+            pace(t)
+        fill(t, y, yp)
         if not np.isfinite(yp.dot(yp)) and np.max(np.abs(y)) <= NORM_LIMIT:
             raise _NotFinite(t)
 
     found = np.zeros(len(levels), dtype=bool)
+    copy = np.empty(y0.size)
 
     def events(t, y, out):
-        y = np.array(y)
-        out[0] = NORM_LIMIT - np.max(np.abs(y))
+        np.copyto(copy, y)               # y is a read-only view of CVODE's memory
+        y = copy
+        out[0] = NORM_LIMIT - max(y.max(), -y.min())
         # a level is wanted once: after its first crossing its root function is a
         # constant, since a slow crossing leaves ε − level zero to rounding at the root and
         # just after it, which CVODE refuses ("root found at and very near t"): at
@@ -187,7 +191,7 @@ def _cvode(compiled, f, pace, state, lr, t0, t_eval, rtol, atol, progress):
                               cause=cause)
     crossings = np.full(len(levels), np.nan)
     if result.i_events is not None:
-        for time, row in zip(np.atleast_1d(result.t_events), np.atleast_2d(result.i_events)):
+        for when, row in zip(np.atleast_1d(result.t_events), np.atleast_2d(result.i_events)):
             crossed = row[1:] != 0
-            crossings[crossed] = np.fmin(crossings[crossed], time)
+            crossings[crossed] = np.fmin(crossings[crossed], when)
     return ys, calls[0], _first_times(levels, error(y0), t0, crossings)

@@ -68,6 +68,31 @@ def _rhs(compiled, a):
     return f
 
 
+def _rhs_into(compiled, a, f):
+    """``fill(t, y, out)``: ``f(t, y)`` (:func:`_rhs` of the flow arguments ``a``) written
+    into ``out``, for a solver that hands over its own arrays (CVODE).  At a constant rate
+    on the compiled loops it is one compiled call writing into ``out`` directly, with no
+    array made per call (K = 24: 6.4 µs of Python work per call around f, 2.5 µs so).
+    ``y`` may be a read-only view of the solver's memory: it is copied into an array of
+    this function's, since the compiled entry point is typed for writable arrays (a
+    read-only y would be a second compilation)."""
+    copy = np.empty(a.size)
+    if a.wide or not a.constant:
+        def fill(t, y, out):
+            np.copyto(copy, y)
+            out[:] = f(t, copy)
+        return fill
+    guarded = compiled.module.rhs_guarded
+    head = a.at_rate(a.rate(0.0)) + (np.inf,)
+    tail = a.work_arrays() + (False, NO_JACOBIAN)
+
+    def fill(t, y, out):
+        np.copyto(copy, y)
+        guarded(copy, *head, out, *tail)
+
+    return fill
+
+
 class _FlowArguments:
     """The arguments of the compiled flow for one state, model and protocol."""
 
@@ -82,7 +107,7 @@ class _FlowArguments:
         self.constant = protocol.schedule.is_constant
         self.floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
         P = self.nb * self.K
-        self.wide = BLAS_MIN_ROWS <= P and self.s.shape[0] < BLAS_MAX_MODES_PER_ROW * P
+        self.wide = BLAS_MIN_UNITS <= self.K and self.s.shape[0] < BLAS_MAX_MODES_PER_ROW * P
         self.size = state_variables(self.K, state.model.tied, self.s.shape[0])
         self._lr, self._protocol = lr, protocol
 
@@ -162,15 +187,16 @@ def _solver_callback(compiled, a, f, pace):
     return fun
 
 
-#: From this many rows P of the flow (2K untied, K tied) the right-hand side takes its
-#: products (s_τ S + N) Y and M G, O(P² n + P³), with BLAS instead of the compiled loops,
+#: From this many units K the right-hand side takes its products (s_τ S + N) Y and M G,
+#: O(P² n + P³) for P rows (2K untied, K tied), with BLAS instead of the compiled loops,
 #: unless the modes outnumber the rows :data:`BLAS_MAX_MODES_PER_ROW` times (all-modes
 #: runs, where the loops over modes vectorise).  Both go through the one compiled entry
-#: point.  Measured per call, median of 5×200 (erf, one BLAS thread, 2026-12-01): P = 48
-#: (K = 24, 24 spikes): loops 33 µs, BLAS 43 µs; P = 64 (K = 32, 5 spikes): 52 vs 48 µs;
-#: tied K = 64: 168 vs 87 µs; P = 128 (K = 64): 284 vs 162 µs; K = 100: 937 vs 358 µs;
-#: all modes D = 1024, P = 64: 673 vs 855 µs, P = 128: 3.1 vs 3.2 ms.
-BLAS_MIN_ROWS = 64
+#: point.  Measured per call, median of 5 (erf, one BLAS thread, 2026-12-01 17:15),
+#: loops against BLAS: untied K = 32, 5 spikes: 32 vs 49 µs; K = 48, 48 spikes: 125 vs
+#: 151 µs; K = 64, 64 spikes: 311 vs 322 µs; K = 80, 5 spikes: 226 vs 236 µs; K = 100,
+#: 5 spikes: 437 vs 358 µs; tied K = 64, 64 spikes: 185 vs 186 µs; tied K = 100: 246 vs
+#: 203 µs; all modes D = 1024, K = 64: 2.8 vs 4.3 ms.
+BLAS_MIN_UNITS = 96
 BLAS_MAX_MODES_PER_ROW = 8
 
 

@@ -21,7 +21,7 @@ from .events import (ROOT_STEPS, _error_slope, _first_crossings, _first_times, _
                      _level_crossings)
 from .cvode import _cvode
 from .flow import (NORM_LIMIT, _check_start, _error_function, _failure_cause, _FlowArguments,
-                   _NotFinite, _rhs, _Runaway, _runaway_cause, _solver_callback,
+                   _NotFinite, _rhs, _rhs_into, _Runaway, _runaway_cause, _solver_callback,
                    _zero_variance_error)
 from .grid import _check_span, _check_t_eval, default_atol, time_grid
 from .regime import regime_notes
@@ -158,8 +158,9 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
             ys, nfev, crossings, errors = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol,
                                                  atol)
         elif method == "CVODE":
-            ys, nfev, crossings = _cvode(compiled, f, _pace(state, method, t0, t1), state, lr,
-                                         t0, t_eval, rtol, atol, progress)
+            ys, nfev, crossings = _cvode(compiled, _rhs_into(compiled, arguments, f),
+                                         _pace(state, method, t0, t1), state, lr, t0, t_eval,
+                                         rtol, atol, progress)
         else:
             ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method,
                                             rtol, atol, progress, _pace(state, method, t0, t1))

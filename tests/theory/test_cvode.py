@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from odesolve import Autoencoder, DivergenceError, State, integrate, spiked_covariance
+from odesolve.codegen import compile_model
 from odesolve.protocols import Protocol, power_law
 
 
@@ -69,21 +70,28 @@ def test_cvode_with_a_schedule_rates_and_decay_matches_dop853():
 
 
 @pytest.mark.slow
-def test_cvode_on_the_wide_right_hand_side():
-    """K = 64 untied (P = 128 rows: the BLAS right-hand side), to t = 20, against RK45."""
+def test_cvode_on_the_wide_right_hand_side(monkeypatch):
+    """K = 64 untied (P = 128 rows) on the BLAS right-hand side, to t = 20, against RK45
+    on the compiled loops."""
+    from odesolve.integrator import flow
     state = _state(K=64, spikes=3, D=1000)
     ref = integrate(state, 1.0, 20.0, method="RK45", rtol=1e-10, atol=1e-12, n_points=20)
+    monkeypatch.setattr(flow, "BLAS_MIN_UNITS", 64)
+    assert flow._FlowArguments(compile_model(state.model), state, 1.0, "limit", None,
+                               False).wide
     got = integrate(state, 1.0, 20.0, n_points=20)
     assert got.method == "CVODE"
     np.testing.assert_allclose(got.error, ref.error, rtol=1e-5)
 
 
 def test_ctrl_c_stops_cvode(monkeypatch):
-    """KeyboardInterrupt raised in a callback (the pace notice runs in every right-hand
-    side) leaves the C solver and reaches the caller."""
+    """KeyboardInterrupt raised in a callback (the pace notice, due from the start, runs
+    in every right-hand side) leaves the C solver and reaches the caller."""
     from odesolve.integrator import solve
 
     class Interrupt:
+        due = 0.0
+
         def __init__(self, *args, **kwargs):
             self.calls = 0
 

@@ -70,7 +70,7 @@ def test_batch_refuses_mixed_families():
 
 
 def test_wide_networks_take_the_same_flow_with_blas(monkeypatch):
-    """rhs_function switches to matrix products from BLAS_MIN_ROWS rows: same numbers
+    """rhs_function switches to matrix products from BLAS_MIN_UNITS units: same numbers
     as the compiled loops, with a protocol (rates, decay) and the finite-D floor."""
     from odesolve.integrator import flow
     from odesolve.codegen import compile_model
@@ -82,7 +82,7 @@ def test_wide_networks_take_the_same_flow_with_blas(monkeypatch):
     out = {}
     other = State.random(state.model, spec, scale=0.2, seed=4).to_vector()
     for rows in (10**6, 1):
-        monkeypatch.setattr(flow, "BLAS_MIN_ROWS", rows)
+        monkeypatch.setattr(flow, "BLAS_MIN_UNITS", rows)
         f = flow.rhs_function(compiled, state, 0.8, "finite", protocol, finite_size=True)
         out[rows] = f(0.0, y)
         # the work arrays kept between calls carry nothing from one call to the next
