@@ -43,12 +43,12 @@ from .integrator import integrate  # noqa: E402
 from .batch import integrate_batch  # noqa: E402
 from .trajectory import Trajectory, generalisation_error  # noqa: E402
 from .errors import (ConfigError, CostWarning, DivergenceError, QuadratureRangeError,  # noqa: E402
-                     RegimeWarning)
+                     RegimeWarning, ToleranceWarning)
 
 __all__ = [
     "Spectrum", "spiked_covariance", "sinusoidal_spiked_covariance", "given_spectrum",
     "covariance_spectrum", "Activation", "resolve_activation", "Autoencoder", "Equations",
     "derive_equations", "CompiledModel", "compile_model", "OrderParameters", "State",
     "initial_weights", "integrate", "integrate_batch", "Trajectory", "generalisation_error", "ConfigError",
-    "DivergenceError", "QuadratureRangeError", "RegimeWarning", "CostWarning",
+    "DivergenceError", "QuadratureRangeError", "RegimeWarning", "CostWarning", "ToleranceWarning",
 ]

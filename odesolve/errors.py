@@ -73,3 +73,8 @@ class RegimeWarning(UserWarning):
 
 class CostWarning(UserWarning):
     """A valid request that will take long; the message carries the estimate."""
+
+
+class ToleranceWarning(UserWarning):
+    """The error a solver returned does not converge as its absolute tolerance falls:
+    runs at smaller tolerances disagree by the fraction the message names."""

@@ -120,4 +120,5 @@ def _warn_if_unstable(f, y, lr, dt, t):
         warnings.warn(RegimeWarning(
             f"Euler step beyond stability at t = {t:.6g}: dt·ρ = {dt * rate:.3g} > 2 (dt = "
             f"{dt:g}, ρ = {rate:.3g} the largest rate of the linearised flow at η = {lr:g}); "
-            "the curve is not the ODE's: use a smaller dt or an adaptive method"), stacklevel=3)
+            "the curve is not the ODE's: use a smaller dt or an adaptive method"),
+            stacklevel=5)   # the caller of integrate (its run function, _euler, this)

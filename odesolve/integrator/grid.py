@@ -83,6 +83,56 @@ def default_atol(state: State) -> np.ndarray:
                            for n, s in scales])
 
 
+#: The error at a record is not resolved by the absolute tolerance when moving the state
+#: by atol (alternating signs) changes it by more than this fraction of itself (of
+#: UNRESOLVED_FLOOR × the initial error where it is smaller).  See atol_sensitivity.
+UNRESOLVED = 1e-3
+UNRESOLVED_FLOOR = 1e-4
+#: The records probed: this many, spread evenly over the run, the last included
+PROBED_RECORDS = 8
+
+
+def atol_sensitivity(error, ys, atol, scale):
+    """How much the error moves when the state moves by the absolute tolerance.
+
+    At :data:`PROBED_RECORDS` records of ``ys`` (spread evenly, the last included), the
+    change of ``error`` (ε of a flat state) when each variable moves by its ``atol``
+    with alternating signs, relative to max(|ε|, ``UNRESOLVED_FLOOR · scale``).  A
+    solver controls each variable to about its atol, so a change near 1 means that its
+    error curve is not resolved: e.g. starts with weights 10⁴× too large, whose decoder
+    overlaps collapse to ~10⁻⁸ against the default atol of 10⁻⁹ scaled on the initial
+    state (README, Known limitations).  Records where a moved state has no finite error
+    are skipped.  Derived here (docs/theory.md § 10).
+
+    Parameters
+    ----------
+    error : callable
+        ε of a flat state vector.
+    ys : ndarray, shape (n_records, n_variables)
+    atol : ndarray, shape (n_variables,) or float
+    scale : float
+        The error's scale (the spectrum's initial error).
+
+    Returns
+    -------
+    worst : float
+        The largest relative change (0 if none was finite).
+    record : int
+        The index of the record where it occurred.
+    """
+    picks = np.unique(np.linspace(0, len(ys) - 1, PROBED_RECORDS).round().astype(int))
+    step = atol * np.where(np.arange(ys.shape[1]) % 2, -1.0, 1.0)
+    worst, where = 0.0, int(picks[-1])
+    with np.errstate(all="ignore"):
+        for i in picks:
+            y = np.ascontiguousarray(ys[i])
+            value = error(y)
+            change = abs(error(y + step) - value) / max(abs(value), UNRESOLVED_FLOOR * scale)
+            if np.isfinite(change) and change > worst:
+                worst, where = float(change), int(i)
+    return worst, where
+
+
 def _check_span(t_span):
     if isinstance(t_span, (tuple, list, np.ndarray)):
         if len(t_span) != 2:

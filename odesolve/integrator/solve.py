@@ -11,7 +11,7 @@ from .._checks import check_choice, check_cost, check_integer, check_positive, c
 from .._progress import PaceNotice, progress_bar
 from .._threads import one_blas_thread
 from ..codegen import compile_model
-from ..errors import DivergenceError, QuadratureRangeError, RegimeWarning
+from ..errors import DivergenceError, QuadratureRangeError, RegimeWarning, ToleranceWarning
 from ..fluctuations import fluctuation_correction
 from ..protocols import Protocol, as_protocol, noise_floor
 from ..state import State, order_parameters_of
@@ -23,7 +23,8 @@ from .cvode import _cvode
 from .flow import (NORM_LIMIT, _check_start, _error_function, _failure_cause, _FlowArguments,
                    _NotFinite, _rhs, _rhs_into, _Runaway, _runaway_cause, _solver_callback,
                    _zero_variance_error)
-from .grid import _check_span, _check_t_eval, default_atol, time_grid
+from .grid import (UNRESOLVED, UNRESOLVED_FLOOR, _check_span, _check_t_eval, atol_sensitivity,
+                   default_atol, time_grid)
 from .regime import regime_notes
 from .rkc import RKC
 
@@ -79,7 +80,11 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     atol : float, optional
         Absolute tolerance of the adaptive solvers; default :func:`default_atol` of the
         initial state (``ATOL_PER_SCALE`` × the RMS of its overlaps), so that a tiny
-        initial state is not below the tolerance.
+        initial state is not below the tolerance.  Where moving the state by that atol
+        moves the error by more than 10⁻³ of itself (a start with weights far too large,
+        whose decoder collapses below it), the run is repeated with a smaller atol until
+        two runs agree to 10⁻⁴, with CVODE after LSODA disagreed under ``"auto"``
+        (``Trajectory.nfev`` counts every run).
     dt : float, optional
         Step of ``"euler"`` (default ``1/D``), at most ``t1 − t0``.
     bulk : {"limit", "finite"}
@@ -124,6 +129,9 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     CostWarning
         Once, when after 20 s the time still to go at the pace so far exceeds a minute
         (an adaptive solver's cost is set by the flow's stiffness, unknown beforehand).
+    ToleranceWarning
+        When the runs with a default atol scaled down do not agree after 3 reruns (the
+        curve returned is the last one).
 
     See Also
     --------
@@ -141,29 +149,38 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, protocol, finite_size)
     for note in regime_notes(state.spectrum, lr, protocol, t_eval, bulk):
         warnings.warn(RegimeWarning(note), stacklevel=2)
+    default = atol is None
+    atol = default_atol(state) if default else atol
     compiled = compile_model(state.model)
+    requested = method
     if method == "auto":
         method = "LSODA" if state.to_vector().size <= AUTO_LSODA_MAX_SIZE else "CVODE"
     arguments = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
     f = _rhs(compiled, arguments)
+
+    def solve(method, atol):
+        """``(ys, nfev, crossings, errors)`` of one run; ``errors``: ε at the records
+        where the solver computed them already (else None)."""
+        if method == "euler":
+            return _euler(compiled, f, arguments, state, lr, t0, t_eval, dt, progress) + (None,)
+        if method == "LSODA":
+            fun = _solver_callback(compiled, arguments, f, _pace(state, method, t0, t1))
+            return _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol, atol)
+        if method == "CVODE":
+            return _cvode(compiled, _rhs_into(compiled, arguments, f),
+                          _pace(state, method, t0, t1), state, lr, t0, t_eval, rtol, atol,
+                          progress) + (None,)
+        return _adaptive(compiled, f, state, lr, t0, t1, t_eval, method, rtol, atol, progress,
+                         _pace(state, method, t0, t1)) + (None,)
+
     try:
         _check_start(f, state, lr, t0)
         start = time.perf_counter()
-        errors = None           # ε at the records, where the solver computed them already
-        if method == "euler":
-            ys, nfev, crossings = _euler(compiled, f, arguments, state, lr, t0, t_eval, dt,
-                                         progress)
-        elif method == "LSODA":
-            fun = _solver_callback(compiled, arguments, f, _pace(state, method, t0, t1))
-            ys, nfev, crossings, errors = _lsoda(compiled, f, fun, state, lr, t0, t_eval, rtol,
-                                                 atol)
-        elif method == "CVODE":
-            ys, nfev, crossings = _cvode(compiled, _rhs_into(compiled, arguments, f),
-                                         _pace(state, method, t0, t1), state, lr, t0, t_eval,
-                                         rtol, atol, progress)
-        else:
-            ys, nfev, crossings = _adaptive(compiled, f, state, lr, t0, t1, t_eval, method,
-                                            rtol, atol, progress, _pace(state, method, t0, t1))
+        ys, nfev, crossings, errors = solve(method, atol)
+        if default and method != "euler":
+            ys, nfev, crossings, errors, method = _resolved(
+                solve, _error_function(compiled, state), state, ys, nfev, crossings, errors,
+                method, requested, atol, rtol, t_eval)
         wall = time.perf_counter() - start
         traj = _trajectory(compiled, state, ys, t_eval, lr, method, bulk, nfev, wall,
                            crossings, errors)
@@ -178,6 +195,54 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     except ZeroDivisionError:
         raise _zero_variance_error(state) from None
     return traj
+
+
+#: Reruns of a run whose default atol may not resolve its error (:func:`_resolved`)
+ATOL_RETRIES = 3
+#: Two runs agree when their errors at every record differ by at most this fraction
+CONVERGED = 1e-4
+
+
+def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requested, atol,
+              rtol, t_eval):
+    """The run ``(ys, nfev, crossings, errors, method)`` itself, or a rerun with a smaller
+    absolute tolerance where the default one may not resolve its error.
+
+    The default atol is scaled on the initial state; a start with weights far too large
+    collapses the decoder's overlaps below it (README, Known limitations).  Where moving
+    the state by atol moves the error by more than :data:`~.grid.UNRESOLVED` of itself
+    (:func:`~.grid.atol_sensitivity`), the run is repeated with atol scaled down, until
+    two runs in a row agree to :data:`CONVERGED` at every record (the error's
+    sensitivity alone does not decide: it was 1 on x³ started 100× too large, where
+    LSODA's answer was right to 10⁻⁷).  ``method="auto"`` takes CVODE after a disagreement
+    (LSODA did not converge on such starts at any tolerance).  Runs that never agree
+    are returned with a :class:`~odesolve.errors.ToleranceWarning`."""
+    scale = state.spectrum.initial_error
+    worst = atol_sensitivity(error, ys, atol, scale)[0]
+    if worst <= UNRESOLVED:
+        return ys, nfev, crossings, errors, method
+    last = np.array([error(y) for y in ys]) if errors is None else errors
+    for _ in range(ATOL_RETRIES):
+        atol = atol * min(0.1, rtol / worst)
+        ys, more, crossings, errors = solve(method, atol)
+        nfev += more
+        now = np.array([error(y) for y in ys]) if errors is None else errors
+        with np.errstate(all="ignore"):
+            gap = np.abs(now - last) / np.maximum(np.abs(last), UNRESOLVED_FLOOR * scale)
+        if np.all(gap <= CONVERGED):
+            return ys, nfev, crossings, errors, method
+        if requested == "auto":
+            method = "CVODE"
+        worst = max(atol_sensitivity(error, ys, atol, scale)[0], rtol)
+        last = now
+    record = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else len(gap) - 1
+    warnings.warn(ToleranceWarning(
+        f"{method}'s error does not converge as atol falls: {ATOL_RETRIES + 1} runs with "
+        f"the default atol scaled down to {float(np.min(atol)):.2g} differ by "
+        f"{float(gap[record]):.2g} of the error at t = {t_eval[record]:.3g} (a start with "
+        "weights far too large?); pass a smaller rtol and atol"
+        + ("" if method == "CVODE" else ", or method='CVODE'")), stacklevel=3)
+    return ys, nfev, crossings, errors, method
 
 
 def _add_fluctuations(traj, compiled, f, state, t0, mean_step=0.0):
@@ -202,7 +267,7 @@ def _checked(state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, 
     check_choice("method", method, METHODS)
     check_choice("bulk mode", bulk, BULK_MODES)
     rtol = check_tolerance("rtol", rtol)
-    atol = default_atol(state) if atol is None else check_positive("atol", atol)
+    atol = None if atol is None else check_positive("atol", atol)
     if dt is not None and method != "euler":
         raise ValueError(f"dt is the step of method='euler'; method={method!r} chooses its "
                          "own steps (rtol, atol)")

@@ -146,6 +146,65 @@ def test_cvode_follows_a_violent_start(activation, factor):
     np.testing.assert_allclose(whole.error[2:], second.error[1:], rtol=1e-5)
 
 
+def _huge_cubic_start():
+    """x³, K = 2, the overlaps of a default start times 10⁴ (initial ε = 5.5·10²³): the
+    decoder's overlaps collapse to ~2·10⁻⁸ while the encoder's stay ~700, under the
+    default atol of 10⁻⁹ scaled on the initial state."""
+    spec = spiked_covariance(D=500, spikes=[1.5, 1.0], bulk=0.05)
+    state = State.random(Autoencoder(K=2, activation="x**3"), spec, 0.1, seed=0)
+    return state.with_vector(state.to_vector() * 1e4)
+
+
+def test_a_default_atol_that_does_not_resolve_the_error_is_scaled_down():
+    """On the huge start the default atol gave ε(100) = 305 (CVODE) and 0.488 (LSODA); the
+    runs are now repeated with a smaller atol until two agree, with CVODE after LSODA
+    disagreed: ε(100) = 0.55262925, the value of CVODE at atol 10⁻¹⁸–10⁻²² and rtol
+    10⁻⁷–10⁻¹¹ (8 digits, scratch measurement of 2026-12-01)."""
+    import warnings
+    state = _huge_cubic_start()
+    reference = integrate(state, 1.0, 100.0, method="CVODE", rtol=1e-10, atol=1e-20)
+    assert abs(reference.error[-1] - 0.55262925) < 1e-7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("auto", "CVODE"):
+            traj = integrate(state, 1.0, 100.0, method=method)
+            assert traj.method == "CVODE"
+            np.testing.assert_allclose(traj.error[-1], reference.error[-1], rtol=1e-5)
+
+
+def test_an_error_that_does_not_converge_as_atol_falls_is_a_warning():
+    """LSODA asked for by name on the huge start: its runs at atol scaled down 10⁷× and
+    more do not agree (LSODA did not converge on this start at any tolerance)."""
+    from odesolve import ToleranceWarning
+    with pytest.warns(ToleranceWarning, match="LSODA's error does not converge as atol falls"):
+        integrate(_huge_cubic_start(), 1.0, 100.0, method="LSODA")
+
+
+def test_the_tolerance_probe_separates_resolved_runs_from_unresolved_ones(monkeypatch):
+    """atol_sensitivity: below 10⁻⁷ of the error on an ordinary run (the largest of 41
+    measured, docs/theory.md § 10, was 7·10⁻⁸), above 0.1 on the huge start; and an
+    ordinary run is not repeated."""
+    from odesolve.integrator import solve
+    from odesolve.integrator.flow import _error_function
+    from odesolve.integrator.grid import atol_sensitivity, default_atol
+    from odesolve.codegen import compile_model
+    for state, t in ((_state(K=3, spikes=3, D=500), 1e3), (_huge_cubic_start(), 100.0)):
+        traj = integrate(state, 1.0, t, method="CVODE", atol=float(np.min(default_atol(state))))
+        ys = np.array([s.to_vector() for s in traj.states])
+        worst, _ = atol_sensitivity(_error_function(compile_model(state.model), state), ys,
+                                    default_atol(state), state.spectrum.initial_error)
+        assert worst < 1e-7 if t == 1e3 else worst > 0.1
+    runs, original = [], solve._cvode
+
+    def counted(*args):
+        runs.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(solve, "_cvode", counted)
+    integrate(_state(K=3, spikes=3, D=500), 1.0, 1e3, method="CVODE")
+    assert len(runs) == 1
+
+
 def test_lsoda_plateau_exit_after_a_violent_start():
     """The first plateau exit between t = 0 and the first record of a huge initial state:
     the Hermite interpolant's derivatives overflowed and brentq raised 'f(a) and f(b) must
@@ -156,6 +215,10 @@ def test_lsoda_plateau_exit_after_a_violent_start():
     traj = integrate(state, 1.0, 50.0)
     assert traj.method == "LSODA" and np.all(np.isfinite(traj.error))
     assert 0.0 < traj.learning_times[0] <= traj.t[1]
+    # moving this state by the default atol moves its error by all of itself, but LSODA
+    # is right to 10⁻⁷ (its rerun at a smaller atol agrees): CVODE at rtol 10⁻¹¹
+    reference = integrate(state, 1.0, 50.0, method="CVODE", rtol=1e-11, atol=1e-22)
+    np.testing.assert_allclose(traj.error[-1], reference.error[-1], rtol=1e-5)
 
 
 def test_cvode_stops_where_the_solution_exceeds_the_norm_limit(monkeypatch):
