@@ -89,10 +89,10 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
     """Integrate with CVODE (BDF, matrix-free GMRES), recording ``t_eval``.
 
     ``fill(t, y, out)`` writes the right-hand side into ``out`` (:func:`.flow._rhs_into`),
-    ``pace`` is the notice of a slow run.  CVODE evaluates f at trial vectors too (Newton iterates, GMRES differences), so
-    the checks are on its solution: a terminal root where the largest entry reaches
-    ``NORM_LIMIT`` (a runaway), and non-finite records; a non-finite f at a state within
-    that limit stops the run at once.  The plateau exits are CVODE's own roots of
+    ``pace`` is the notice of a slow run.  CVODE evaluates f at trial vectors too (Newton
+    iterates, GMRES differences), so the checks are on its solution: a terminal root
+    where the largest entry reaches ``NORM_LIMIT`` (a runaway), and non-finite records; a
+    non-finite f at a state within that limit stops the run at once.  The plateau exits are CVODE's own roots of
     ε(y) − level (direction: falling).  Returns ``(ys, nfev, learning_times)``; ``nfev``
     counts every call of f, the GMRES products included (CVODE's own count leaves those
     out).
@@ -104,7 +104,7 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
     if t1 <= t0:                                     # the initial state is every record
         return np.tile(y0, (len(t_eval), 1)), 0, _first_times(levels, error(y0), t0,
                                                                 [np.nan] * len(levels))
-    from sksundae.cvode import CVODE     # 0.3 s to import: only for the runs that use it
+    from sksundae.cvode import CVODE     # imported by the runs that use it only
 
     calls, reached = [0], [t0]
     clock, due = time.perf_counter, pace.due
