@@ -101,8 +101,9 @@ def atol_sensitivity(error, ys, atol, scale):
     solver controls each variable to about its atol, so a change near 1 means that its
     error curve is not resolved: e.g. starts with weights 10⁴× too large, whose decoder
     overlaps collapse to ~10⁻⁸ against the default atol of 10⁻⁹ scaled on the initial
-    state (README, Known limitations).  Records where a moved state has no finite error
-    are skipped.  Derived here (docs/theory.md § 10).
+    state (README, Known limitations).  An error below zero (−UNRESOLVED_FLOOR · scale),
+    impossible for a mean squared error, counts as infinitely sensitive.  Records where a
+    moved state has no finite error are skipped.  Derived here (docs/theory.md § 10).
 
     Parameters
     ----------
@@ -116,7 +117,7 @@ def atol_sensitivity(error, ys, atol, scale):
     Returns
     -------
     worst : float
-        The largest relative change (0 if none was finite).
+        The largest relative change (0 if none was finite; inf at a negative error).
     record : int
         The index of the record where it occurred.
     """
@@ -127,6 +128,8 @@ def atol_sensitivity(error, ys, atol, scale):
         for i in picks:
             y = np.ascontiguousarray(ys[i])
             value = error(y)
+            if value < -UNRESOLVED_FLOOR * scale:       # a mean squared error below 0
+                return np.inf, int(i)
             change = abs(error(y + step) - value) / max(abs(value), UNRESOLVED_FLOOR * scale)
             if np.isfinite(change) and change > worst:
                 worst, where = float(change), int(i)

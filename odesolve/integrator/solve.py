@@ -81,10 +81,11 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         Absolute tolerance of the adaptive solvers; default :func:`default_atol` of the
         initial state (``ATOL_PER_SCALE`` × the RMS of its overlaps), so that a tiny
         initial state is not below the tolerance.  Where moving the state by that atol
-        moves the error by more than 10⁻³ of itself (a start with weights far too large,
-        whose decoder collapses below it), the run is repeated with a smaller atol until
-        two runs agree to 10⁻⁴, with CVODE after LSODA disagreed under ``"auto"``
-        (``Trajectory.nfev`` counts every run).
+        moves the error by more than 10⁻³ of itself, or the error is negative (a start
+        with weights far too large, whose decoder collapses below it), the run is
+        repeated with a smaller atol until two runs agree to max(10⁻⁴, 100 rtol), with
+        CVODE after LSODA disagreed or failed under ``"auto"`` (``Trajectory.nfev``
+        counts every run).
     dt : float, optional
         Step of ``"euler"`` (default ``1/D``), at most ``t1 − t0``.
     bulk : {"limit", "finite"}
@@ -199,8 +200,13 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
 
 #: Reruns of a run whose default atol may not resolve its error (:func:`_resolved`)
 ATOL_RETRIES = 3
-#: Two runs agree when their errors at every record differ by at most this fraction
+#: Two runs agree when their errors at every record differ by at most this fraction, or
+#: by RTOL_GAP × rtol where that is larger (runs at rtol = 10⁻³ differ by ~4·10⁻⁴)
 CONVERGED = 1e-4
+RTOL_GAP = 100.0
+#: A rerun's atol is the last one times min(0.1, rtol/change), but at least this factor
+#: of it (a change of 10¹¹ sent LSODA to atol 10⁻²⁷, where it failed)
+SMALLEST_FACTOR = 1e-8
 
 
 def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requested, atol,
@@ -210,26 +216,34 @@ def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requeste
 
     The default atol is scaled on the initial state; a start with weights far too large
     collapses the decoder's overlaps below it (README, Known limitations).  Where moving
-    the state by atol moves the error by more than :data:`~.grid.UNRESOLVED` of itself
-    (:func:`~.grid.atol_sensitivity`), the run is repeated with atol scaled down, until
-    two runs in a row agree to :data:`CONVERGED` at every record (the error's
-    sensitivity alone does not decide: it was 1 on x³ started 100× too large, where
-    LSODA's answer was right to 10⁻⁷).  ``method="auto"`` takes CVODE after a disagreement
-    (LSODA did not converge on such starts at any tolerance).  Runs that never agree
-    are returned with a :class:`~odesolve.errors.ToleranceWarning`."""
+    the state by atol moves the error by more than :data:`~.grid.UNRESOLVED` of itself,
+    or the error is negative (:func:`~.grid.atol_sensitivity`), the run is repeated with
+    atol scaled down, until two runs in a row agree to max(:data:`CONVERGED`,
+    :data:`RTOL_GAP` · rtol) at every record (the error's sensitivity alone does not
+    decide: it was 1 on x³ started 100× too large, where LSODA's answer was right to
+    10⁻⁷).  ``method="auto"`` takes CVODE after a disagreement or a failure of LSODA
+    (LSODA did not converge on such starts at any tolerance).  Runs that never agree are
+    returned with a :class:`~odesolve.errors.ToleranceWarning`."""
     scale = state.spectrum.initial_error
     worst = atol_sensitivity(error, ys, atol, scale)[0]
     if worst <= UNRESOLVED:
         return ys, nfev, crossings, errors, method
+    agree = max(CONVERGED, RTOL_GAP * rtol)
     last = np.array([error(y) for y in ys]) if errors is None else errors
     for _ in range(ATOL_RETRIES):
-        atol = atol * min(0.1, rtol / worst)
-        ys, more, crossings, errors = solve(method, atol)
+        atol = atol * max(SMALLEST_FACTOR, min(0.1, rtol / worst))
+        try:
+            ys, more, crossings, errors = solve(method, atol)
+        except DivergenceError:
+            if requested != "auto" or method == "CVODE":
+                raise
+            method = "CVODE"
+            ys, more, crossings, errors = solve(method, atol)
         nfev += more
         now = np.array([error(y) for y in ys]) if errors is None else errors
         with np.errstate(all="ignore"):
             gap = np.abs(now - last) / np.maximum(np.abs(last), UNRESOLVED_FLOOR * scale)
-        if np.all(gap <= CONVERGED):
+        if np.all(gap <= agree):
             return ys, nfev, crossings, errors, method
         if requested == "auto":
             method = "CVODE"

@@ -180,6 +180,29 @@ def test_an_error_that_does_not_converge_as_atol_falls_is_a_warning():
         integrate(_huge_cubic_start(), 1.0, 100.0, method="LSODA")
 
 
+def test_reruns_survive_a_failing_lsoda_and_a_loose_rtol():
+    """Found by an attack: on the cubic start × 3·10⁴ LSODA returned a negative error
+    (−1.3·10³), and its rerun at atol 10⁻²⁷ (the shrink factor had no floor) stopped with
+    a DivergenceError that blamed the flow; now a negative error counts as unresolved,
+    the factor is at least 10⁻⁸ and "auto" goes on with CVODE.  At rtol = 10⁻³ two runs
+    cannot agree to 10⁻⁴: agreement is now to max(10⁻⁴, 100 rtol), and the start × 100
+    ends without a warning and within 10⁻³ of a tight run."""
+    import warnings
+    spec = spiked_covariance(D=500, spikes=[1.5, 1.0], bulk=0.05)
+    start = State.random(Autoencoder(K=2, activation="x**3"), spec, 0.1, seed=0)
+    huge = start.with_vector(start.to_vector() * 3e4)
+    reference = integrate(huge, 1.0, 100.0, method="CVODE", rtol=1e-10, atol=1e-20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        traj = integrate(huge, 1.0, 100.0)
+        assert traj.method == "CVODE"
+        np.testing.assert_allclose(traj.error[-1], reference.error[-1], rtol=1e-6)
+        large = start.with_vector(start.to_vector() * 100)
+        loose = integrate(large, 1.0, 100.0, rtol=1e-3)
+    tight = integrate(large, 1.0, 100.0, method="CVODE", rtol=1e-10, atol=1e-20)
+    np.testing.assert_allclose(loose.error[1:], tight.error[1:], rtol=1e-3)
+
+
 def test_the_tolerance_probe_separates_resolved_runs_from_unresolved_ones(monkeypatch):
     """atol_sensitivity: below 10⁻⁷ of the error on an ordinary run (the largest of 41
     measured, docs/theory.md § 10, was 7·10⁻⁸), above 0.1 on the huge start; and an
