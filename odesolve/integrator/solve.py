@@ -84,8 +84,9 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         moves the error by more than 10⁻³ of itself, or the error is negative (a start
         with weights far too large, whose decoder collapses below it), the run is
         repeated with a smaller atol until two runs agree to max(10⁻⁴, 100 rtol), with
-        CVODE after LSODA disagreed or failed under ``"auto"`` (``Trajectory.nfev``
-        counts every run).
+        CVODE after LSODA disagreed or failed under ``"auto"``; a first run that runs
+        away is taken again by CVODE at atol × 10⁻⁸ (``"auto"`` and ``"CVODE"``), and
+        ``Trajectory.nfev`` counts every run.
     dt : float, optional
         Step of ``"euler"`` (default ``1/D``), at most ``t1 − t0``.
     bulk : {"limit", "finite"}
@@ -177,7 +178,16 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
     try:
         _check_start(f, state, lr, t0)
         start = time.perf_counter()
-        ys, nfev, crossings, errors = solve(method, atol)
+        try:
+            ys, nfev, crossings, errors = solve(method, atol)
+        except DivergenceError:
+            # on starts with weights far too large LSODA (x³, K = 2, × 3·10⁴) and CVODE at
+            # the default atol (x³, K = 3, × 10⁴) ran away where CVODE at a smaller atol
+            # does not; a flow that runs away fails there too, and that error is raised
+            if not default or requested not in ("auto", "CVODE"):
+                raise
+            method, atol = "CVODE", atol * SMALLEST_FACTOR
+            ys, nfev, crossings, errors = solve(method, atol)
         if default and method != "euler":
             ys, nfev, crossings, errors, method = _resolved(
                 solve, _error_function(compiled, state), state, ys, nfev, crossings, errors,

@@ -203,6 +203,20 @@ def test_reruns_survive_a_failing_lsoda_and_a_loose_rtol():
     np.testing.assert_allclose(loose.error[1:], tight.error[1:], rtol=1e-3)
 
 
+@pytest.mark.parametrize("K, factor", [(2, 3e4), (3, 1e4)])
+def test_a_first_run_that_runs_away_on_a_huge_start_is_taken_again_by_cvode(K, factor):
+    """Found checking other inputs of the kind: x³ (seed 1) started × 3·10⁴ at K = 2 made
+    LSODA run away, and × 10⁴ at K = 3 made LSODA and CVODE at the default atol run away
+    (DivergenceError); CVODE at a 10⁸× smaller atol follows both to the reference."""
+    spec = spiked_covariance(D=500, spikes=[1.5, 1.0, 0.6], bulk=0.05)
+    start = State.random(Autoencoder(K=K, activation="x**3"), spec, 0.1, seed=1)
+    huge = start.with_vector(start.to_vector() * factor)
+    traj = integrate(huge, 1.0, 50.0)
+    reference = integrate(huge, 1.0, 50.0, method="CVODE", rtol=1e-10, atol=1e-22)
+    assert traj.method == "CVODE"
+    np.testing.assert_allclose(traj.error[-1], reference.error[-1], rtol=1e-5)
+
+
 def test_the_tolerance_probe_separates_resolved_runs_from_unresolved_ones(monkeypatch):
     """atol_sensitivity: below 10⁻⁷ of the error on an ordinary run (the largest of 41
     measured, docs/theory.md § 10, was 7·10⁻⁸), above 0.1 on the huge start; and an
