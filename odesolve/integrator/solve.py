@@ -222,7 +222,8 @@ SMALLEST_FACTOR = 1e-8
 def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requested, atol,
               rtol, t_eval):
     """The run ``(ys, nfev, crossings, errors, method)`` itself, or a rerun with a smaller
-    absolute tolerance where the default one may not resolve its error.
+    absolute tolerance where the default one may not resolve its error (its ``errors``,
+    ε at the records, then computed here for the comparison, not again).
 
     The default atol is scaled on the initial state; a start with weights far too large
     collapses the decoder's overlaps below it (README, Known limitations).  Where moving
@@ -254,7 +255,7 @@ def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requeste
         with np.errstate(all="ignore"):
             gap = np.abs(now - last) / np.maximum(np.abs(last), UNRESOLVED_FLOOR * scale)
         if np.all(gap <= agree):
-            return ys, nfev, crossings, errors, method
+            return ys, nfev, crossings, now, method
         if requested == "auto":
             method = "CVODE"
         worst = max(atol_sensitivity(error, ys, atol, scale)[0], rtol)
@@ -266,7 +267,7 @@ def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requeste
         f"{float(gap[record]):.2g} of the error at t = {t_eval[record]:.3g} (a start with "
         "weights far too large?); pass a smaller rtol and atol"
         + ("" if method == "CVODE" else ", or method='CVODE'")), stacklevel=3)
-    return ys, nfev, crossings, errors, method
+    return ys, nfev, crossings, now, method
 
 
 def _add_fluctuations(traj, compiled, f, state, t0, mean_step=0.0):
