@@ -240,7 +240,7 @@ def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requeste
     if worst <= UNRESOLVED:
         return ys, nfev, crossings, errors, method
     agree = max(CONVERGED, RTOL_GAP * rtol)
-    last = np.array([error(y) for y in ys]) if errors is None else errors
+    last = _record_errors(error, ys) if errors is None else errors
     for _ in range(ATOL_RETRIES):
         atol = atol * max(SMALLEST_FACTOR, min(0.1, rtol / worst))
         try:
@@ -251,7 +251,7 @@ def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requeste
             method = "CVODE"
             ys, more, crossings, errors = solve(method, atol)
         nfev += more
-        now = np.array([error(y) for y in ys]) if errors is None else errors
+        now = _record_errors(error, ys) if errors is None else errors
         with np.errstate(all="ignore"):
             gap = np.abs(now - last) / np.maximum(np.abs(last), UNRESOLVED_FLOOR * scale)
         if np.all(gap <= agree):
@@ -268,6 +268,13 @@ def _resolved(solve, error, state, ys, nfev, crossings, errors, method, requeste
         "weights far too large?); pass a smaller rtol and atol"
         + ("" if method == "CVODE" else ", or method='CVODE'")), stacklevel=3)
     return ys, nfev, crossings, now, method
+
+
+def _record_errors(error, ys):
+    """ε at every record of ``ys`` (n_records, size); the rows are made contiguous first
+    (solve_ivp's records are a transposed view, whose rows the compiled error would take
+    as a second type, i.e. a second compilation)."""
+    return np.array([error(y) for y in np.ascontiguousarray(ys)])
 
 
 def _add_fluctuations(traj, compiled, f, state, t0, mean_step=0.0):
@@ -396,14 +403,14 @@ def _lsoda_run(compiled, f, fun, state, lr, t0, t_eval, rtol, atol):
     ys_fine = run(y0, t0, grid)
     error = _error_function(compiled, state)
     levels = plateau_levels(state.spectrum, state.model.K)
-    errors = np.array([error(y) for y in ys_fine[::refine]])
+    errors = _record_errors(error, ys_fine[::refine])
     fine = {}
 
     def records_between(i):
         """Times, states and errors of the records from record i − 1 to i of ``times``."""
         if i not in fine:
             rows = slice((i - 1) * refine, i * refine + 1)
-            fine[i] = grid[rows], ys_fine[rows], np.array([error(y) for y in ys_fine[rows]])
+            fine[i] = grid[rows], ys_fine[rows], _record_errors(error, ys_fine[rows])
         return fine[i]
 
     def root(i, level):
@@ -507,8 +514,7 @@ def _trajectory(compiled, state, ys, t, lr, method, bulk, nfev, wall, learning_t
     o = order_parameters_of(Ys, ys[:, nY:nY + nG].reshape((-1,) + state.G.shape),
                             ys[:, nY + nG:], spec, model.K)
     if errors is None:
-        error_of_state = _error_function(compiled, state)
-        errors = np.array([error_of_state(y) for y in np.ascontiguousarray(ys)])
+        errors = _record_errors(_error_function(compiled, state), ys)
     if not np.all(np.isfinite(errors)):
         bad = int(np.argmin(np.isfinite(errors)))
         raise DivergenceError("the ODE", t[bad], lr, detail="first non-finite error",
