@@ -165,12 +165,16 @@ def _solver_callback(compiled, a, f, pace):
         # the arguments after y in one tuple, and the clock read instead of calling pace
         # (0.2 µs of a K = 2 call's 1.8 µs)
         tail, clock, due = head + (NO_JACOBIAN,), time.perf_counter, pace.due
+        # without numba's dispatcher, which resolves the types of the 18 arguments at
+        # every call: 0.26 µs of a K = 2 call's 1.45 µs (2026-12-01, median of 7 ×
+        # 20,000 calls); the arguments are these, and y is odeint's float64 vector
+        direct = compiled.direct("rhs_guarded", (np.empty(a.size),) + tail)
 
         def fun(y, t):
             reached[0] = t
             if clock() >= due:
                 pace(t)
-            code = guarded(y, *tail)
+            code = direct(y, *tail)
             if code:
                 raise (_Runaway if code == 1 else _NotFinite)(t)
             return dy

@@ -82,3 +82,30 @@ def test_interpreted_module_is_the_compiled_one(monkeypatch):
         args = (y, np.ascontiguousarray(spec_.s), spec_.bulk / spec_.D, model.K, compiled.blocks)
         assert interpreted.module.error_of_state(*args) == compiled.module.error_of_state(*args)
         assert interpreted.module.avg1_g1(0.7, 0.2) == compiled.module.avg1_g1(0.7, 0.2)
+
+
+def test_direct_function_is_the_dispatchers_own(monkeypatch):
+    """``CompiledModel.direct``: the compiled function the dispatcher would call for these
+    argument types (no second compilation), with the same results and codes; without
+    jit, the module's function itself."""
+    from odesolve.integrator.flow import NO_JACOBIAN, _FlowArguments
+    model = Autoencoder(K=3, activation="erf")
+    spec = spiked_covariance(D=300, spikes=[1.5, 0.8, 0.4], bulk=0.1)
+    state = State.random(model, spec, scale=0.4, seed=2)
+    compiled = compile_model(model)
+    a = _FlowArguments(compiled, state, 0.9, "limit", None, False)
+    y, dy_direct, dy = state.to_vector(), np.empty(a.size), np.empty(a.size)
+    tail = a.at_rate(0.9) + (1e3,)
+    extra = a.work_arrays() + (False, NO_JACOBIAN)
+    guarded = compiled.module.rhs_guarded
+    before = len(guarded.overloads)
+    direct = compiled.direct("rhs_guarded", (y,) + tail + (dy_direct,) + extra)
+    assert len(guarded.overloads) == before
+    assert direct(y, *tail, dy_direct, *extra) == guarded(y, *tail, dy, *extra) == 0
+    np.testing.assert_array_equal(dy_direct, dy)
+    far = y.copy()
+    far[0] = 2e3                                   # beyond the limit of 1e3: code 1
+    assert direct(far, *tail, dy_direct, *extra) == 1
+    monkeypatch.setenv("ODESOLVE_JIT", "0")
+    interpreted = compile_model(model)
+    assert interpreted.direct("rhs_guarded", ()) is interpreted.module.rhs_guarded
