@@ -124,7 +124,12 @@ class CompiledModel:
         function = getattr(self.module, name)
         if not self.jit:
             return function
-        return function.compile(tuple(numba.typeof(x) for x in args))
+        # numba.typeof of rhs_guarded's 19 arguments takes 60 µs, a key of what it
+        # depends on a few: every integration looks its function up again
+        key = (function, tuple(_type_key(x) for x in args))
+        if key not in _DIRECT:
+            _DIRECT[key] = function.compile(tuple(numba.typeof(x) for x in args))
+        return _DIRECT[key]
 
     @property
     def blocks(self) -> int:
@@ -133,6 +138,17 @@ class CompiledModel:
 
 
 _LOADED: dict[str, tuple] = {}
+#: CompiledModel.direct's functions, by dispatcher and argument types (_type_key)
+_DIRECT: dict[tuple, object] = {}
+
+
+def _type_key(x):
+    """What numba's type of ``x`` depends on: an array's dtype, dimensions, layout,
+    writability and alignment; the class of anything else (int → int64, ...)."""
+    if isinstance(x, np.ndarray):
+        f = x.flags
+        return x.dtype.str, x.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned
+    return type(x)
 
 
 @lru_cache(maxsize=1)

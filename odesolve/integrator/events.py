@@ -4,7 +4,6 @@ solver's tolerance."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import CubicHermiteSpline
 from scipy.optimize import brentq
 
 #: At most this many steps (each a short integration) refine a plateau exit located on
@@ -18,7 +17,7 @@ def _hermite_root(error, f, ys, t_eval, i, level):
     records ys[i − 1], ys[i] (with derivatives f) falls through ``level``."""
     ta, tb = t_eval[i - 1], t_eval[i]
     with np.errstate(over="ignore", invalid="ignore"):
-        spline = CubicHermiteSpline([ta, tb], ys[i - 1:i + 1], [f(ta, ys[i - 1]), f(tb, ys[i])])
+        spline = _cubic_hermite(ta, tb, ys[i - 1], ys[i], f(ta, ys[i - 1]), f(tb, ys[i]))
         ends = [error(spline(t)) - level for t in (ta, tb)]
     if not (np.all(np.isfinite(ends)) and ends[0] * ends[1] <= 0):
         # derivatives that overflow (a huge state) leave the spline NaN: the records'
@@ -27,6 +26,22 @@ def _hermite_root(error, f, ys, t_eval, i, level):
         share = above / (above - below)
         return ta + (tb - ta) * share if np.isfinite(share) else tb
     return brentq(lambda t: error(spline(t)) - level, ta, tb, xtol=1e-12 * tb, rtol=1e-12)
+
+
+def _cubic_hermite(ta, tb, ya, yb, fa, fb):
+    """``p(t)``: the cubic with values ya, yb and derivatives fa, fb at ta, tb (arrays).
+    Written out: scipy's CubicHermiteSpline cost 0.2 ms to build, a third of the time
+    around the solver in a warm K = 2 curve."""
+    h = tb - ta
+    dy = yb - ya
+    c2 = (3.0 * dy - h * (2.0 * fa + fb)) / h**2
+    c3 = (h * (fa + fb) - 2.0 * dy) / h**3
+
+    def p(t):
+        u = t - ta
+        return ya + u * (fa + u * (c2 + u * c3))
+
+    return p
 
 
 def _error_slope(error, f, t, y):

@@ -101,6 +101,7 @@ def test_direct_function_is_the_dispatchers_own(monkeypatch):
     before = len(guarded.overloads)
     direct = compiled.direct("rhs_guarded", (y,) + tail + (dy_direct,) + extra)
     assert len(guarded.overloads) == before
+    assert compiled.direct("rhs_guarded", (y.copy(),) + tail + (dy,) + extra) is direct
     assert direct(y, *tail, dy_direct, *extra) == guarded(y, *tail, dy, *extra) == 0
     np.testing.assert_array_equal(dy_direct, dy)
     far = y.copy()

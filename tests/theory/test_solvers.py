@@ -284,3 +284,22 @@ def test_lsoda_finds_an_exit_in_the_collapse_of_a_huge_start():
     radau = integrate(big, 1.0, 100.0, method="Radau", rtol=1e-10, atol=1e-12)
     assert 1e-3 < radau.learning_times[0] < 2e-3
     np.testing.assert_allclose(lsoda.learning_times, radau.learning_times, rtol=1e-5)
+
+
+def test_cubic_hermite_interpolant_of_two_records():
+    """The plateau exits start from the cubic with the records' values and derivatives at
+    both ends: a cubic is reproduced exactly, and the ends are met."""
+    from odesolve.integrator.events import _cubic_hermite
+    ta, tb = 2.0, 5.5
+    coef = np.array([[0.3, -1.0, 0.25, 0.05], [1.0, 0.0, -2.0, 0.1]])      # c0 + c1 t + ...
+
+    def value(t):
+        return coef @ t ** np.arange(4)
+
+    def slope(t):
+        return coef[:, 1:] @ (np.arange(1, 4) * t ** np.arange(3))
+
+    p = _cubic_hermite(ta, tb, value(ta), value(tb), slope(ta), slope(tb))
+    for t in np.linspace(ta, tb, 7):
+        np.testing.assert_allclose(p(t), value(t), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(p(ta), value(ta))
