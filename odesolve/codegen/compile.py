@@ -112,24 +112,39 @@ class CompiledModel:
         the disk cache skips the derivation)."""
         return derive_equations(self.model)
 
-    def direct(self, name: str, args: tuple):
-        """The module's compiled function ``name`` for arguments of the types of ``args``
-        (compiled now if it is not yet), without numba's dispatcher.
+    def unchecked(self, name: str, sample: tuple):
+        """The module's compiled function ``name`` for arguments of the types of
+        ``sample``, to be called without numba's dispatcher.
 
-        Called directly it skips the dispatcher's resolution of every argument's type at
-        every call (``rhs_guarded`` at K = 2: 0.26 µs of 1.45 µs), so each call must
-        pass arguments of exactly those types: numba does not check them then.  Without
-        jit, the function itself.
+        The dispatcher resolves the type of every argument at every call (for
+        ``rhs_guarded`` at K = 2, 0.26 µs of a 1.45 µs call); the function returned skips
+        that, so it must only be called with arguments of exactly the sample's types
+        (dtype, dimensions, layout, writability): numba does not check them, and an
+        array of another layout would be read wrongly.  For a solver's hot loop, whose
+        arguments are fixed but for the solver's own state vector.
+
+        Parameters
+        ----------
+        name : str
+            A function of :attr:`module` (e.g. ``"rhs_guarded"``).
+        sample : tuple
+            Arguments of the types of the calls to come.
+
+        Returns
+        -------
+        callable
+            The compiled function (compiled now if it was not for these types; looked up
+            once per name and types), or, without jit, the module's function itself.
         """
         function = getattr(self.module, name)
         if not self.jit:
             return function
         # numba.typeof of rhs_guarded's 19 arguments takes 60 µs, a key of what it
         # depends on a few: every integration looks its function up again
-        key = (function, tuple(_type_key(x) for x in args))
-        if key not in _DIRECT:
-            _DIRECT[key] = function.compile(tuple(numba.typeof(x) for x in args))
-        return _DIRECT[key]
+        key = (function, tuple(_type_key(x) for x in sample))
+        if key not in _UNCHECKED:
+            _UNCHECKED[key] = function.compile(tuple(numba.typeof(x) for x in sample))
+        return _UNCHECKED[key]
 
     @property
     def blocks(self) -> int:
@@ -138,8 +153,8 @@ class CompiledModel:
 
 
 _LOADED: dict[str, tuple] = {}
-#: CompiledModel.direct's functions, by dispatcher and argument types (_type_key)
-_DIRECT: dict[tuple, object] = {}
+#: CompiledModel.unchecked's functions, by dispatcher and argument types (_type_key)
+_UNCHECKED: dict[tuple, object] = {}
 
 
 def _type_key(x):

@@ -168,7 +168,7 @@ def _solver_callback(compiled, a, f, pace):
         # without numba's dispatcher, which resolves the types of the 18 arguments at
         # every call: 0.26 µs of a K = 2 call's 1.45 µs (2026-12-01, median of 7 ×
         # 20,000 calls); the arguments are these, and y is odeint's float64 vector
-        direct = compiled.direct("rhs_guarded", (np.empty(a.size),) + tail)
+        direct = compiled.unchecked("rhs_guarded", (np.empty(a.size),) + tail)
 
         def fun(y, t):
             reached[0] = t

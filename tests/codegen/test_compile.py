@@ -84,8 +84,8 @@ def test_interpreted_module_is_the_compiled_one(monkeypatch):
         assert interpreted.module.avg1_g1(0.7, 0.2) == compiled.module.avg1_g1(0.7, 0.2)
 
 
-def test_direct_function_is_the_dispatchers_own(monkeypatch):
-    """``CompiledModel.direct``: the compiled function the dispatcher would call for these
+def test_unchecked_function_is_the_dispatchers_own(monkeypatch):
+    """``CompiledModel.unchecked``: the compiled function the dispatcher would call for these
     argument types (no second compilation), with the same results and codes; without
     jit, the module's function itself."""
     from odesolve.integrator.flow import NO_JACOBIAN, _FlowArguments
@@ -99,9 +99,9 @@ def test_direct_function_is_the_dispatchers_own(monkeypatch):
     extra = a.work_arrays() + (False, NO_JACOBIAN)
     guarded = compiled.module.rhs_guarded
     before = len(guarded.overloads)
-    direct = compiled.direct("rhs_guarded", (y,) + tail + (dy_direct,) + extra)
+    direct = compiled.unchecked("rhs_guarded", (y,) + tail + (dy_direct,) + extra)
     assert len(guarded.overloads) == before
-    assert compiled.direct("rhs_guarded", (y.copy(),) + tail + (dy,) + extra) is direct
+    assert compiled.unchecked("rhs_guarded", (y.copy(),) + tail + (dy,) + extra) is direct
     assert direct(y, *tail, dy_direct, *extra) == guarded(y, *tail, dy, *extra) == 0
     np.testing.assert_array_equal(dy_direct, dy)
     far = y.copy()
@@ -109,4 +109,4 @@ def test_direct_function_is_the_dispatchers_own(monkeypatch):
     assert direct(far, *tail, dy_direct, *extra) == 1
     monkeypatch.setenv("ODESOLVE_JIT", "0")
     interpreted = compile_model(model)
-    assert interpreted.direct("rhs_guarded", ()) is interpreted.module.rhs_guarded
+    assert interpreted.unchecked("rhs_guarded", ()) is interpreted.module.rhs_guarded
