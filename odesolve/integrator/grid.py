@@ -145,7 +145,19 @@ def _check_span(t_span):
         t0, t1 = 0.0, check_real("t_span", t_span)
     if not 0 <= t0 < t1:
         raise ValueError(f"t_span must satisfy 0 <= t0 < t1, got ({t0:g}, {t1:g})")
+    if t1 - t0 < NEAREST:
+        raise ValueError(f"t_span ({t0:g}, {t1:g}) is shorter than {NEAREST:g}: the solvers "
+                         "cannot step that little (and the state at its end is the initial "
+                         "one to double precision)")
     return t0, t1
+
+
+#: No output time may lie closer to t0 than this (t0 itself aside): LSODA failed from
+#: 1e-160 on ("illegal input", the squares of its steps underflow), CVODE from 1e-320,
+#: and the state there is the initial one to double precision anyway
+NEAREST = 1e-140
+
+
 
 
 def _check_t_eval(t_eval, t0, t1):
@@ -157,4 +169,9 @@ def _check_t_eval(t_eval, t0, t1):
         raise ValueError("t_eval must be a non-empty 1-d list of finite times")
     if np.any(np.diff(t) <= 0) or t[0] < t0 or t[-1] > t1:
         raise ValueError(f"t_eval must be increasing and inside t_span [{t0:g}, {t1:g}]")
+    after = t[t > t0]
+    if after.size and after[0] - t0 < NEAREST:
+        raise ValueError(f"t_eval has a time {after[0]:.3g} within {NEAREST:g} of t0 = "
+                         f"{t0:g}: the solvers cannot step that close (and the state there "
+                         "is the initial one to double precision); drop it or use t0 itself")
     return t

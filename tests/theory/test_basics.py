@@ -223,3 +223,15 @@ def test_bad_learning_rate(lr):
     state = State.random(Autoencoder(K=1, activation="linear"), spiked_covariance(20, [1.0]))
     with pytest.raises((ValueError, TypeError), match="learning rate"):
         integrate(state, lr, 10.0)
+
+
+def test_order_parameters_of_integer_and_float32_overlaps_are_float64():
+    """Q, R, T, T0 are summed in float64 whatever the overlaps' dtype (integer overlaps
+    raised once the blocks were summed in place)."""
+    spec = spiked_covariance(60, [2.0, 1.0], 0.5)
+    model = Autoencoder(K=2, activation="erf")
+    Y = np.arange(8).reshape(4, 2)
+    for dtype in (int, np.float32):
+        ops = State(model, spec, Y.astype(dtype), np.eye(4) * 0.5, np.zeros(2)).order_parameters()
+        assert all(getattr(ops, k).dtype == np.float64 for k in ("Q", "R", "T", "T0"))
+        np.testing.assert_array_equal(ops.T0, [[41.5, 59.0], [59.0, 85.5]])

@@ -303,3 +303,22 @@ def test_cubic_hermite_interpolant_of_two_records():
     for t in np.linspace(ta, tb, 7):
         np.testing.assert_allclose(p(t), value(t), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(p(ta), value(ta))
+    # an interval of 1e-108 (its cube underflowed: a division by zero warned)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny = _cubic_hermite(1e-108, 3e-108, value(0.0), value(1.0), slope(0.0), slope(1.0))
+        np.testing.assert_allclose(tiny(3e-108), value(1.0), rtol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["LSODA", "CVODE", "RK45"])
+def test_outputs_as_near_t0_as_allowed_are_integrated(method):
+    """The nearest output time allowed (NEAREST after t0) is stepped to by every solver,
+    and the state there is the initial one."""
+    from odesolve.integrator.grid import NEAREST
+    state = State.random(Autoencoder(K=2, activation="erf"),
+                         spiked_covariance(500, [2.0, 1.0], 0.5), scale=0.1, seed=2)
+    traj = integrate(state, 1.0, (0.0, 50.0), t_eval=[0.0, NEAREST, 1.0, 50.0], method=method)
+    np.testing.assert_array_equal(traj.error[1], traj.error[0])
+    reference = integrate(state, 1.0, (0.0, 50.0), t_eval=[0.0, 1.0, 50.0], method=method)
+    np.testing.assert_allclose(traj.error[2:], reference.error[1:], rtol=1e-5)

@@ -571,6 +571,9 @@ BAD_SOLVER_OPTIONS = [
     (dict(t_eval=[0.0, float("nan")]), "t_eval"),
     (dict(t_eval=[0.0, 2.0, 1.0]), "t_eval"),
     (dict(t_eval=[0.0, 20.0]), "t_eval"),
+    # LSODA failed with "illegal input", blamed on a runaway flow (found by attacking)
+    (dict(t_eval=[0.0, 1e-300, 1.0]), "within 1e-140 of t0"),
+    (dict(t_eval=[1e-160, 10.0]), "within 1e-140 of t0"),
     (dict(method="lsoda"), "method"),
     (dict(bulk="Limit"), "bulk"),
     (dict(method=None), "method"),
@@ -588,6 +591,7 @@ def test_bad_solver_options(options, fragment, state):
     (float("nan"), 10.0, "learning rate"), (-1.0, 10.0, "learning rate"),
     (1.0, "10", "t_span"), (1.0, float("nan"), "t_span"), (1.0, (5.0, 1.0), "t_span"),
     (1.0, (0.0, 1.0, 2.0), "t_span"), (1.0, -1.0, "t_span"), (1.0, None, "t_span"),
+    (1.0, 1e-300, "shorter than 1e-140"), (1.0, (1e-300, 2e-300), "shorter than 1e-140"),
 ])
 def test_bad_lr_and_time_span(lr, t_span, fragment, state):
     assert_api_error(fragment, lambda: odesolve.integrate(state, lr, t_span))
