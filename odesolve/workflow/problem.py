@@ -102,6 +102,10 @@ def build_problem(config: Config) -> Problem:
             unit = f"1/D = 1/{D}" if batch == 1 else f"B/D = {batch}/{D}"
             raise ConfigError(src, "train.times", f"times must be multiples of {unit} "
                               "(whole SGD steps)")
+        if np.any(np.diff(np.round(steps)) <= 0):
+            # e.g. 1e-300, within the tolerance above of step 0: recorded twice by SGD
+            raise ConfigError(src, "train.times", f"times {list(config.train.times)} fall "
+                              "on the same SGD step twice")
     else:
         times = time_grid(config.train.t_max, config.train.n_times, D / batch)
     order = np.argsort(-spectrum.eigenvalues, kind="stable")

@@ -514,6 +514,8 @@ BAD_TOML = [
     ("train", "times = [0.0, 1.0, 0.5]", "train.times"),
     ("train", "times = [0.0, 100.0]", "train.times"),
     ("train", "times = [0.0, 0.013]", "train.times"),         # not whole steps at D = 50
+    ("train", "times = [0.0, 1e-300, 1.0]", "train.times"),   # step 0 twice
+    ("train", "times = [0.0, 1e-9, 1.0]", "train.times"),
     ("train", "n_times = 1", "train.n_times"),
     ("train", 'rule = "sanger"', "train.rule"),
     ("init", "scale = -0.1", "init.scale"),
