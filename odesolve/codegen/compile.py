@@ -139,7 +139,7 @@ class CompiledModel:
         function = getattr(self.module, name)
         if not self.jit:
             return function
-        # numba.typeof of rhs_guarded's 19 arguments takes 60 µs, a key of what it
+        # numba.typeof of rhs_guarded's 18 arguments takes 60 µs, a key of what it
         # depends on a few: every integration looks its function up again
         key = (function, tuple(_type_key(x) for x in sample))
         if key not in _UNCHECKED:

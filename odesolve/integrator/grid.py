@@ -136,6 +136,12 @@ def atol_sensitivity(error, ys, atol, scale):
     return worst, where
 
 
+#: No output time may lie closer to t0 than this (t0 itself aside): LSODA failed from
+#: 1e-160 on ("illegal input", the squares of its steps underflow), CVODE from 1e-320,
+#: and the state there is the initial one to double precision anyway
+NEAREST = 1e-140
+
+
 def _check_span(t_span):
     if isinstance(t_span, (tuple, list, np.ndarray)):
         if len(t_span) != 2:
@@ -150,14 +156,6 @@ def _check_span(t_span):
                          "cannot step that little (and the state at its end is the initial "
                          "one to double precision)")
     return t0, t1
-
-
-#: No output time may lie closer to t0 than this (t0 itself aside): LSODA failed from
-#: 1e-160 on ("illegal input", the squares of its steps underflow), CVODE from 1e-320,
-#: and the state there is the initial one to double precision anyway
-NEAREST = 1e-140
-
-
 
 
 def _check_t_eval(t_eval, t0, t1):
