@@ -374,7 +374,10 @@ def order_parameters_of(Y, G, m, spectrum: Spectrum, K: int) -> OrderParameters:
     C-contiguous arrays.
     """
     s_bulk = spectrum.bulk / spectrum.D
-    Y, G = np.asarray(Y, dtype=float), np.asarray(G, dtype=float)   # sums in float64
+    # sums in float64: other overlaps through the package's one conversion, which
+    # refuses complex ones (a cast would drop their imaginary parts)
+    Y, G = (a if isinstance(a, np.ndarray) and a.dtype == np.float64 else as_real_array(name, a)
+            for name, a in (("Y", Y), ("G", G)))
     # the K × K blocks only (Σ_τ s_τ y_τ y_τᵀ and Σ_τ y_τ y_τᵀ over all modes): the whole
     # P × P products, then cut, did twice the work and made four P × P arrays per record
     # (a K = 64 trajectory of 200 records: 0.03–0.5 s, the slow ones in allocating them)

@@ -235,3 +235,5 @@ def test_order_parameters_of_integer_and_float32_overlaps_are_float64():
         ops = State(model, spec, Y.astype(dtype), np.eye(4) * 0.5, np.zeros(2)).order_parameters()
         assert all(getattr(ops, k).dtype == np.float64 for k in ("Q", "R", "T", "T0"))
         np.testing.assert_array_equal(ops.T0, [[41.5, 59.0], [59.0, 85.5]])
+    with pytest.raises(TypeError, match="Y must be real numbers"):
+        State(model, spec, Y + 1j, np.eye(4) * 0.5, np.zeros(2)).order_parameters()
