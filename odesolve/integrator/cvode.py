@@ -35,6 +35,7 @@ from ..trajectory import plateau_levels
 from .events import _first_times
 from .flow import (FAR_TIME, NORM_LIMIT, _error_function, _failure_cause, _NotFinite,
                    _runaway_cause)
+from .packing import pack, packed_size, unpack
 
 #: Krylov basis vectors per GMRES solve (SUNDIALS' default is 5): 10 took 15–40 % fewer
 #: right-hand sides on the flows of benchmarks/bench_solvers.py (K = 6–16, erf).
@@ -89,7 +90,8 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
     """Integrate with CVODE (BDF, matrix-free GMRES), recording ``t_eval``.
 
     ``fill(t, y, out)`` writes the right-hand side into ``out`` (:func:`.flow._rhs_into`),
-    ``pace`` is the notice of a slow run.  CVODE evaluates f at trial vectors too (Newton
+    ``pace`` is the notice of a slow run.  CVODE integrates the packed state, with G's
+    entries below its diagonal left out (:mod:`.packing`); the records are full states.  CVODE evaluates f at trial vectors too (Newton
     iterates, GMRES differences), so the checks are on its solution: a terminal root
     where the largest entry reaches ``NORM_LIMIT`` (a runaway), and non-finite records; a
     non-finite f at a state within that limit stops the run at once.  The plateau exits
@@ -108,28 +110,31 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
 
     calls, reached = [0], [t0]
     clock, due = time.perf_counter, pace.due
+    P, off = state.Y.shape[0], state.Y.size
+    # CVODE's y is a read-only view of its memory: unpacked into a work array of ours
+    y_full, dy_full = np.empty(y0.size), np.empty(y0.size)
 
     def rhs(t, y, yp):
         calls[0] += 1
         reached[0] = t
         if clock() >= due:
             pace(t)
-        fill(t, y, yp)
+        unpack(y, y_full, off, P)
+        fill(t, y_full, dy_full)
+        pack(dy_full, yp, off, P)
         if not np.isfinite(yp.dot(yp)) and np.max(np.abs(y)) <= NORM_LIMIT:
             raise _NotFinite(t)
 
     found = np.zeros(len(levels), dtype=bool)
-    copy = np.empty(y0.size)
 
     def events(t, y, out):
-        np.copyto(copy, y)               # y is a read-only view of CVODE's memory
-        y = copy
         out[0] = NORM_LIMIT - max(y.max(), -y.min())
+        unpack(y, y_full, off, P)
         # a level is wanted once: after its first crossing its root function is a
         # constant, since a slow crossing leaves ε − level zero to rounding at the root and
         # just after it, which CVODE refuses ("root found at and very near t"): at
         # dε/dt ≈ −10⁻⁶, 4,096 tracked modes, K = 3 (benchmarks/bench_theory.py)
-        out[1:] = np.where(found, 1.0, error(y) - levels)
+        out[1:] = np.where(found, 1.0, error(y_full) - levels)
 
     events.terminal = [True] + [False] * len(levels)
     events.direction = [-1] * (1 + len(levels))
@@ -137,6 +142,11 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
     # and goes on): CVODE's step is floored at four spacings of t0, and of t1 for runs
     # that reach far times, so that it fails instead, and the error says why
     min_step = 4.0 * float(np.spacing(max(abs(t0), abs(t1) if abs(t1) >= FAR_TIME else 0.0)))
+    y0_packed = np.empty(packed_size(y0.size, P))
+    pack(y0, y0_packed, off, P)
+    if np.ndim(atol):                                # one tolerance per variable
+        full, atol = np.broadcast_to(atol, y0.shape).astype(float), np.empty(y0_packed.size)
+        pack(full, atol, off, P)
     options = dict(method="BDF", linsolver="gmres", krylov_dim=KRYLOV_DIM, rtol=rtol,
                    atol=atol, max_num_steps=MAX_STEPS, min_step=min_step,
                    max_step=max(t1 - t0, min_step), eventsfn=events, num_events=1 + len(levels))
@@ -148,7 +158,7 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
         with bar, one_blas_thread(), _stdout_of_this_thread() as said, \
                 np.errstate(over="ignore", invalid="ignore"):
             solver = CVODE(rhs, **options)
-            solver.init_step(t0, y0)
+            solver.init_step(t0, y0_packed)
 
             def advance(t):
                 """CVODE's step towards t; it stops at each root, recorded in ``found``."""
@@ -170,7 +180,7 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
                     break
                 if not np.all(np.isfinite(result.y)):
                     raise _NotFinite(result.t)
-                ys[i] = result.y
+                unpack(result.y, ys[i], off, P)
                 bar.update(t - t0 - bar.n)
     except _NotFinite as stop:
         raise DivergenceError("the ODE", stop.t, lr, detail="first non-finite right-hand side",

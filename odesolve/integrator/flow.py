@@ -70,25 +70,21 @@ def _rhs(compiled, a):
 
 def _rhs_into(compiled, a, f):
     """``fill(t, y, out)``: ``f(t, y)`` (:func:`_rhs` of the flow arguments ``a``) written
-    into ``out``, for a solver that hands over its own arrays (CVODE).  At a constant rate
+    into ``out``, for a solver that hands over its own arrays (CVODE, through the full
+    state it unpacks into a writable float64 array: the compiled entry point is typed for
+    writable arrays, and a read-only y would be a second compilation).  At a constant rate
     on the compiled loops it is one compiled call writing into ``out`` directly, with no
-    array made per call (K = 24: 6.4 µs of Python work per call around f, 2.5 µs so).
-    ``y`` may be a read-only view of the solver's memory: it is copied into an array of
-    this function's, since the compiled entry point is typed for writable arrays (a
-    read-only y would be a second compilation)."""
-    copy = np.empty(a.size)
+    array made per call (K = 24: 6.4 µs of Python work per call around f, 2.5 µs so)."""
     if a.wide or not a.constant:
         def fill(t, y, out):
-            np.copyto(copy, y)
-            out[:] = f(t, copy)
+            out[:] = f(t, y)
         return fill
     guarded = compiled.module.rhs_guarded
     head = a.at_rate(a.rate(0.0)) + (np.inf,)
     tail = a.work_arrays() + (False, NO_JACOBIAN)
 
     def fill(t, y, out):
-        np.copyto(copy, y)
-        guarded(copy, *head, out, *tail)
+        guarded(y, *head, out, *tail)
 
     return fill
 
