@@ -9,7 +9,7 @@ init 0.1, seed 0, unless stated):
 
 * cold start, K = 2, 8, 24, 64: a fresh process with an empty cache folder: imports,
   derivation, code generation, compilation and the first integration to t = 10³;
-* warm K = 24 to t = 10³ (integration only, cache on disk; median of 5);
+* warm K = 24 to t = 10³ (integration only, cache on disk; median of 5 per process);
 * K = 100, 5 spikes + bulk, to t = 10⁴ (warm), with the default method (CVODE at this
   size, odesolve.integrator.cvode); the baseline column is RK45 in this engine (the
   default at this size before CVODE), in the same run;
@@ -24,7 +24,11 @@ init 0.1, seed 0, unless stated):
   against 28.3 s, 2026-11-30, commit d278eda; odesolve/batch.py): the row now checks that
   the batch call costs what the loop costs.
 
-The machine load (1-minute load average before and after) is printed with the table.
+The warm rows alternate the two columns' processes for :data:`ROUNDS` rounds and report
+the median of their medians, with the range in the notes: on a machine shared with other
+work the load drifts within minutes (the same warm K = 24 curve took 0.10–0.16 s in
+consecutive processes on 2026-12-01), and rounds side by side see the same drift.  The
+machine load (1-minute load average before and after) is printed with the table.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ from pathlib import Path
 from odesolve.testing.tables import md_table, machine
 
 ROOT = Path(__file__).resolve().parents[1]
+#: rounds of the warm rows, each one process per column
+ROUNDS = 3
 
 #: One measurement, run as ``python -c`` in a fresh process; prints a JSON dict.
 _CASE = textwrap.dedent("""
@@ -100,6 +106,19 @@ def _batch(n_batch=1000, n_loop=50):
     return batch, loop
 
 
+def _summary(runs, key):
+    """One column's result over its processes: a failure if any failed, else the last
+    process's result with ``key`` the median over processes (and their range)."""
+    failed = [r for r in runs if "failed" in r]
+    if failed:
+        return failed[0]
+    times = sorted(r[key] for r in runs)
+    out = dict(runs[-1], **{key: times[len(times) // 2]})
+    if len(times) > 1:
+        out["spread"] = f"{len(times)} processes {times[0]:.3g}–{times[-1]:.3g} s"
+    return out
+
+
 def rows(baseline: Path, quick: bool = False):
     """``(case, new seconds, previous seconds, ratio previous/new, note)`` rows."""
     out = []
@@ -108,26 +127,31 @@ def rows(baseline: Path, quick: bool = False):
              activation="erf"):
         """A row: this tree at ``args`` + (method, activation) against the previous engine
         (or, with ``against``, this tree with that method) at the same arguments."""
-        res = {}
         old_root = ROOT if against else (baseline if with_baseline else None)
-        for name, root, m in (("new", ROOT, method), ("old", old_root, against or "auto")):
-            if root is None:
-                res[name] = {"failed": "not run (see note)"}
-                continue
-            case = args + (m, activation)
-            with tempfile.TemporaryDirectory(prefix="bench-engine-") as cache:
-                if not cold:      # fill the cache in a first process, time a second one
-                    fill = case[:3] + (1.0, case[4], 1) + case[6:]    # t_max = 1, one run
-                    _run(root, fill, cache, timeout)
-                try:
-                    res[name] = _run(root, case, cache, timeout)
-                except subprocess.TimeoutExpired:
-                    res[name] = {"failed": f"over {timeout} s"}
+        columns = [(name, root, args + (m, activation)) for name, root, m in
+                   (("new", ROOT, method), ("old", old_root, against or "auto")) if root]
+        runs = {name: [] for name, _, _ in columns}
+        with tempfile.TemporaryDirectory(prefix="bench-engine-") as folder:
+            caches = {name: Path(folder, name) for name in runs}
+            if not cold:          # fill each cache in a first process, time the next ones
+                for name, root, case in columns:
+                    _run(root, case[:3] + (1.0, case[4], 1) + case[6:], caches[name], timeout)
+            for _ in range(1 if cold else ROUNDS):
+                for name, root, case in columns:
+                    if runs[name] and "failed" in runs[name][-1]:
+                        continue
+                    try:
+                        runs[name].append(_run(root, case, caches[name], timeout))
+                    except subprocess.TimeoutExpired:
+                        runs[name].append({"failed": f"over {timeout} s"})
         key = "first" if cold else "median"
+        res = {name: _summary(runs[name], key) if name in runs else
+               {"failed": "not run (see note)"} for name in ("new", "old")}
         new, old = res["new"].get(key), res["old"].get(key)
         ratio = f"{old / new:.1f}×" if new and old else "—"
         note = "; ".join(f"{n}: {r['failed']}" if "failed" in r else
                          f"{n}: {r['method']}, {r['nfev']} evals, ε = {r['error']:.5f}"
+                         + (f", {r['spread']}" if "spread" in r else "")
                          for n, r in res.items())
         out.append((label, new, old, ratio, note))
         print(out[-1], flush=True)

@@ -354,6 +354,31 @@ class State:
         """Q, R, T, T0 and m of this state (exact for the weights it was built from)."""
         return order_parameters_of(self.Y, self.G, self.m, self.spectrum, self.model.K)
 
+    def check_symmetric_gram(self) -> None:
+        """Refuse a bulk Gram matrix G that is not symmetric beyond rounding.
+
+        The flow is derived for a Gram matrix (G = Gᵀ, its flow symmetric too, docs/
+        theory.md § 4), and CVODE integrates G's lower triangle only
+        (odesolve.integrator.packing): a raw ``State(...)`` or a perturbed
+        ``with_vector`` with G ≠ Gᵀ would give each method another curve.  Every
+        constructor, and every record of an integration, is symmetric to rounding.
+
+        Raises
+        ------
+        ValueError
+            If the largest |G − Gᵀ| exceeds 10⁻¹² of G's largest entry (the tolerance of
+            :meth:`from_order_parameters` for the bulk aggregates).
+        """
+        G = np.asarray(self.G)
+        if G.ndim != 2 or G.shape[0] != G.shape[1] or not G.size:
+            return
+        asymmetry, scale = float(np.max(np.abs(G - G.T))), float(np.max(np.abs(G)))
+        if asymmetry > 1e-12 * scale:          # NaN passes: the start's checks report it
+            raise ValueError(f"the state's bulk Gram matrix G is not symmetric (largest "
+                             f"|G − Gᵀ| = {asymmetry:.3g}, largest |G| = {scale:.3g}): build "
+                             "states with State.random, from_weights or "
+                             "from_order_parameters")
+
     def to_vector(self) -> np.ndarray:
         """Flatten to the ODE state vector ``[Y, G, m]``."""
         return np.concatenate([self.Y.ravel(), self.G.ravel(), self.m])

@@ -91,11 +91,12 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
 
     ``fill(t, y, out)`` writes the right-hand side into ``out`` (:func:`.flow._rhs_into`),
     ``pace`` is the notice of a slow run.  CVODE integrates the packed state, with G's
-    entries below its diagonal left out (:mod:`.packing`); the records are full states.  CVODE evaluates f at trial vectors too (Newton
-    iterates, GMRES differences), so the checks are on its solution: a terminal root
-    where the largest entry reaches ``NORM_LIMIT`` (a runaway), and non-finite records; a
-    non-finite f at a state within that limit stops the run at once.  The plateau exits
-    are CVODE's own roots of ε(y) − level (direction: falling).  Returns ``(ys, nfev, learning_times)``; ``nfev``
+    entries above its diagonal left out (:mod:`.packing`); the records are full states.
+    CVODE evaluates f at trial vectors too (Newton iterates, GMRES differences), so the
+    checks are on its solution: a terminal root where the largest entry reaches
+    ``NORM_LIMIT`` (a runaway), and non-finite records; a non-finite f at a state within
+    that limit stops the run at once.  The plateau exits are CVODE's own roots of
+    ε(y) − level (direction: falling).  Returns ``(ys, nfev, learning_times)``; ``nfev``
     counts every call of f, the GMRES products included (CVODE's own count leaves those
     out).
     """

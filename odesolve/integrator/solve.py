@@ -118,7 +118,8 @@ def integrate(state: State, lr: float, t_span, *, method: str = "auto", t_eval=N
         run reached (an activation growing nearly as fast as the Gaussian decays).
     ValueError, TypeError
         For a bad learning rate, time span, method, bulk mode, tolerance, step or output
-        times (checked before any work, with the checks of the configuration); and, at
+        times, or a state whose G is not symmetric (checked before any work, with the
+        checks of the configuration); and, at
         the first evaluation, for a unit of zero pre-activation variance (a zero encoder
         row) where the activation's averages divide by it (quadratures, ReLU's kink).
 
@@ -294,6 +295,7 @@ def _checked(state, lr, t_span, method, t_eval, n_points, rtol, atol, dt, bulk, 
     ``(lr, t0, t1, t_eval, rtol, atol, protocol)`` in canonical form."""
     if not isinstance(state, State):
         raise TypeError(f"state must be an odesolve State, got {type(state).__name__}")
+    state.check_symmetric_gram()
     lr = check_positive("learning rate", lr)
     t0, t1 = _check_span(t_span)
     check_choice("method", method, METHODS)

@@ -599,6 +599,36 @@ def test_bad_lr_and_time_span(lr, t_span, fragment, state):
     assert_api_error(fragment, lambda: odesolve.integrate(state, lr, t_span))
 
 
+def _with_g(state, change):
+    G = state.G.copy()
+    change(G)
+    return odesolve.State(state.model, state.spectrum, state.Y.copy(), G, state.m.copy())
+
+
+@pytest.mark.parametrize("change", [
+    lambda G: G.__setitem__((0, 1), G[0, 1] + 1e-3),                 # one entry off
+    lambda G: G.__setitem__((slice(None), slice(None)), np.triu(G)),  # a triangle only
+    lambda G: G.__setitem__((1, 0), G[1, 0] * (1 + 1e-9)),            # relative 1e-9
+])
+@pytest.mark.parametrize("method", ["auto", "LSODA", "CVODE", "RK45"])
+def test_a_state_whose_g_is_not_symmetric_is_refused(change, method, state):
+    """Found by attacking CVODE's packed state: G ≠ Gᵀ (a raw or perturbed State) gave
+    CVODE, which integrates G's lower triangle, another curve than LSODA (ε off by 3e-5);
+    the flow is derived for a symmetric G, so every method refuses it, batches too."""
+    bad = _with_g(state, change)
+    assert_api_error("not symmetric", lambda: odesolve.integrate(bad, 1.0, 10.0, method=method))
+    assert_api_error("not symmetric",
+                     lambda: odesolve.integrate_batch([state, bad], 1.0, 10.0, method=method))
+
+
+def test_g_symmetric_to_rounding_is_integrated(state):
+    """Rounding-level asymmetry (10⁻¹⁵ relative) and a record's state are accepted."""
+    near = _with_g(state, lambda G: G.__setitem__((1, 0), G[1, 0] * (1 + 1e-15)))
+    assert odesolve.integrate(near, 1.0, 10.0, method="CVODE").error[-1] > 0
+    record = odesolve.integrate(state, 1.0, 10.0, method="LSODA").state(-1)
+    assert odesolve.integrate(record, 1.0, 10.0, method="CVODE").error[-1] > 0
+
+
 def test_api_and_config_reject_the_same_solver_options_alike(tmp_path):
     """One check, one message: the API's message is the config's after the key."""
     api = assert_api_error("atol", lambda: odesolve.integrate(
