@@ -6,9 +6,9 @@ below it.  CVODE's vector work (its BDF history and GMRES's Gram–Schmidt) cost
 6 ns per variable per right-hand side, so it integrates ``[Y, G's lower triangle by rows,
 m]``: K = 24 untied with 24 modes, 2,352 variables instead of 3,480, and a warm curve to
 t = 10³ 7 % faster, K = 64 10 % (in-process interleaved runs, README § Performance;
-docs/theory.md § 10).  The
-right-hand side and the error are computed on the full vector, unpacked into a work array
-of the caller's (which is also the writable copy of CVODE's read-only view they need).
+docs/theory.md § 10).  The right-hand side and the error are computed on the full vector,
+unpacked into a work array of the caller's (which is also the writable copy of CVODE's
+read-only view they need).
 
 Compiled once per installation (numba's cache), not per family: these loops do not depend
 on the activation.
