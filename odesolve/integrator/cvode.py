@@ -145,9 +145,9 @@ def _cvode(compiled, fill, pace, state, lr, t0, t_eval, rtol, atol, progress):
     min_step = 4.0 * float(np.spacing(max(abs(t0), abs(t1) if abs(t1) >= FAR_TIME else 0.0)))
     y0_packed = np.empty(packed_size(y0.size, P))
     pack(y0, y0_packed, off, P)
-    if np.ndim(atol):                                # one tolerance per variable
-        full, atol = np.broadcast_to(atol, y0.shape).astype(float), np.empty(y0_packed.size)
-        pack(full, atol, off, P)
+    if np.ndim(atol):                      # one tolerance per variable (the default's)
+        full_atol, atol = np.asarray(atol, dtype=float), np.empty(y0_packed.size)
+        pack(full_atol, atol, off, P)
     options = dict(method="BDF", linsolver="gmres", krylov_dim=KRYLOV_DIM, rtol=rtol,
                    atol=atol, max_num_steps=MAX_STEPS, min_step=min_step,
                    max_step=max(t1 - t0, min_step), eventsfn=events, num_events=1 + len(levels))
