@@ -8,7 +8,11 @@ run, in subprocesses that import it instead of this tree.  Rows (erf, K spikes s
 init 0.1, seed 0, unless stated):
 
 * cold start, K = 2, 8, 24, 64: a fresh process with an empty cache folder: imports,
-  derivation, code generation, compilation and the first integration to t = 10³;
+  derivation, code generation, compilation and the first integration to t = 10³ (a new
+  family on an installed package: the flow kernels shared by every family,
+  odesolve/codegen/kernels.py, come from numba's cache);
+* first run after installing, K = 2: the same with numba's cache empty too
+  (``NUMBA_CACHE_DIR`` a fresh folder), so the kernels compile as well;
 * warm K = 24 to t = 10³ (integration only, cache on disk; median of 5 per process);
 * K = 100, 5 spikes + bulk, to t = 10⁴ (warm), with the default method (CVODE at this
   size, odesolve.integrator.cvode); the baseline column is RK45 in this engine (the
@@ -79,9 +83,11 @@ _CASE = textwrap.dedent("""
 """)
 
 
-def _run(source_root, args, cache, timeout=3000):
+def _run(source_root, args, cache, timeout=3000, numba_cache=None):
     env = {**os.environ, "PYTHONPATH": str(source_root), "ODESOLVE_CACHE": str(cache),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    if numba_cache:
+        env["NUMBA_CACHE_DIR"] = str(numba_cache)
     out = subprocess.run([sys.executable, "-c", _CASE.format(args=args)], env=env,
                          capture_output=True, text=True, timeout=timeout, cwd=tempfile.gettempdir())
     if out.returncode:
@@ -124,7 +130,7 @@ def rows(baseline: Path, quick: bool = False):
     out = []
 
     def both(label, args, cold, timeout=3000, with_baseline=True, method="auto", against=None,
-             activation="erf"):
+             activation="erf", empty_numba_cache=False):
         """A row: this tree at ``args`` + (method, activation) against the previous engine
         (or, with ``against``, this tree with that method) at the same arguments."""
         old_root = ROOT if against else (baseline if with_baseline else None)
@@ -141,7 +147,9 @@ def rows(baseline: Path, quick: bool = False):
                     if runs[name] and "failed" in runs[name][-1]:
                         continue
                     try:
-                        runs[name].append(_run(root, case, caches[name], timeout))
+                        runs[name].append(_run(root, case, caches[name], timeout,
+                                               caches[name] / "numba" if empty_numba_cache
+                                               else None))
                     except subprocess.TimeoutExpired:
                         runs[name].append({"failed": f"over {timeout} s"})
         key = "first" if cold else "median"
@@ -159,6 +167,8 @@ def rows(baseline: Path, quick: bool = False):
     for K in ((2, 8) if quick else (2, 8, 24, 64)):
         both(f"cold start K = {K} (to t = 10³)", (K, K, 1000, 1e3, False, 1, False), True,
              with_baseline=K <= 24)
+    both("first run after installing, K = 2 (numba's cache empty too)",
+         (2, 2, 1000, 1e3, False, 1, False), True, empty_numba_cache=True)
     both("warm K = 24 to t = 10³", (24, 24, 1000, 1e3, False, 5, True), False)
     # the previous engine's code took minutes to compile these two; the baseline column
     # is RK45 in this engine, the default for states of this size until CVODE

@@ -29,7 +29,7 @@ def _euler(compiled, f, arguments, state, lr, t0, t_eval, dt, progress):
     dt = 1.0 / spec.D if dt is None else dt
     targets = np.round((t_eval - t0) / dt).astype(np.int64)
     args = arguments.at_rate(arguments.rate(0.0)) + (dt,)
-    euler = compiled.module.euler
+    euler = compiled.kernels.euler
     _warn_if_unstable(f, state.to_vector(), lr, dt, t0)
     error = _error_function(compiled, state)
     levels = plateau_levels(spec, state.model.K)

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from .._checks import as_real_array
 from ..codegen import CompiledModel
 from ..errors import DivergenceError
 from ..protocols import Protocol, as_protocol, noise_floor
@@ -15,7 +16,7 @@ from ..state import State, state_variables
 #: a state entry beyond this is a blow-up, not learning (weights are O(1) in these units)
 NORM_LIMIT = 1e8
 
-#: the ``jac`` argument of the template's ``rhs_guarded`` when no Jacobian is wanted
+#: the ``jac`` argument of the kernel ``rhs_guarded`` when no Jacobian is wanted
 NO_JACOBIAN = np.empty((0, 0))
 
 
@@ -27,11 +28,19 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
     ``t`` and scales the rows of the flow (rates, decay); see :mod:`odesolve.protocols`.
     ``finite_size`` adds SGD's O(η²/D) noise floor of the bulk decoder (docs/theory.md §8).
     A state where a unit's pre-activation variance Q_kk is 0 (a zero encoder row) raises a
-    ValueError naming the units, where the activation's averages divide by it.
+    ValueError naming the units, where the activation's averages divide by it, and so
+    does a y that is not a vector of the state's size (the compiled loops do not check
+    their bounds).  y may be any real array: f works on a float64 copy (the compiled
+    kernel writes into the y it is given while it forms a Jacobian).
     """
-    f = _rhs(compiled, _FlowArguments(compiled, state, lr, bulk, protocol, finite_size))
+    a = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
+    f = _rhs(compiled, a)
 
     def checked(t, y):
+        y = as_real_array("y", y)      # a float64 copy
+        if y.shape != (a.size,):
+            raise ValueError(f"y must be a state vector of {a.size} entries (this state's "
+                             f"size), not an array of shape {y.shape}")
         try:
             return f(t, y)
         except ZeroDivisionError:
@@ -56,7 +65,7 @@ def _rhs(compiled, a):
     """:func:`rhs_function` of the flow arguments ``a``."""
     # the entry point compiled for every run (rhs alone would be a second compilation);
     # without a limit on the state it checks nothing (the solvers check dy themselves)
-    guarded, work = compiled.module.rhs_guarded, a.work_arrays()
+    guarded, work = compiled.kernels.rhs_guarded, a.work_arrays()
     if a.wide:
         return _wide_rhs(guarded, a, work)
 
@@ -79,7 +88,7 @@ def _rhs_into(compiled, a, f):
         def fill(t, y, out):
             out[:] = f(t, y)
         return fill
-    guarded = compiled.module.rhs_guarded
+    guarded = compiled.kernels.rhs_guarded
     head = a.at_rate(a.rate(0.0)) + (np.inf,)
     tail = a.work_arrays() + (False, NO_JACOBIAN)
 
@@ -106,9 +115,10 @@ class _FlowArguments:
         self.wide = BLAS_MIN_UNITS <= self.K and self.s.shape[0] < BLAS_MAX_MODES_PER_ROW * P
         self.size = state_variables(self.K, state.model.tied, self.s.shape[0])
         self._lr, self._protocol = lr, protocol
+        self.coefficients = compiled.coefficients_handle
 
     def work_arrays(self):
-        """``(S, N, drift, hebbian)``: the work arrays of the template's ``rhs`` (P × P,
+        """``(S, N, drift, hebbian)``: the work arrays of the kernels' ``rhs`` (P × P,
         P × P, K, K × K), allocated once per right-hand side instead of once per call."""
         P = self.nb * self.K
         return np.empty((P, P)), np.empty((P, P)), np.empty(self.K), np.empty((self.K, self.K))
@@ -119,11 +129,12 @@ class _FlowArguments:
         return self._lr / protocol.batch_size if self.constant else protocol.lr_at(self._lr, t)
 
     def at_rate(self, eta):
-        """``(s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb)``: the leading
-        arguments of the template's ``rhs``, ``rhs_guarded`` and ``euler`` at rate eta."""
+        """``(coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb)``: the
+        arguments after y of the kernels ``rhs_guarded`` and ``euler`` at rate eta
+        (odesolve.codegen.kernels; ``coefficients`` is the family's handle)."""
         # eta**2 overflows (a Python OverflowError) for a schedule of 1e300: the noise
         # floor is only computed where there is one
-        return (self.s, self.s_bulk, self.s_dyn, eta, self.rates, self.decay,
+        return (self.coefficients, self.s, self.s_bulk, self.s_dyn, eta, self.rates, self.decay,
                 self.floor * eta**2 if self.floor else 0.0, self.K, self.nb)
 
 
@@ -153,7 +164,7 @@ def _solver_callback(compiled, a, f, pace):
                 raise _NotFinite(t)
             return dy
     else:
-        guarded = compiled.module.rhs_guarded
+        guarded = compiled.kernels.rhs_guarded
         # odeint copies what the callbacks return: one buffer each serves every call (the
         # Jacobian's made at the first call: a non-stiff run never asks for one)
         dy, jac = np.empty(a.size), []
@@ -201,7 +212,7 @@ BLAS_MAX_MODES_PER_ROW = 8
 
 
 def _wide_rhs(guarded, a, work):
-    """The compiled template's ``rhs`` with its products as matrix products (same flow):
+    """The kernels' ``rhs`` with its products as matrix products (same flow):
     the compiled entry point ``guarded`` fills the flow matrices only."""
     P, n, K = a.nb * a.K, a.s.shape[0], a.K
     off, b0 = P * n, P - K
@@ -289,5 +300,5 @@ def _error_function(compiled, state):
     """``ε(y)`` of a flat state vector."""
     spec, K, nb = state.spectrum, state.model.K, compiled.blocks
     s, s_bulk, E0 = np.ascontiguousarray(spec.s), spec.bulk / spec.D, spec.initial_error
-    error_of_state = compiled.module.error_of_state
-    return lambda y: E0 + error_of_state(y, s, s_bulk, K, nb)
+    error_of_state, handle = compiled.kernels.error_of_state, compiled.error_handle
+    return lambda y: E0 + error_of_state(y, handle, s, s_bulk, K, nb)

@@ -43,7 +43,7 @@ def unpack(packed, full, off, P):
 @numba.njit(cache=True)
 def pack(full, packed, off, P):
     """Write the packed form of the full state ``full`` into ``packed``: G's lower
-    triangle, row by row, the entries the order parameters read (the template's
+    triangle, row by row, the entries the order parameters read (the kernels'
     ``order_parameters``); those above G's diagonal are not read."""
     for i in range(off):
         packed[i] = full[i]

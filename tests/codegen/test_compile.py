@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 
 from odesolve import Autoencoder, State, compile_model, integrate, spiked_covariance
 from odesolve.codegen import compile as compile_module
@@ -79,15 +80,16 @@ def test_interpreted_module_is_the_compiled_one(monkeypatch):
                                        rhs_function(compiled, state, 0.9, bulk)(0.0, y),
                                        rtol=1e-13, atol=1e-15)
         spec_ = state.spectrum
-        args = (y, np.ascontiguousarray(spec_.s), spec_.bulk / spec_.D, model.K, compiled.blocks)
-        assert interpreted.module.error_of_state(*args) == compiled.module.error_of_state(*args)
+        args = (np.ascontiguousarray(spec_.s), spec_.bulk / spec_.D, model.K, compiled.blocks)
+        assert (interpreted.kernels.error_of_state(y, interpreted.error_handle, *args)
+                == compiled.kernels.error_of_state(y, compiled.error_handle, *args))
         assert interpreted.module.avg1_g1(0.7, 0.2) == compiled.module.avg1_g1(0.7, 0.2)
 
 
 def test_unchecked_function_is_the_dispatchers_own(monkeypatch):
     """``CompiledModel.unchecked``: the compiled function the dispatcher would call for these
     argument types (no second compilation), with the same results and codes; without
-    jit, the module's function itself."""
+    jit, the plain Python kernel itself."""
     from odesolve.integrator.flow import NO_JACOBIAN, _FlowArguments
     model = Autoencoder(K=3, activation="erf")
     spec = spiked_covariance(D=300, spikes=[1.5, 0.8, 0.4], bulk=0.1)
@@ -97,7 +99,7 @@ def test_unchecked_function_is_the_dispatchers_own(monkeypatch):
     y, dy_direct, dy = state.to_vector(), np.empty(a.size), np.empty(a.size)
     tail = a.at_rate(0.9) + (1e3,)
     extra = a.work_arrays() + (False, NO_JACOBIAN)
-    guarded = compiled.module.rhs_guarded
+    guarded = compiled.kernels.rhs_guarded
     before = len(guarded.overloads)
     direct = compiled.unchecked("rhs_guarded", (y,) + tail + (dy_direct,) + extra)
     assert len(guarded.overloads) == before
@@ -109,4 +111,86 @@ def test_unchecked_function_is_the_dispatchers_own(monkeypatch):
     assert direct(far, *tail, dy_direct, *extra) == 1
     monkeypatch.setenv("ODESOLVE_JIT", "0")
     interpreted = compile_model(model)
-    assert interpreted.unchecked("rhs_guarded", ()) is interpreted.module.rhs_guarded
+    assert interpreted.unchecked("rhs_guarded", ()) is interpreted.kernels.rhs_guarded
+
+
+def test_one_compiled_kernel_serves_every_family():
+    """The flow kernels are compiled once for all families (odesolve.codegen.kernels):
+    integrating models of three families (untied erf, tied ReLU with a bias, tied Sanger's
+    rule) adds no compiled version of rhs_guarded, and each family's handle is the address
+    of its own coefficients (their flows differ)."""
+    from odesolve.codegen import kernels
+    spec = spiked_covariance(D=100, spikes=[1.0, 0.5], bulk=0.2)
+    models = [Autoencoder(K=2, activation="erf"),
+              Autoencoder(K=2, activation="relu", tied=True, bias="trained"),
+              Autoencoder(K=2, activation="erf", tied=True, rule="sanger")]
+    states = [State.random(m, spec, seed=0) for m in models]
+    integrate(states[0], 1.0, 2.0)
+    guarded = kernels.compiled().rhs_guarded
+    before = dict(guarded.overloads)
+    flows = [rhs_function(compile_model(m), s, 1.0)(0.0, s.to_vector()) for m, s in
+             zip(models, states)]
+    for state in states:
+        integrate(state, 1.0, 2.0)
+    assert dict(guarded.overloads) == before
+    handles = {compile_model(m).coefficients_handle for m in models}
+    assert len(handles) == 3 and all(isinstance(h, int) for h in handles)
+    for flow, state in zip(flows, states):
+        np.testing.assert_allclose(flow, reference_rhs(state, 1.0, "limit"), rtol=1e-10,
+                                   atol=1e-13)
+
+
+def test_an_error_raised_in_a_family_reaches_the_caller_through_the_kernels():
+    """A family's code is called by address from the compiled kernels; an exception it
+    raises (a quadrature out of its range: exp(|x|^1.5) at a large variance) still stops
+    the run with its own class and message."""
+    from odesolve import QuadratureRangeError
+    model = Autoencoder(K=1, activation="exp(Abs(x)**1.5)")
+    spec = spiked_covariance(D=200, spikes=[1.0], bulk=0.05)
+    assert compile_model(model).jit
+    with pytest.raises(QuadratureRangeError, match="not negligible at 10 standard deviations"):
+        integrate(State.random(model, spec, 4.0, seed=0), 0.5, (0.0, 1.0), method="RK45")
+
+
+def test_kernels_are_compiled_from_their_flattened_source():
+    """The compiled entry points are this file's functions with their callees inlined
+    (one compiled function each, odesolve.codegen.inline), named with a digest of the
+    flattening code so that numba's cache is not served a stale one; the plain Python
+    ones call their callees."""
+    import hashlib
+    from pathlib import Path
+
+    from odesolve.codegen import inline, kernels
+    flow = kernels.compiled()
+    digest = hashlib.sha256(Path(inline.__file__).read_bytes()).hexdigest()[:12]
+    for name in kernels.ENTRY_POINTS:
+        function = getattr(flow, name).py_func
+        assert function.__qualname__ == f"{name}_{digest}"
+        assert function.__code__.co_filename == kernels.__file__
+    names = set(flow.rhs_guarded.py_func.__code__.co_names)
+    assert "rhs" not in names and "order_parameters" not in names and "call_coefficients" in names
+    assert "rhs" in kernels.PLAIN.rhs_guarded.__code__.co_names
+
+
+def test_rhs_function_takes_any_real_vector_and_refuses_others():
+    """rhs_function's f(t, y): a read-only, strided or list y gives the flow of the same
+    float64 vector (the kernels write into y for Jacobians, and a strided y's biases
+    reach the family's code as a copy); a y of another size, complex or text is refused
+    with one line, not read out of bounds by the compiled loops."""
+    model = Autoencoder(K=2, activation="relu", bias="trained")
+    state = State.random(model, spiked_covariance(D=100, spikes=[1.0, 0.5], bulk=0.2), seed=0)
+    f = rhs_function(compile_model(model), state, 1.0)
+    y = state.to_vector()
+    expected = f(0.0, y)
+    read_only = y.copy()
+    read_only.flags.writeable = False
+    strided = np.repeat(y, 2)[::2]
+    for same in (read_only, strided, list(y)):
+        np.testing.assert_array_equal(f(0.0, same), expected)
+    np.testing.assert_array_equal(read_only, y)
+    for bad, error, message in ((y[:-1], ValueError, "state vector of 26 entries"),
+                                (np.ones((2, y.size)), ValueError, r"shape \(2, 26\)"),
+                                (y + 1j, TypeError, "real numbers"),
+                                (["a"] * y.size, TypeError, "must be numbers")):
+        with pytest.raises(error, match=message):
+            f(0.0, bad)

@@ -20,7 +20,7 @@ def test_non_editable_install_draws_a_figure_from_another_directory(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     installed = target / "odesolve"
     for part in ("figures/sequential_pcs.py", "examples/sequential_pcs.toml",
-                 "codegen/templates/flow.py.tmpl"):
+                 "codegen/templates/family.py.tmpl"):
         assert (installed / part).is_file(), f"{part} is missing from the installed package"
     assert not (target / "figures").exists(), "no generic top-level 'figures' package"
     elsewhere = tmp_path / "elsewhere"
