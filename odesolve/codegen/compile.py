@@ -17,10 +17,11 @@ so one module serves every K, every spectrum and the all-modes case.  Its source
 The flow around ``coefficients`` and ``error_excess`` (order parameters of the flat
 state, the products, the solvers' checks, Euler steps) is the same for every family:
 :mod:`odesolve.codegen.kernels`, compiled once per installation, calls the family's two
-functions through their addresses (:mod:`odesolve.codegen.addresses`).  A family's
-compilation is therefore those two functions only (erf: 1.4 s instead of 4.1 s of CPU
-for the whole flow per family, 2026-12-02); :attr:`CompiledModel.kernels` with
-:attr:`CompiledModel.coefficients_handle` and :attr:`CompiledModel.error_handle` are
+functions through the addresses of the template's ``coefficients_raw`` and ``error_raw``
+(:mod:`odesolve.codegen.addresses`).  A family's compilation is therefore those two
+functions only (erf, in a fresh cache: a compile stage of 1.6 s instead of 4.2–4.8 s for
+the whole flow per family, 2026-12-02).  :attr:`CompiledModel.kernels`, with
+:attr:`CompiledModel.coefficients_handle` and :attr:`CompiledModel.error_handle`, are
 what the integrators call.
 
 It is written by :func:`~odesolve.codegen.writer.load_generated` under a hash of the
@@ -70,6 +71,12 @@ _TEMPLATE = Path(__file__).with_name("templates") / "family.py.tmpl"
 _LOG = logging.getLogger(__name__)
 #: Stages of a compilation, in order (``CompiledModel.stages``).
 STAGES = ("derive", "lower", "emit", "compile")
+#: The decorator of ``coefficients`` and ``error_excess``: the template's raw wrappers,
+#: which the kernels call, take them in as numba IR and compile them once, inside the
+#: wrapper (a family's compile stage 1.6 s instead of 2.2 s when they were compiled on
+#: their own and again within the wrappers; erf, 2026-12-02).  Called from Python (the
+#: tests) they compile on their own.
+_INLINED = '@njit(cache=True, inline="always")'
 
 
 @dataclass(frozen=True)
@@ -252,7 +259,8 @@ def compile_model(model: Autoencoder, jit: bool | None = None) -> CompiledModel:
     handles = (module.coefficients, module.error_excess)
     if jit:
         start = time.perf_counter()
-        handles = (address(module.coefficients, COEFFICIENTS), address(module.error_excess, ERROR))
+        handles = (address(module.coefficients_raw, COEFFICIENTS),
+                   address(module.error_raw, ERROR))
         _load_kernels(*handles, 1 if model.tied else 2)
         stages["compile"] = time.perf_counter() - start
     _LOADED[digest, jit] = (module, path, stages, handles)
@@ -268,11 +276,12 @@ def _load_kernels(coefficients, error, nb):
         print("odesolve: compiling the flow kernels shared by every model (first run after "
               "installation only)", file=sys.stderr, flush=True)
     y = np.full(nb + nb * nb + 1, 0.1)
-    flow.rhs_guarded(y, coefficients, np.ones(1), 0.01, 0.0, 1.0, np.ones(nb + 1),
-                     np.zeros(nb), 0.0, 1, nb, 1e8, np.empty_like(y), np.empty((nb, nb)),
-                     np.empty((nb, nb)), np.empty(1), np.empty((1, 1)), False,
-                     np.empty((y.size, y.size)))
-    flow.error_of_state(y, error, np.ones(1), 0.01, 1, nb)
+    work = np.zeros(kernels.work_size(1, 1, nb))
+    s, rates = kernels.work_views(work, 1, 1, nb)[:2]
+    s[:], rates[:] = 1.0, 1.0
+    flow.rhs_guarded(y, coefficients, 1, 1, nb, 0.01, 0.0, 1.0, 0.0, work, 1e8,
+                     np.empty_like(y), False, np.empty((y.size, y.size)))
+    flow.error_of_state(y, error, s, 0.01, 1, nb)
 
 
 def generate_source(model: Autoencoder, fingerprint: str = "", stages: dict | None = None) -> str:
@@ -455,7 +464,7 @@ def _coefficients(low, values, printer, routines) -> str:
         mark(low.drift.below, "below")
         mark(low.drift.above, "above")
     needed = {a: w - {"self"} for a, w in needed.items()}
-    lines = ["@njit(cache=True)", "def coefficients(Q, R, T0, m, S, N, dm):",
+    lines = [_INLINED, "def coefficients(Q, R, T0, m, S, N, dm):",
              '    """Fill S, N (P × P) and the bias drift dm (K) at order parameters Q, R, T0, m."""',
              "    K = Q.shape[0]"]
     lines += _average_arrays(sorted(singles, key=lambda a: a.name), needed, values, printer,
@@ -479,7 +488,7 @@ def _error(low, values, printer, routines) -> str:
         raise AssertionError(f"the error involves R off its diagonal: {off_diagonal}")
     singles = sorted({t.average for t in low.error_single}, key=lambda a: a.name)
     pairs = {t.average: {"below"} for t in low.error_pair}
-    lines = ["@njit(cache=True)", "def error_excess(Q, R, T0, m):",
+    lines = [_INLINED, "def error_excess(Q, R, T0, m):",
              '    """ε − tr Ω/(2D) at order parameters Q, R, T0, m."""', "    K = Q.shape[0]"]
     lines += _average_arrays(singles, pairs, values, printer, routines)
     lines += ["    total = 0.0", "    for k in range(K):",

@@ -32,10 +32,10 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
-from . import inline
+from . import addresses, inline
 from .addresses import call_coefficients, call_error
 
-__all__ = ["ENTRY_POINTS", "PLAIN", "compiled", "is_cached"]
+__all__ = ["ENTRY_POINTS", "PLAIN", "compiled", "is_cached", "work_size", "work_views"]
 
 #: The kernels called from Python (compiled with their callees inlined).
 ENTRY_POINTS = ("rhs_guarded", "error_of_state", "euler")
@@ -136,16 +136,16 @@ def flow_matrices(y, coefficients, s, s_bulk, rates, decay, K, nb, S, N, drift, 
         drift[k] *= rates[P + k]
 
 
-def rhs(y, coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb, dy, S, N, drift,
-        hebbian, matrices_only):
+def rhs(y, coefficients, n, K, nb, s_bulk, s_bulk_dyn, lr, noise, work, dy, matrices_only):
     """dy/dt: every mode follows dy_τ/dt = lr (s_τ S + N) y_τ; the bulk Gram matrix G
     follows dG/dt = lr (M G + G Mᵀ) with M = s_bulk_dyn S + N; dm/dt = lr·drift, with S,
     N and the drift of flow_matrices, computed into the work arrays S, N (P × P), drift
-    (K) and hebbian (K × K).  Finite-D noise floor (untied vanilla SGD): dT0^B/dt +=
-    noise · E[g gᵀ] (docs/theory.md §9).  With matrices_only, only the work arrays are
-    filled: wide networks take the products with BLAS (odesolve.integrator.rhs_function)
-    through this same compiled entry point."""
-    n = s.shape[0]
+    (K) and hebbian (K × K) of the work vector (:func:`work_views`, which also holds the
+    modes' eigenvalues s and the protocol's rates and decay).  Finite-D noise floor
+    (untied vanilla SGD): dT0^B/dt += noise · E[g gᵀ] (docs/theory.md §9).  With
+    matrices_only, only the work arrays are filled: wide networks take the products with
+    BLAS (odesolve.integrator.rhs_function) through this same compiled entry point."""
+    s, rates, decay, S, N, drift, hebbian = work_views(work, n, K, nb)
     P = nb * K
     off = P * n
     for i in range(P):
@@ -205,8 +205,8 @@ def _products(y, s, s_bulk_dyn, lr, noise, K, nb, dy, S, N, drift, hebbian):
         dy[off + P * P + k] = lr * drift[k]
 
 
-def rhs_guarded(y, coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb,
-                norm_limit, dy, S, N, drift, hebbian, matrices_only, jac):
+def rhs_guarded(y, coefficients, n, K, nb, s_bulk, s_bulk_dyn, lr, noise, work, norm_limit, dy,
+                matrices_only, jac):
     """``rhs`` behind the checks of every solver call, in one compiled call: returns 1
     (dy not computed) if an entry of y is NaN or larger than norm_limit in size, 2 if dy
     (or jac) is not finite, else 0 (the solvers' callback, odesolve.integrator).  With
@@ -243,8 +243,7 @@ def rhs_guarded(y, coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise,
             held = y[column]
             y[column] = held + 1.4901161193847656e-08 * max(abs(held), floor)
             h = y[column] - held
-        rhs(y, coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb, dy, S, N,
-            drift, hebbian, matrices_only)
+        rhs(y, coefficients, n, K, nb, s_bulk, s_bulk_dyn, lr, noise, work, dy, matrices_only)
         if column >= 0:
             y[column] = held
             for i in range(base.shape[0]):
@@ -264,23 +263,17 @@ def rhs_guarded(y, coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise,
     return 0
 
 
-def euler(y0, coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb, dt,
-          record_steps, norm_limit, out):
+def euler(y0, coefficients, n, K, nb, s_bulk, s_bulk_dyn, lr, noise, work, dt, record_steps,
+          norm_limit, out):
     """Fixed-step Euler; out[i] = y after record_steps[i] steps. Returns the number of
     records written (fewer than requested if the state became non-finite or exceeded
     norm_limit, which the caller reports as a blow-up)."""
     y = y0.copy()
     dy = np.empty_like(y)
-    P = nb * K
-    S = np.empty((P, P))
-    N = np.empty((P, P))
-    drift = np.empty(K)
-    hebbian = np.empty((K, K))
     step = 0
     for i in range(record_steps.shape[0]):
         while step < record_steps[i]:
-            rhs(y, coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb, dy, S,
-                N, drift, hebbian, False)
+            rhs(y, coefficients, n, K, nb, s_bulk, s_bulk_dyn, lr, noise, work, dy, False)
             for j in range(y.shape[0]):
                 y[j] += dt * dy[j]
             step += 1
@@ -289,6 +282,30 @@ def euler(y0, coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, n
                 return i
             out[i, j] = y[j]
     return record_steps.shape[0]
+
+
+def work_size(n, K, nb):
+    """Length of the kernels' work vector for n tracked modes and K units (nb blocks)."""
+    P = nb * K
+    return n + 3 * P + 2 * K + 2 * P * P + K * K
+
+
+@njit(cache=True)
+def work_views(work, n, K, nb):
+    """``(s, rates, decay, S, N, drift, hebbian)``: the parts of the kernels' work vector
+    (length :func:`work_size`), in this order: the modes' eigenvalues s (n), the
+    protocol's rates (P + K) and decay (P), set by the caller; then the work arrays S, N
+    (P × P), drift (K) and hebbian (K × K), filled by ``rhs``.  One array instead of
+    seven: every array argument of a compiled call from Python is unboxed at every call
+    (K = 2: 0.35 µs for rhs_guarded's 10 arrays and 9 scalars, 0.14 µs for 3 arrays and
+    2 scalars, 2026-12-02)."""
+    P = nb * K
+    o = n + 2 * P + K
+    S = work[o:o + P * P].reshape((P, P))
+    N = work[o + P * P:o + 2 * P * P].reshape((P, P))
+    o += 2 * P * P
+    return (work[:n], work[n:n + P + K], work[n + P + K:n + 2 * P + K], S, N, work[o:o + K],
+            work[o + K:o + K + K * K].reshape((K, K)))
 
 
 #: The entry points as plain Python (``jit=False``).
@@ -300,9 +317,11 @@ def compiled() -> SimpleNamespace:
     """The :data:`ENTRY_POINTS` as numba dispatchers (``cache=True``), compiled from this
     file's source with their callees inlined (:func:`odesolve.codegen.inline.flatten`).
 
-    numba's cache is stamped with this file's time and size; the names compiled carry a
-    digest of the flattening code, so a changed :mod:`~odesolve.codegen.inline` is not
-    served machine code compiled before the change.  Measured on a fresh process (erf,
+    numba's cache is stamped with this file's time and size only; the names compiled
+    carry a digest of the other code compiled into them, the flattening
+    (:mod:`~odesolve.codegen.inline`) and the calls of a family
+    (:mod:`~odesolve.codegen.addresses`), so a change there is not served machine code
+    compiled before it (which would call a family with the old convention).  Measured on a fresh process (erf,
     2 cores, 2026-12-02): ``rhs_guarded`` flattened took 2.8 s to compile, as a chain of
     calls 4.4 s, and its K = 2 call was 0.3 µs slower (1.87 vs 1.55 µs).
     """
@@ -312,7 +331,8 @@ def compiled() -> SimpleNamespace:
                if isinstance(node, ast.FunctionDef) and node.name in ENTRY_POINTS]
     namespace = dict(globals())
     exec(compile(ast.Module(entries, type_ignores=[]), str(path), "exec"), namespace)
-    digest = hashlib.sha256(Path(inline.__file__).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
+                                     for m in (inline, addresses))).hexdigest()[:12]
     functions = {}
     for name in ENTRY_POINTS:
         function = namespace[name]

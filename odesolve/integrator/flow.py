@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .._checks import as_real_array
-from ..codegen import CompiledModel
+from ..codegen import CompiledModel, kernels
 from ..errors import DivergenceError
 from ..protocols import Protocol, as_protocol, noise_floor
 from ..state import State, state_variables
@@ -65,13 +65,13 @@ def _rhs(compiled, a):
     """:func:`rhs_function` of the flow arguments ``a``."""
     # the entry point compiled for every run (rhs alone would be a second compilation);
     # without a limit on the state it checks nothing (the solvers check dy themselves)
-    guarded, work = compiled.kernels.rhs_guarded, a.work_arrays()
+    guarded = compiled.kernels.rhs_guarded
     if a.wide:
-        return _wide_rhs(guarded, a, work)
+        return _wide_rhs(guarded, a)
 
     def f(t, y):
         dy = np.empty_like(y)
-        guarded(y, *a.at_rate(a.rate(t)), np.inf, dy, *work, False, NO_JACOBIAN)
+        guarded(y, *a.at_rate(a.rate(t)), np.inf, dy, False, NO_JACOBIAN)
         return dy
 
     return f
@@ -90,38 +90,39 @@ def _rhs_into(compiled, a, f):
         return fill
     guarded = compiled.kernels.rhs_guarded
     head = a.at_rate(a.rate(0.0)) + (np.inf,)
-    tail = a.work_arrays() + (False, NO_JACOBIAN)
 
     def fill(t, y, out):
-        guarded(y, *head, out, *tail)
+        guarded(y, *head, out, False, NO_JACOBIAN)
 
     return fill
 
 
 class _FlowArguments:
-    """The arguments of the compiled flow for one state, model and protocol."""
+    """The arguments of the compiled flow for one state, model and protocol.
+
+    ``work`` is the kernels' work vector (:func:`odesolve.codegen.kernels.work_views`):
+    the modes' eigenvalues ``s``, the protocol's ``rates`` and ``decay``, and the work
+    arrays ``S``, ``N``, ``drift``, ``hebbian`` (attributes, views of it) that every call
+    of the compiled flow fills: one per set of arguments, not one per call."""
 
     def __init__(self, compiled, state, lr, bulk, protocol, finite_size):
         spec = state.spectrum
-        self.s = np.ascontiguousarray(spec.s)
+        self.n, self.K, self.nb = spec.s.shape[0], state.model.K, compiled.blocks
         self.s_bulk = spec.bulk / spec.D
         self.s_dyn = self.s_bulk if bulk == "finite" else 0.0
-        self.K, self.nb = state.model.K, compiled.blocks
         protocol = as_protocol(protocol)
-        self.rates, self.decay = protocol.flow_multipliers(state.model)
         self.constant = protocol.schedule.is_constant
         self.floor = noise_floor(state.model, spec, protocol) if finite_size else 0.0
+        self.work = np.zeros(kernels.work_size(self.n, self.K, self.nb))
+        (self.s, self.rates, self.decay, self.S, self.N, self.drift,
+         self.hebbian) = kernels.work_views.py_func(self.work, self.n, self.K, self.nb)
+        self.s[:] = spec.s
+        self.rates[:], self.decay[:] = protocol.flow_multipliers(state.model)
         P = self.nb * self.K
-        self.wide = BLAS_MIN_UNITS <= self.K and self.s.shape[0] < BLAS_MAX_MODES_PER_ROW * P
-        self.size = state_variables(self.K, state.model.tied, self.s.shape[0])
+        self.wide = BLAS_MIN_UNITS <= self.K and self.n < BLAS_MAX_MODES_PER_ROW * P
+        self.size = state_variables(self.K, state.model.tied, self.n)
         self._lr, self._protocol = lr, protocol
         self.coefficients = compiled.coefficients_handle
-
-    def work_arrays(self):
-        """``(S, N, drift, hebbian)``: the work arrays of the kernels' ``rhs`` (P × P,
-        P × P, K, K × K), allocated once per right-hand side instead of once per call."""
-        P = self.nb * self.K
-        return np.empty((P, P)), np.empty((P, P)), np.empty(self.K), np.empty((self.K, self.K))
 
     def rate(self, t):
         """The SGD rate per sample at time t (η/B for a constant schedule)."""
@@ -129,13 +130,13 @@ class _FlowArguments:
         return self._lr / protocol.batch_size if self.constant else protocol.lr_at(self._lr, t)
 
     def at_rate(self, eta):
-        """``(coefficients, s, s_bulk, s_bulk_dyn, lr, rates, decay, noise, K, nb)``: the
+        """``(coefficients, n, K, nb, s_bulk, s_bulk_dyn, lr, noise, work)``: the
         arguments after y of the kernels ``rhs_guarded`` and ``euler`` at rate eta
         (odesolve.codegen.kernels; ``coefficients`` is the family's handle)."""
         # eta**2 overflows (a Python OverflowError) for a schedule of 1e300: the noise
         # floor is only computed where there is one
-        return (self.coefficients, self.s, self.s_bulk, self.s_dyn, eta, self.rates, self.decay,
-                self.floor * eta**2 if self.floor else 0.0, self.K, self.nb)
+        return (self.coefficients, self.n, self.K, self.nb, self.s_bulk, self.s_dyn, eta,
+                self.floor * eta**2 if self.floor else 0.0, self.work)
 
 
 def _solver_callback(compiled, a, f, pace):
@@ -168,7 +169,7 @@ def _solver_callback(compiled, a, f, pace):
         # odeint copies what the callbacks return: one buffer each serves every call (the
         # Jacobian's made at the first call: a non-stiff run never asks for one)
         dy, jac = np.empty(a.size), []
-        head = a.at_rate(a.rate(0.0)) + (NORM_LIMIT, dy) + a.work_arrays() + (False,)
+        head = a.at_rate(a.rate(0.0)) + (NORM_LIMIT, dy, False)
         # the arguments after y in one tuple, and the clock read instead of calling pace
         # (0.2 µs of a K = 2 call's 1.8 µs)
         tail, clock, due = head + (NO_JACOBIAN,), time.perf_counter, pace.due
@@ -211,17 +212,17 @@ BLAS_MIN_UNITS = 96
 BLAS_MAX_MODES_PER_ROW = 8
 
 
-def _wide_rhs(guarded, a, work):
+def _wide_rhs(guarded, a):
     """The kernels' ``rhs`` with its products as matrix products (same flow):
     the compiled entry point ``guarded`` fills the flow matrices only."""
-    P, n, K = a.nb * a.K, a.s.shape[0], a.K
+    P, n, K = a.nb * a.K, a.n, a.K
     off, b0 = P * n, P - K
-    S, N, drift, hebbian = work
+    S, N, drift, hebbian = a.S, a.N, a.drift, a.hebbian
     unused = np.empty(0)
 
     def f(t, y):
         eta = a.rate(t)
-        guarded(y, *a.at_rate(eta), np.inf, unused, *work, True, NO_JACOBIAN)
+        guarded(y, *a.at_rate(eta), np.inf, unused, True, NO_JACOBIAN)
         Y = y[:off].reshape(P, n)
         MG = _block_product(a.s_dyn * S + N, y[off:off + P * P].reshape(P, P))
         dG = MG + MG.T

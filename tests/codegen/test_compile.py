@@ -98,7 +98,7 @@ def test_unchecked_function_is_the_dispatchers_own(monkeypatch):
     a = _FlowArguments(compiled, state, 0.9, "limit", None, False)
     y, dy_direct, dy = state.to_vector(), np.empty(a.size), np.empty(a.size)
     tail = a.at_rate(0.9) + (1e3,)
-    extra = a.work_arrays() + (False, NO_JACOBIAN)
+    extra = (False, NO_JACOBIAN)
     guarded = compiled.kernels.rhs_guarded
     before = len(guarded.overloads)
     direct = compiled.unchecked("rhs_guarded", (y,) + tail + (dy_direct,) + extra)
@@ -155,14 +155,16 @@ def test_an_error_raised_in_a_family_reaches_the_caller_through_the_kernels():
 def test_kernels_are_compiled_from_their_flattened_source():
     """The compiled entry points are this file's functions with their callees inlined
     (one compiled function each, odesolve.codegen.inline), named with a digest of the
-    flattening code so that numba's cache is not served a stale one; the plain Python
+    flattening code and of the calls of a family (odesolve.codegen.addresses), so that
+    numba's cache is not served a stale one; the plain Python
     ones call their callees."""
     import hashlib
     from pathlib import Path
 
-    from odesolve.codegen import inline, kernels
+    from odesolve.codegen import addresses, inline, kernels
     flow = kernels.compiled()
-    digest = hashlib.sha256(Path(inline.__file__).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
+                                     for m in (inline, addresses))).hexdigest()[:12]
     for name in kernels.ENTRY_POINTS:
         function = getattr(flow, name).py_func
         assert function.__qualname__ == f"{name}_{digest}"

@@ -32,6 +32,15 @@ def test_non_editable_install_draws_a_figure_from_another_directory(tmp_path):
                            "--quick", "--quiet", "--out", str(tmp_path / "out")],
                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
+    # the first run of a fresh installation compiles the flow kernels, and says so once
+    assert "compiling the flow kernels" in done.stderr
+    env["ODESOLVE_CACHE"] = str(tmp_path / "cache2")
+    again = subprocess.run([sys.executable, "-c", "from odesolve import Autoencoder, "
+                            "compile_model; compile_model(Autoencoder(K=1, activation='erf'))"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "deriving and compiling" in again.stderr
+    assert "compiling the flow kernels" not in again.stderr
     path = Path(done.stdout.strip().split("wrote ")[-1])
     assert path.is_file() and str(path).startswith(str(tmp_path / "out"))
     where = subprocess.run([sys.executable, "-c", "import odesolve; print(odesolve.__file__)"],
