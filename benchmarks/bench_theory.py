@@ -4,7 +4,9 @@ Rows (every ratio is between two timings of the same run):
 
 * one curve, erf, K = 2 and 5, five spikes, D = 1000, t from 0 to 10⁴ —
   *cold*: derivation + code generation + numba compilation + integration (LSODA) in a fresh
-  process with an empty cache folder (includes Python start-up and imports);
+  process with an empty odesolve cache folder (includes Python start-up and imports; the
+  flow kernels, compiled once per installation, come from numba's cache: a new family on
+  an installed package, see benchmarks/bench_engine.py for the first run after installing);
   *warm*: integration time of the same curve in a fresh process whose generated module is
   cached on disk (includes loading the cached machine code at the first call), LSODA (the
   default at this size) and RK45 (the long-time erf regime is stiff: the explicit RK45
@@ -151,7 +153,7 @@ def rows(quick: bool = False, log=None):
             g = f"one curve, K={K}"
             out += [
                 (g, f"{curve}: cold (derive + codegen + compile + LSODA, fresh process, "
-                    "empty cache)", cold, "", None),
+                    "empty odesolve cache)", cold, "", None),
                 (g, f"warm, LSODA ({nfev} RHS evaluations)", warm, "cold / warm LSODA",
                  cold / warm),
                 (g, f"warm, RK45 ({nfev_rk} RHS evaluations)", warm_rk, "RK45 / LSODA",
@@ -186,7 +188,7 @@ def rows(quick: bool = False, log=None):
         warm, nfev, used = warm_run(dict(K=K, activation="erf"), spec, T_CURVE, method="auto")
         base = base or warm
         g = f"scaling with K ({curve})"
-        out += [(g, f"K={K}: cold start (fresh process, empty cache, t=1)", cold, "", None),
+        out += [(g, f"K={K}: cold start (fresh process, empty odesolve cache, t=1)", cold, "", None),
                 (g, f"K={K}: warm {used}, {nfev} RHS evaluations, "
                     f"{1e6 * warm / max(nfev, 1):.0f} µs per evaluation", warm,
                  "vs K=1 (warm)", warm / base)]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import math
-import os
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -343,9 +342,12 @@ def compiled() -> SimpleNamespace:
 
 
 def is_cached() -> bool:
-    """Whether numba's cache holds the compiled kernels (of some argument types): if not,
-    the first call compiles them (seconds).  Read where numba keeps its index; False
-    where that cannot be read."""
-    index = getattr(getattr(getattr(compiled().rhs_guarded, "_cache", None), "_cache_file",
-                            None), "_index_path", None)
-    return index is not None and os.path.exists(index)
+    """Whether numba's cache holds the compiled kernels (of some argument types) for this
+    file as it is: if not, the first call compiles them (seconds).  Read with numba's own
+    index reader, which finds an index written for an earlier version of the file empty;
+    False where that cannot be read."""
+    index = getattr(getattr(compiled().rhs_guarded, "_cache", None), "_cache_file", None)
+    try:
+        return bool(index._load_index())
+    except Exception:          # numba's private reader moved or failed: say "not cached"
+        return False

@@ -126,6 +126,7 @@ def test_one_compiled_kernel_serves_every_family():
               Autoencoder(K=2, activation="erf", tied=True, rule="sanger")]
     states = [State.random(m, spec, seed=0) for m in models]
     integrate(states[0], 1.0, 2.0)
+    assert kernels.is_cached()        # in numba's cache now: the next process loads them
     guarded = kernels.compiled().rhs_guarded
     before = dict(guarded.overloads)
     flows = [rhs_function(compile_model(m), s, 1.0)(0.0, s.to_vector()) for m, s in
