@@ -163,8 +163,8 @@ class CompiledModel:
         function = getattr(self.kernels, name)
         if not self.jit:
             return function
-        # numba.typeof of rhs_guarded's 18 arguments takes 60 µs, a key of what it
-        # depends on a few: every integration looks its function up again
+        # numba.typeof of rhs_guarded's arguments took 60 µs (18 of them, 2026-12-01), a
+        # key of what it depends on a few: every integration looks its function up again
         key = (function, tuple(_type_key(x) for x in sample))
         if key not in _UNCHECKED:
             _UNCHECKED[key] = function.compile(tuple(numba.typeof(x) for x in sample))

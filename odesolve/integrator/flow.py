@@ -173,7 +173,7 @@ def _solver_callback(compiled, a, f, pace):
         # the arguments after y in one tuple, and the clock read instead of calling pace
         # (0.2 µs of a K = 2 call's 1.8 µs)
         tail, clock, due = head + (NO_JACOBIAN,), time.perf_counter, pace.due
-        # without numba's dispatcher, which resolves the types of the 18 arguments at
+        # without numba's dispatcher, which resolves the types of the arguments at
         # every call: 0.26 µs of a K = 2 call's 1.45 µs (2026-12-01, median of 7 ×
         # 20,000 calls); the arguments are these, and y is odeint's float64 vector
         direct = compiled.unchecked("rhs_guarded", (np.empty(a.size),) + tail)
