@@ -31,6 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
+from .._jit import rebuild_damaged
 from . import addresses, inline
 from .addresses import call_coefficients, call_error
 
@@ -308,6 +309,8 @@ def work_views(work, n, K, nb):
             work[o + K:o + K + K * K].reshape((K, K)))
 
 
+rebuild_damaged(work_views)
+
 #: The entry points as plain Python (``jit=False``).
 PLAIN = SimpleNamespace(rhs_guarded=rhs_guarded, error_of_state=error_of_state, euler=euler)
 
@@ -339,6 +342,7 @@ def compiled() -> SimpleNamespace:
         function = namespace[name]
         function.__qualname__ = f"{name}_{digest}"
         functions[name] = njit(cache=True)(function)
+    rebuild_damaged(*functions.values())
     return SimpleNamespace(**functions)
 
 

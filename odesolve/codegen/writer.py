@@ -5,7 +5,8 @@ that numba's own on-disk cache (``cache=True``) applies across processes.  Files
 written atomically (a concurrent process never imports half a file) and end with a
 seal line naming the module and the SHA-256 of the text above it: a file whose seal is
 missing or does not match (empty, truncated by a crash or a full disk, edited) is a
-damaged entry and is rebuilt, never imported.
+damaged entry and is rebuilt, never imported; so is an entry of numba's cache of its
+functions that numba cannot read (:func:`odesolve._jit.rebuild_damaged`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
+
+from .._jit import rebuild_damaged
 
 __all__ = ["cache_dir", "load_generated"]
 
@@ -91,4 +94,5 @@ def load_generated(name: str, make_source: Callable[[], str],
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    rebuild_damaged(*vars(module).values())
     return module, path

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numba
 
+from .._jit import rebuild_damaged
+
 
 def packed_size(size: int, P: int) -> int:
     """Variables of the packed form of a full state of ``size`` variables and P rows."""
@@ -55,3 +57,6 @@ def pack(full, packed, off, P):
     end = off + P * P
     for i in range(packed.shape[0] - j):
         packed[j + i] = full[end + i]
+
+
+rebuild_damaged(unpack, pack)

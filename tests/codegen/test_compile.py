@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -197,3 +198,41 @@ def test_rhs_function_takes_any_real_vector_and_refuses_others():
                                 (["a"] * y.size, TypeError, "must be numbers")):
         with pytest.raises(error, match=message):
             f(0.0, bad)
+
+
+@pytest.mark.slow
+def test_damaged_numba_cache_entries_are_rebuilt(tmp_path):
+    """A numba cache file truncated or overwritten (the kernels', shared by every family,
+    the family's, the packing loops') is compiled again with a warning, not a crash from
+    numba's loader, and saved afresh: the next process runs without a warning."""
+    import subprocess
+    import sys
+    script = ("from odesolve import Autoencoder, State, integrate, spiked_covariance\n"
+              "spec = spiked_covariance(D=300, spikes=[1.5, 0.7, 0.4], bulk=0.05)\n"
+              "state = State.random(Autoencoder(K=3, activation='erf'), spec, 0.3, seed=0)\n"
+              "for method in ('LSODA', 'CVODE', 'euler'):\n"
+              "    print(repr(integrate(state, 1.0, 5.0, method=method).error[-1]))\n")
+    numba_cache = tmp_path / "numba"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache),
+           "ODESOLVE_CACHE": str(tmp_path / "odesolve")}
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout, done.stderr
+
+    first, _ = run()
+    damaged = 0
+    for path in numba_cache.rglob("*"):
+        if path.suffix == ".nbc":
+            path.write_bytes(path.read_bytes()[:100])
+            damaged += 1
+        elif path.suffix == ".nbi":
+            path.write_bytes(b"\x80\x04not an index" * 7)
+            damaged += 1
+    assert damaged >= 10
+    again, warned = run()
+    assert again == first and "could not be read" in warned and "compiling it again" in warned
+    third, quiet = run()
+    assert third == first and "could not be read" not in quiet
