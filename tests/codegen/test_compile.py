@@ -180,7 +180,8 @@ def test_rhs_function_takes_any_real_vector_and_refuses_others():
     """rhs_function's f(t, y): a read-only, strided or list y gives the flow of the same
     float64 vector (the kernels write into y for Jacobians, and a strided y's biases
     reach the family's code as a copy); a y of another size, complex or text is refused
-    with one line, not read out of bounds by the compiled loops."""
+    with one line, not read out of bounds by the compiled loops, and so is a t that is not
+    a finite real number (ignored at a constant rate, it would pass unnoticed)."""
     model = Autoencoder(K=2, activation="relu", bias="trained")
     state = State.random(model, spiked_covariance(D=100, spikes=[1.0, 0.5], bulk=0.2), seed=0)
     f = rhs_function(compile_model(model), state, 1.0)
@@ -198,6 +199,9 @@ def test_rhs_function_takes_any_real_vector_and_refuses_others():
                                 (["a"] * y.size, TypeError, "must be numbers")):
         with pytest.raises(error, match=message):
             f(0.0, bad)
+    for bad_t, error in ((float("nan"), ValueError), ("1", TypeError), (np.ones(2), TypeError)):
+        with pytest.raises(error, match="t must be"):
+            f(bad_t, y)
 
 
 @pytest.mark.slow
