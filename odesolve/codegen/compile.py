@@ -277,7 +277,7 @@ def _load_kernels(coefficients, error, nb):
               "installation only)", file=sys.stderr, flush=True)
     y = np.full(nb + nb * nb + 1, 0.1)
     work = np.zeros(kernels.work_size(1, 1, nb))
-    s, rates = kernels.work_views(work, 1, 1, nb)[:2]
+    s, rates = kernels.work_views.py_func(work, 1, 1, nb)[:2]
     s[:], rates[:] = 1.0, 1.0
     flow.rhs_guarded(y, coefficients, 1, 1, nb, 0.01, 0.0, 1.0, 0.0, work, 1e8,
                      np.empty_like(y), False, np.empty((y.size, y.size)))
