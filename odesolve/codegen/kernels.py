@@ -33,6 +33,7 @@ from numba import njit
 
 from .._jit import rebuild_damaged
 from . import addresses, inline
+from .writer import write_generated
 from .addresses import call_coefficients, call_error
 
 __all__ = ["ENTRY_POINTS", "PLAIN", "compiled", "is_cached", "work_size", "work_views"]
@@ -320,23 +321,30 @@ def compiled() -> SimpleNamespace:
     """The :data:`ENTRY_POINTS` as numba dispatchers (``cache=True``), compiled from this
     file's source with their callees inlined (:func:`odesolve.codegen.inline.flatten`).
 
-    numba's cache is stamped with this file's time and size only; the names compiled
-    carry a digest of the other code compiled into them, the flattening
-    (:mod:`~odesolve.codegen.inline`) and the calls of a family
-    (:mod:`~odesolve.codegen.addresses`), so a change there is not served machine code
-    compiled before it (which would call a family with the old convention).  In a
-    scratch copy (fresh process, erf, 2 cores, 2026-12-02), ``rhs_guarded`` flattened
-    took 2.8 s to compile and as a chain of calls 4.4 s, and the chain's K = 2 call took
-    1.87 µs against 1.48 µs for the flattened module of the time.
+    The flattened source is kept in the cache folder (``odesolve_kernels_<digest>.py``,
+    written by :func:`~odesolve.codegen.writer.write_generated`): flattening took 0.1 s
+    of every process's start.  The digest is of this file, of the flattening and of the
+    calls of a family (:mod:`~odesolve.codegen.addresses`), and the names compiled carry
+    it: numba's cache is stamped with this file's time and size only, and a change to the
+    others must not be served machine code compiled before it (which would call a family
+    with the old convention).  In a scratch copy (fresh process, erf, 2 cores,
+    2026-12-02), ``rhs_guarded`` flattened took 2.8 s to compile and as a chain of calls
+    4.4 s, and the chain's K = 2 call took 1.87 µs against 1.48 µs for the flattened
+    module of the time.
     """
     path = Path(__file__)
-    tree = ast.parse(inline.flatten(path.read_text(), ENTRY_POINTS))
-    entries = [node for node in tree.body
+    source = path.read_text()
+    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
+                                     for m in (inline, addresses))
+                            + source.encode()).hexdigest()[:12]
+    flat = write_generated(f"odesolve_kernels_{digest}",
+                           lambda: inline.flatten(source, ENTRY_POINTS)).read_text()
+    entries = [node for node in ast.parse(flat).body
                if isinstance(node, ast.FunctionDef) and node.name in ENTRY_POINTS]
     namespace = dict(globals())
+    # compiled as this file's code: numba keeps the machine code beside it, for every
+    # cache folder of odesolve's
     exec(compile(ast.Module(entries, type_ignores=[]), str(path), "exec"), namespace)
-    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
-                                     for m in (inline, addresses))).hexdigest()[:12]
     functions = {}
     for name in ENTRY_POINTS:
         function = namespace[name]

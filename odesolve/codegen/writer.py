@@ -20,7 +20,7 @@ from typing import Callable
 
 from .._jit import rebuild_damaged
 
-__all__ = ["cache_dir", "load_generated"]
+__all__ = ["cache_dir", "load_generated", "write_generated"]
 
 
 def cache_dir() -> Path:
@@ -51,6 +51,22 @@ def _interpreted_njit(*args, **options):
     return lambda fn: fn
 
 
+def write_generated(name: str, make_source: Callable[[], str]) -> Path:
+    """``cache_dir()/<name>.py``, written (atomically, sealed) from ``make_source()`` only
+    if it is absent or damaged: the text of a generated module, imported or not."""
+    path = cache_dir() / f"{name}.py"
+    if not _intact(path, name):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        try:
+            text = make_source().rstrip("\n") + "\n\n"
+            tmp.write_text(text + _seal(name, text))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
 def load_generated(name: str, make_source: Callable[[], str],
                    jit: bool = True) -> tuple[ModuleType, Path]:
     """Import the generated module ``name``, writing it first if absent or damaged.
@@ -73,16 +89,7 @@ def load_generated(name: str, make_source: Callable[[], str],
     path : pathlib.Path
         Where the source lives (``print``-able, importable).
     """
-    path = cache_dir() / f"{name}.py"
-    if not _intact(path, name):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-        try:
-            text = make_source().rstrip("\n") + "\n\n"
-            tmp.write_text(text + _seal(name, text))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    path = write_generated(name, make_source)
     if not jit:
         module = ModuleType(f"{name}_interpreted")
         module.__file__ = str(path)

@@ -155,18 +155,22 @@ def test_an_error_raised_in_a_family_reaches_the_caller_through_the_kernels():
 
 
 def test_kernels_are_compiled_from_their_flattened_source():
-    """The compiled entry points are this file's functions with their callees inlined
-    (one compiled function each, odesolve.codegen.inline), named with a digest of the
-    flattening code and of the calls of a family (odesolve.codegen.addresses), so that
-    numba's cache is not served a stale one; the plain Python
-    ones call their callees."""
+    """The compiled entry points are kernels.py's functions with their callees inlined
+    (one compiled function each, odesolve.codegen.inline), from a flattened source kept
+    in the cache folder, and named with a digest of kernels.py, of the flattening code and
+    of the calls of a family (odesolve.codegen.addresses), so that numba's cache is not
+    served a stale one; the plain Python ones call their callees."""
     import hashlib
     from pathlib import Path
 
-    from odesolve.codegen import addresses, inline, kernels
+    from odesolve.codegen import addresses, cache_dir, inline, kernels
     flow = kernels.compiled()
+    source = Path(kernels.__file__).read_text()
     digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
-                                     for m in (inline, addresses))).hexdigest()[:12]
+                                     for m in (inline, addresses))
+                            + source.encode()).hexdigest()[:12]
+    flat = (cache_dir() / f"odesolve_kernels_{digest}.py").read_text()
+    assert flat.startswith(inline.flatten(source, kernels.ENTRY_POINTS).rstrip("\n"))
     for name in kernels.ENTRY_POINTS:
         function = getattr(flow, name).py_func
         assert function.__qualname__ == f"{name}_{digest}"
