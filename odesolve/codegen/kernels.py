@@ -113,9 +113,9 @@ def error_of_state(y, error, s, s_bulk, K, nb):
 def flow_matrices(y, coefficients, s, s_bulk, rates, decay, K, nb, S, N, drift, hebbian):
     """Fill S, N (P × P, zeros on entry), the bias drift (K) and E[g gᵀ] = −N_bb before
     the protocol's scaling (hebbian, K × K) at the flat state y, the first three by the
-    family's ``coefficients`` (a handle, :mod:`odesolve.codegen.addresses`); then scale row i of S and
-    N and bias drift k by rates[i] and rates[P + k], and subtract decay[i] from N[i, i]
-    (training protocol, odesolve.protocols)."""
+    family's ``coefficients`` (a handle, :mod:`odesolve.codegen.addresses`); then scale
+    row i of S and N and bias drift k by rates[i] and rates[P + k], and subtract decay[i]
+    from N[i, i] (training protocol, odesolve.protocols)."""
     n = s.shape[0]
     P = nb * K
     off = P * n

@@ -30,8 +30,9 @@ def rhs_function(compiled: CompiledModel, state: State, lr: float, bulk: str = "
     A state where a unit's pre-activation variance Q_kk is 0 (a zero encoder row) raises a
     ValueError naming the units, where the activation's averages divide by it, and so
     does a y that is not a vector of the state's size (the compiled loops do not check
-    their bounds) or a t that is not a finite real number.  y may be any real array: f works on a float64 copy (the compiled
-    kernel writes into the y it is given while it forms a Jacobian).
+    their bounds) or a t that is not a finite real number.  y may be any real array: f
+    works on a float64 copy (the compiled kernel writes into the y it is given while it
+    forms a Jacobian).
     """
     a = _FlowArguments(compiled, state, lr, bulk, protocol, finite_size)
     f = _rhs(compiled, a)
