@@ -33,8 +33,8 @@ from numba import njit
 
 from .._jit import rebuild_damaged
 from . import addresses, inline
-from .writer import write_generated
 from .addresses import call_coefficients, call_error
+from .writer import write_generated
 
 __all__ = ["ENTRY_POINTS", "PLAIN", "compiled", "is_cached", "work_size", "work_views"]
 
